@@ -1,0 +1,53 @@
+"""The ``t2i-audit`` command line: a thin layer over the Python API.
+
+Each area keeps its commands in ``t2i_audit.commands.<area>``; this module registers them and turns
+user errors into one line on stderr with exit code 2.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from . import __version__
+from .errors import T2IAuditError
+
+# (module, attribute) of each command or group; imported lazily so `--help` stays fast.
+COMMAND_MODULES = [
+    ("t2i_audit.commands.world", "world"),
+]
+
+
+class _Main(click.Group):
+    def list_commands(self, ctx):
+        return sorted(self._load())
+
+    def get_command(self, ctx, name):
+        return self._load().get(name)
+
+    def _load(self) -> dict:
+        if not hasattr(self, "_cache"):
+            self._cache = {}
+            for mod, attr in COMMAND_MODULES:
+                cmd = getattr(importlib.import_module(mod), attr)
+                self._cache[cmd.name] = cmd
+        return self._cache
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except T2IAuditError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="t2i-audit")
+def main() -> None:
+    """Audit text-to-image checkpoints for quality and social bias, and gate releases on the result."""
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
