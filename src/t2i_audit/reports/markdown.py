@@ -1,0 +1,126 @@
+"""Markdown summary of a run: the headline metrics with intervals and n, per category, bias,
+memorization, gate verdicts and the methodology. User text is escaped for Markdown tables."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .results import RunResults, expected_images
+from .tables import fmt_ci, fmt_num, methodology_rows
+
+
+def md_escape(text) -> str:
+    """Escape text for a Markdown table cell (pipes, HTML, newlines)."""
+    s = str(text)
+    s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return s.replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+
+
+def md_table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(md_escape(h) for h in header) + " |",
+             "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(md_escape(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def split_group(group: str) -> tuple[str, str]:
+    """``category=people`` → ('category', 'people'); ``overall`` → ('overall', '')."""
+    key, _, val = str(group).partition("=")
+    return (key, val) if val else (key, "")
+
+
+def run_header(res: RunResults) -> list[tuple[str, str]]:
+    run = res.run
+    suite = run.get("suite") if isinstance(run.get("suite"), dict) else {}
+    gen = run.get("generator") if isinstance(run.get("generator"), dict) else {}
+    n_img = len(res.manifest) if res.manifest is not None else None
+    want = expected_images(res)
+    images = "–" if n_img is None else (f"{n_img}" + (f" of {want} promised" if want and want != n_img else ""))
+    n_prompts = res.manifest["prompt_id"].nunique() if res.manifest is not None else "–"
+    return [
+        ("run", res.run_id),
+        ("suite", f"{suite.get('name', '?')} v{suite.get('version', '?')} (hash {suite.get('hash', '?')})"),
+        ("generator", f"{gen.get('id', '?')} ({gen.get('kind', '?')}, config {gen.get('config_hash', '?')})"),
+        ("params", ", ".join(f"{k}={v}" for k, v in (run.get("params") or {}).items()) or "–"),
+        ("prompts × images", f"{n_prompts} prompts, {images} images, {run.get('images_per_prompt', '?')} per prompt"),
+        ("created", str(run.get("created", "–"))),
+    ]
+
+
+def gate_rows(gate: dict) -> list[list]:
+    return [[r.get("rule", ""), fmt_num(r.get("value")), fmt_ci(r.get("ci_low"), r.get("ci_high")),
+             r.get("threshold_text", ""), r.get("verdict", "").upper()] for r in gate.get("rules", [])]
+
+
+def markdown_summary(res: RunResults) -> str:
+    out = [f"# t2i-audit report: {md_escape(res.run_id)}", ""]
+    out += [md_table(["", ""], [list(r) for r in run_header(res)]), ""]
+    if res.gate:
+        verdict = "PASS" if res.gate.get("passed") else "FAIL"
+        out += [f"## Gate: {verdict}", "",
+                md_table(["rule", "value", "95% CI", "threshold", "verdict"], gate_rows(res.gate)), ""]
+    agg = res.aggregates
+    if agg is None:
+        out += ["## Metrics", "", "_No scores: scores/aggregates.parquet is missing (run `t2i-audit score`)._", ""]
+    else:
+        overall = agg[agg["group"] == "overall"]
+        out += ["## Metrics (overall)", "",
+                md_table(["metric", "value", "95% CI", "n prompts", "n images", "method"],
+                         [[r.metric, fmt_num(r.value), fmt_ci(r.ci_low, r.ci_high), int(r.n_prompts),
+                           int(r.n_images), r.method] for r in overall.itertuples()]), ""]
+        by = agg[agg["group"] != "overall"]
+        if len(by):
+            out += ["## By group", "",
+                    md_table(["metric", "group", "value", "95% CI", "n prompts", "n images"],
+                             [[r.metric, r.group, fmt_num(r.value), fmt_ci(r.ci_low, r.ci_high),
+                               int(r.n_prompts), int(r.n_images)] for r in by.itertuples()]), ""]
+    out += _bias_md(res) + _memorization_md(res)
+    meth = methodology_rows(res)
+    out += ["## Methodology", "", md_table(["source", "key", "text"], meth.values.tolist()), ""]
+    if res.missing:
+        out += ["## Missing inputs", "", *[f"- `{m}`" for m in res.missing], ""]
+    return "\n".join(out)
+
+
+def _bias_md(res: RunResults) -> list[str]:
+    if res.bias is None:
+        return ["## Bias", "", "_No bias audit: audits/bias.parquet is missing (run `t2i-audit audit bias`)._", ""]
+    b = res.bias.sort_values(["attribute", "group", "cls"], kind="stable")
+    rows = [[r.attribute, r.group, r.cls, f"{fmt_num(r.corrected)} {fmt_ci(r.corr_ci_low, r.corr_ci_high)}",
+             f"{fmt_num(r.raw)} {fmt_ci(r.raw_ci_low, r.raw_ci_high)}", fmt_num(r.reference),
+             int(r.n_images), fmt_num(r.abstain_rate)] for r in b.itertuples()]
+    out = ["## Bias (class shares: corrected vs raw vs reference)", "",
+           md_table(["attribute", "group", "class", "corrected [95% CI]", "raw [95% CI]", "reference",
+                     "n images", "abstain"], rows), ""]
+    if res.bias_stats is not None:
+        s = res.bias_stats.sort_values(["attribute", "group", "statistic"], kind="stable")
+        out += ["### Bias statistics", "",
+                md_table(["attribute", "group", "statistic", "value", "95% CI", "n"],
+                         [[r.attribute, r.group, r.statistic, fmt_num(r.value), fmt_ci(r.ci_low, r.ci_high),
+                           int(r.n)] for r in s.itertuples()]), ""]
+    return out
+
+
+def _memorization_md(res: RunResults) -> list[str]:
+    meta, pairs = res.memorization_meta, res.memorization
+    if meta is None and pairs is None:
+        return ["## Memorization", "", "_No memorization audit (run `t2i-audit audit memorization`)._", ""]
+    out = ["## Memorization", ""]
+    if meta:
+        out += [f"Near-copy rate {fmt_num(meta.get('rate'))} {fmt_ci(meta.get('ci_low'), meta.get('ci_high'))}, "
+                f"n = {meta.get('n', '?')}, threshold {meta.get('threshold', '?')}.", ""]
+    if pairs is not None and len(pairs):
+        cols = [c for c in pairs.columns if "path" not in c]
+        rows = [[fmt_num(v) if isinstance(v, float) else v for v in r] for r in pairs[cols].head(10).values]
+        out += [md_table(cols, rows), ""]
+    return out
+
+
+def summary_frame(res: RunResults) -> pd.DataFrame:
+    """The overall aggregates as a small frame (for CLI printing)."""
+    if res.aggregates is None:
+        return pd.DataFrame(columns=["metric", "value", "ci", "n_images"])
+    o = res.aggregates[res.aggregates["group"] == "overall"]
+    return pd.DataFrame({"metric": o["metric"], "value": [fmt_num(v) for v in o["value"]],
+                         "95% CI": [fmt_ci(a, b) for a, b in zip(o["ci_low"], o["ci_high"])],
+                         "n_images": o["n_images"]})

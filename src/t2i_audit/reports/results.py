@@ -1,0 +1,201 @@
+"""Reading a run directory's result files (docs/results-schema.md) with clear errors.
+
+Nothing here imports torch or any model: a report is re-rendered from files alone. Every file is
+optional except ``run.json``; what is missing is recorded in :attr:`RunResults.missing` so that a
+report can say so, and :func:`check_complete` turns it into a refusal for the gate.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import InputError
+
+SCHEMA_PREFIX = "t2i-audit/"
+SUPPORTED = {"run": 1, "scores": 1, "bias": 1, "memorization": 1, "gate": 1}
+
+ITEM_COLUMNS = ("prompt_id", "image_id", "seed", "category", "metric", "value")
+AGGREGATE_COLUMNS = ("metric", "group", "value", "ci_low", "ci_high", "n_prompts", "n_images", "method")
+MANIFEST_COLUMNS = ("prompt_id", "category", "text", "seed", "image_id", "path")
+BIAS_COLUMNS = ("attribute", "group", "cls", "raw", "raw_ci_low", "raw_ci_high", "corrected",
+                "corr_ci_low", "corr_ci_high", "reference", "n_images", "n_prompts", "abstain_rate", "probe")
+BIAS_STATS_COLUMNS = ("attribute", "group", "statistic", "value", "ci_low", "ci_high", "n")
+
+
+class ResultsError(InputError):
+    """A result file is missing, malformed, or of an unsupported schema version."""
+
+
+@dataclass
+class RunResults:
+    """Everything the result files of one run directory hold (``None`` where a file is absent)."""
+
+    root: Path
+    run: dict
+    manifest: pd.DataFrame | None = None
+    items: pd.DataFrame | None = None
+    aggregates: pd.DataFrame | None = None
+    scores_meta: dict | None = None
+    bias: pd.DataFrame | None = None
+    bias_stats: pd.DataFrame | None = None
+    bias_meta: dict | None = None
+    memorization: pd.DataFrame | None = None
+    memorization_meta: dict | None = None
+    gate: dict | None = None
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def run_id(self) -> str:
+        return str(self.run.get("run_id", self.root.name))
+
+    @property
+    def suite_hash(self) -> str | None:
+        suite = self.run.get("suite") or {}
+        return suite.get("hash") if isinstance(suite, dict) else None
+
+    def image_path(self, rel: str) -> Path:
+        return self.root / rel
+
+
+def check_schema(data, path: Path, kind: str) -> dict:
+    """Validate the ``schema`` key of a result JSON (``t2i-audit/<kind>/<major>``)."""
+    if not isinstance(data, dict):
+        raise ResultsError(f"{path}: expected a JSON object with a 'schema' key")
+    schema = data.get("schema")
+    want = f"{SCHEMA_PREFIX}{kind}/"
+    if not isinstance(schema, str) or not schema.startswith(want):
+        raise ResultsError(f"{path}: schema {schema!r} is not {want}<version>; "
+                           f"is this the right file?")
+    try:
+        major = int(schema[len(want):].split(".")[0])
+    except ValueError:
+        raise ResultsError(f"{path}: malformed schema version in {schema!r}") from None
+    if major > SUPPORTED[kind]:
+        raise ResultsError(f"{path}: schema {schema} is newer than this t2i-audit supports "
+                           f"({want}{SUPPORTED[kind]}); upgrade t2i-audit")
+    return data
+
+
+def read_json(path: Path, kind: str) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ResultsError(f"{path}: not valid JSON (line {e.lineno}: {e.msg}); re-run the step "
+                           "that wrote it") from None
+    except OSError as e:
+        raise ResultsError(f"{path}: cannot read ({e.strerror})") from None
+    return check_schema(data, path, kind)
+
+
+def read_table(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
+    try:
+        df = pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises several types for corrupt files
+        raise ResultsError(f"{path}: not a readable Parquet table ({type(e).__name__}); re-run the "
+                           "step that wrote it") from None
+    lacking = [c for c in columns if c not in df.columns]
+    if lacking:
+        raise ResultsError(f"{path}: missing column(s) {', '.join(lacking)} required by "
+                           "docs/results-schema.md")
+    return df
+
+
+def load_run(path: str | Path) -> RunResults:
+    """Load every result file of a run directory. Only ``run.json`` is required."""
+    root = Path(path)
+    if not root.is_dir():
+        raise ResultsError(f"{root}: not a run directory; give the --out of `t2i-audit sample`")
+    run_json = root / "run.json"
+    if not run_json.is_file():
+        raise ResultsError(f"{root}: no run.json; is this a run directory written by `t2i-audit sample`?")
+    res = RunResults(root=root, run=read_json(run_json, "run"))
+
+    def opt(rel: str, loader):
+        p = root / rel
+        if p.is_file():
+            return loader(p)
+        res.missing.append(rel)
+        return None
+
+    res.manifest = opt("manifest.parquet", lambda p: read_table(p, MANIFEST_COLUMNS))
+    res.items = opt("scores/items.parquet", lambda p: read_table(p, ITEM_COLUMNS))
+    res.aggregates = opt("scores/aggregates.parquet", lambda p: read_table(p, AGGREGATE_COLUMNS))
+    res.scores_meta = opt("scores/results.json", lambda p: read_json(p, "scores"))
+    res.bias = opt("audits/bias.parquet", lambda p: read_table(p, BIAS_COLUMNS))
+    res.bias_stats = opt("audits/bias_stats.parquet", lambda p: read_table(p, BIAS_STATS_COLUMNS))
+    res.bias_meta = opt("audits/bias.json", lambda p: read_json(p, "bias"))
+    res.memorization = opt("audits/memorization.parquet", lambda p: read_table(p, ()))
+    res.memorization_meta = opt("audits/memorization.json", lambda p: read_json(p, "memorization"))
+    gate = root / "gate.json"
+    res.gate = read_json(gate, "gate") if gate.is_file() else None
+    if res.items is not None and "detail" not in res.items.columns:
+        res.items["detail"] = ""
+    return res
+
+
+def expected_images(res: RunResults) -> int | None:
+    """How many images run.json promises: ``n_images`` if recorded, else prompts × images per prompt."""
+    run = res.run
+    for key in ("n_images", "expected_images"):
+        if isinstance(run.get(key), int):
+            return run[key]
+    ipp = run.get("images_per_prompt")
+    suite = run.get("suite") if isinstance(run.get("suite"), dict) else {}
+    n_prompts = suite.get("n_prompts")
+    if isinstance(ipp, int) and isinstance(n_prompts, int):
+        return ipp * n_prompts
+    if isinstance(ipp, int) and res.manifest is not None:
+        return ipp * res.manifest["prompt_id"].nunique()
+    return None
+
+
+def completeness_problems(res: RunResults, need: tuple[str, ...] = ("scores",)) -> list[str]:
+    """Reasons why a run's results are incomplete (empty list: complete).
+
+    ``need`` names the result groups that must exist: ``scores`` and/or ``bias``/``memorization``.
+    """
+    problems: list[str] = []
+    if res.manifest is None:
+        problems.append("manifest.parquet is missing (sampling did not finish)")
+    else:
+        want = expected_images(res)
+        have = len(res.manifest)
+        if want is not None and have < want:
+            problems.append(f"manifest.parquet has {have} images but run.json promises {want} "
+                            "(sampling did not finish; re-run `t2i-audit sample` to resume)")
+        absent = [p for p in res.manifest["path"] if not (res.root / str(p)).is_file()]
+        if absent:
+            problems.append(f"{len(absent)} image file(s) listed in the manifest are missing, "
+                            f"e.g. {absent[0]}")
+    if "scores" in need:
+        for rel, val in (("scores/items.parquet", res.items), ("scores/aggregates.parquet", res.aggregates),
+                         ("scores/results.json", res.scores_meta)):
+            if val is None:
+                problems.append(f"{rel} is missing (run `t2i-audit score`)")
+        if res.items is not None and res.manifest is not None:
+            unscored = set(res.manifest["image_id"]) - set(res.items["image_id"])
+            if unscored:
+                problems.append(f"{len(unscored)} image(s) have no scores, e.g. {sorted(unscored)[0]} "
+                                "(re-run `t2i-audit score`)")
+        if res.scores_meta is not None and res.scores_meta.get("run_id") not in (None, res.run_id):
+            problems.append(f"scores/results.json belongs to run {res.scores_meta.get('run_id')!r}, "
+                            f"not {res.run_id!r}")
+    if "bias" in need:
+        for rel, val in (("audits/bias.parquet", res.bias), ("audits/bias_stats.parquet", res.bias_stats)):
+            if val is None:
+                problems.append(f"{rel} is missing (run `t2i-audit audit bias`)")
+    if "memorization" in need and res.memorization_meta is None:
+        problems.append("audits/memorization.json is missing (run `t2i-audit audit memorization`)")
+    return problems
+
+
+def check_complete(res: RunResults, need: tuple[str, ...] = ("scores",)) -> None:
+    """Raise :class:`ResultsError` naming the first problem if the run's results are incomplete."""
+    problems = completeness_problems(res, need)
+    if problems:
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ResultsError(f"{res.root}: incomplete results: {problems[0]}{more}")
