@@ -1,0 +1,268 @@
+"""Evaluator models (feature extractors), all loaded offline from local files, named by a spec.
+
+A spec string picks the model (``--features``):
+
+=========================================  =====================================================
+``bundled-clip`` / ``bundled-clip:DIR``    the CLIP trained on PictoWorld (``generator.clip``)
+``open_clip:ARCH:WEIGHTS``                 an open_clip architecture (registered name, or a
+                                           model-config JSON) with a local weights file
+``hf-clip:DIR``                            a Hugging Face CLIP directory (``save_pretrained``)
+``inception:WEIGHTS``                      Inception-v3 (torch-fidelity layout) for classic FID
+=========================================  =====================================================
+
+Every extractor has a stable ``id`` naming the model and a hash of its weights (the embedding
+cache keys on it) and a ``methodology`` line stating its preprocessing. Models are loaded once
+per process per spec and run under ``torch.inference_mode``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+
+
+@runtime_checkable
+class FeatureExtractor(Protocol):
+    id: str
+    methodology: str
+
+    def embed_images(self, images: list) -> torch.Tensor:  # list[PIL.Image] -> (N, D) float32
+        ...
+
+
+@runtime_checkable
+class TextImageExtractor(FeatureExtractor, Protocol):
+    def embed_texts(self, texts: list[str]) -> torch.Tensor:  # (N, D) float32, same space as images
+        ...
+
+
+def weights_hash(*paths: str | Path, n: int = 12) -> str:
+    """sha256 over the bytes of the given files (in order), first ``n`` hex digits."""
+    h = hashlib.sha256()
+    for p in paths:
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                h.update(block)
+    return h.hexdigest()[:n]
+
+
+def _need_file(path: str, what: str, fix: str) -> Path:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise InputError(f"{what} {path!r}: no such file; {fix}")
+    return p
+
+
+class OpenClipExtractor:
+    """Any open_clip CLIP model (including the bundled PictoWorld CLIP)."""
+
+    kind = "clip"
+
+    def __init__(self, model, preprocess, tokenizer, id: str, methodology: str, batch_size: int = 64):
+        self.model = model.eval()
+        self.preprocess = preprocess
+        self.tokenizer = tokenizer
+        self.id = id
+        self.methodology = methodology
+        self.batch_size = batch_size
+
+    def _device(self):
+        return next(self.model.parameters()).device
+
+    def embed_images(self, images: list) -> torch.Tensor:
+        outs = []
+        with torch.inference_mode():
+            for s in range(0, len(images), self.batch_size):
+                x = torch.stack([self.preprocess(im.convert("RGB")) for im in images[s:s + self.batch_size]])
+                outs.append(self.model.encode_image(x.to(self._device())).float().cpu())
+        return torch.cat(outs) if outs else torch.zeros(0, 0)
+
+    def embed_texts(self, texts: list[str]) -> torch.Tensor:
+        outs = []
+        with torch.inference_mode():
+            for s in range(0, len(texts), self.batch_size):
+                tok = self.tokenizer(list(texts[s:s + self.batch_size]))
+                outs.append(self.model.encode_text(tok.to(self._device())).float().cpu())
+        return torch.cat(outs) if outs else torch.zeros(0, 0)
+
+
+def _describe_transform(preprocess) -> str:
+    parts = []
+    for t in getattr(preprocess, "transforms", []):
+        name = type(t).__name__
+        if name == "Resize":
+            interp = getattr(t, "interpolation", "")
+            parts.append(f"resize {t.size} {getattr(interp, 'value', interp)} antialias")
+        elif name == "CenterCrop":
+            parts.append(f"centre crop {tuple(t.size)}")
+        elif name == "Normalize":
+            parts.append(f"normalise mean {tuple(round(m, 4) for m in t.mean)} std {tuple(round(s, 4) for s in t.std)}")
+        elif name not in ("ToTensor", "Lambda") and not name.startswith("_"):
+            parts.append(name)
+    return ", ".join(parts) or "model preprocessing"
+
+
+def load_open_clip(arch: str, weights: str, batch_size: int = 64) -> OpenClipExtractor:
+    import open_clip
+
+    w = _need_file(weights, "open_clip weights", "give a local .safetensors/.pt state dict")
+    name = arch
+    extra = ""
+    if arch.endswith(".json"):
+        cfg = _need_file(arch, "open_clip model config", "give a JSON model config or a registered architecture")
+        open_clip.add_model_config(str(cfg))
+        name = cfg.stem
+        extra = "+cfg" + weights_hash(cfg, n=8)
+    elif arch not in open_clip.list_models():
+        close = difflib.get_close_matches(arch, open_clip.list_models(), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise InputError(f"open_clip architecture {arch!r} is not registered{hint}; or give a model-config JSON path")
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=str(w))
+    except (RuntimeError, KeyError, ValueError) as e:
+        raise InputError(f"open_clip weights {weights}: do not fit architecture {name} ({str(e)[:200]})") from e
+    tok = open_clip.get_tokenizer(name)
+    ident = f"open_clip:{name}{extra}:{weights_hash(w)}"
+    meth = f"open_clip {name}, weights sha256 {weights_hash(w)}; preprocessing: {_describe_transform(preprocess)}"
+    return OpenClipExtractor(model, preprocess, tok, ident, meth, batch_size)
+
+
+def load_bundled_clip(path: str = "bundled", batch_size: int = 64) -> OpenClipExtractor:
+    try:
+        from ..generator.clip import load_clip
+    except ImportError as e:
+        raise InputError("bundled-clip: the bundled CLIP (t2i_audit.generator.clip) is not available in this "
+                         "installation; use --features open_clip:ARCH:WEIGHTS or hf-clip:DIR") from e
+    try:
+        c = load_clip(path)
+    except FileNotFoundError as e:
+        raise InputError(f"bundled-clip:{path}: {e}") from e
+    meth = f"PictoWorld CLIP {c.id}; preprocessing: {_describe_transform(c.preprocess)}"
+    return OpenClipExtractor(c.model, c.preprocess, c.tokenizer, f"bundled-clip:{c.id}", meth, batch_size)
+
+
+class HFClipExtractor:
+    """A transformers CLIPModel + CLIPProcessor from a local directory."""
+
+    kind = "clip"
+
+    def __init__(self, model, processor, id: str, methodology: str, batch_size: int = 64):
+        self.model = model.eval()
+        self.processor = processor
+        self.id = id
+        self.methodology = methodology
+        self.batch_size = batch_size
+
+    @staticmethod
+    def _tensor(out) -> torch.Tensor:
+        # transformers 5 returns an output object whose pooler_output is the projected embedding
+        return out if isinstance(out, torch.Tensor) else out.pooler_output
+
+    def embed_images(self, images: list) -> torch.Tensor:
+        outs = []
+        with torch.inference_mode():
+            for s in range(0, len(images), self.batch_size):
+                px = self.processor(images=[im.convert("RGB") for im in images[s:s + self.batch_size]],
+                                    return_tensors="pt")["pixel_values"]
+                outs.append(self._tensor(self.model.get_image_features(pixel_values=px)).float())
+        return torch.cat(outs) if outs else torch.zeros(0, 0)
+
+    def embed_texts(self, texts: list[str]) -> torch.Tensor:
+        outs = []
+        max_len = getattr(self.model.config.text_config, "max_position_embeddings", None)
+        with torch.inference_mode():
+            for s in range(0, len(texts), self.batch_size):
+                t = self.processor(text=list(texts[s:s + self.batch_size]), return_tensors="pt", padding=True,
+                                   truncation=True, max_length=max_len)
+                out = self.model.get_text_features(input_ids=t["input_ids"], attention_mask=t["attention_mask"])
+                outs.append(self._tensor(out).float())
+        return torch.cat(outs) if outs else torch.zeros(0, 0)
+
+
+def load_hf_clip(directory: str, batch_size: int = 64) -> HFClipExtractor:
+    from transformers import CLIPModel, CLIPProcessor
+
+    d = Path(directory).expanduser()
+    if not (d / "config.json").is_file():
+        raise InputError(f"hf-clip:{directory}: no config.json there; give a folder written by "
+                         "CLIPModel.save_pretrained (plus the processor's files)")
+    try:
+        model = CLIPModel.from_pretrained(str(d), local_files_only=True)
+        processor = CLIPProcessor.from_pretrained(str(d), local_files_only=True)
+    except (OSError, ValueError) as e:
+        raise InputError(f"hf-clip:{directory}: cannot load model and processor offline ({str(e)[:200]})") from e
+    files = sorted(p for p in d.iterdir() if p.is_file() and p.suffix in (".safetensors", ".json", ".txt"))
+    h = weights_hash(*files)
+    ip = processor.image_processor
+    meth = (f"Hugging Face CLIP {d.name}, files sha256 {h}; preprocessing: {type(ip).__name__} "
+            f"resize {getattr(ip, 'size', '?')} crop {getattr(ip, 'crop_size', '?')}")
+    return HFClipExtractor(model, processor, f"hf-clip:{d.name}:{h}", meth, batch_size)
+
+
+def _load_inception(path: str, batch_size: int = 64):
+    from .features_inception import load_inception
+
+    return load_inception(path, batch_size=batch_size)
+
+
+# kind -> (loader, number of ':'-separated arguments (min, max), usage)
+REGISTRY: dict[str, tuple[Callable, tuple[int, int], str]] = {
+    "bundled-clip": (lambda *a: load_bundled_clip(*a), (0, 1), "bundled-clip[:CHECKPOINT_DIR]"),
+    "open_clip": (load_open_clip, (2, 2), "open_clip:ARCH_OR_CONFIG_JSON:WEIGHTS_FILE"),
+    "hf-clip": (load_hf_clip, (1, 1), "hf-clip:DIR"),
+    "inception": (_load_inception, (1, 1), "inception:WEIGHTS_FILE"),
+}
+
+_LOADED: dict[str, FeatureExtractor] = {}
+
+
+def parse_spec(spec: str) -> tuple[str, list[str]]:
+    """Split a ``--features`` spec into (kind, arguments), with a did-you-mean error."""
+    if not spec or not spec.strip():
+        raise InputError("--features: empty spec; use one of " + ", ".join(u for *_, u in REGISTRY.values()))
+    kind, _, rest = spec.strip().partition(":")
+    if kind not in REGISTRY:
+        close = difflib.get_close_matches(kind, list(REGISTRY), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise InputError(f"--features {spec!r}: unknown extractor kind {kind!r}; {hint}"
+                         f"expected one of: {', '.join(u for *_, u in REGISTRY.values())}")
+    _, (lo, hi), usage = REGISTRY[kind]
+    args = rest.split(":", hi - 1) if rest and hi > 0 else []
+    if not lo <= len(args) <= hi:
+        raise InputError(f"--features {spec!r}: expected {usage}")
+    return kind, args
+
+
+def load_extractor(spec: str) -> FeatureExtractor:
+    """Load (once per process) the extractor a spec names."""
+    kind, args = parse_spec(spec)
+    key = f"{kind}:{':'.join(args)}"
+    if key not in _LOADED:
+        torch.set_grad_enabled(False)
+        try:
+            _LOADED[key] = REGISTRY[kind][0](*args)
+        finally:
+            torch.set_grad_enabled(True)
+    return _LOADED[key]
+
+
+def images_to_uint8(images: list, size: int | None = None) -> np.ndarray:
+    """(N, H, W, 3) uint8 from PIL images; if ``size`` is given, resize with PIL's antialiased
+    bicubic filter and round to uint8 first (clean-fid, Parmar et al. 2022)."""
+    from PIL import Image
+
+    arrs = []
+    for im in images:
+        im = im.convert("RGB")
+        if size is not None and im.size != (size, size):
+            im = im.resize((size, size), Image.Resampling.BICUBIC)  # PIL rounds to uint8
+        arrs.append(np.asarray(im, dtype=np.uint8))
+    return np.stack(arrs) if arrs else np.zeros((0, size or 0, size or 0, 3), np.uint8)
