@@ -1,0 +1,182 @@
+"""The self-contained HTML report: one file, no scripts, images and plots inline as data URIs.
+
+Sections: summary (gate verdict, metrics with 95% CI and n), per-category accuracy, bias per
+profession (raw vs corrected vs reference), distribution metrics against N, image grids per prompt
+with each image's reading, memorization pairs, methodology. A section whose inputs are missing says
+so. A Content-Security-Policy forbids scripts and remote loads, on top of escaping all user text.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from . import plots
+from .html_images import esc, image_grids, memorization_pairs, pass_fail_metrics
+from .markdown import run_header
+from .results import RunResults
+from .tables import fmt_ci, fmt_num, methodology_rows
+
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px auto;max-width:1100px;color:#222;
+padding:0 16px;line-height:1.4}
+h1{font-size:1.6em;margin-bottom:4px}h2{border-bottom:2px solid #ddd;padding-bottom:2px;margin-top:32px}
+table{border-collapse:collapse;margin:8px 0;font-size:.9em}td,th{border:1px solid #ddd;padding:3px 8px;
+text-align:left;vertical-align:top}th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.pass{color:#18794e;font-weight:600}.fail{color:#c62828;font-weight:600}
+.verdict{display:inline-block;padding:4px 14px;border-radius:4px;color:#fff;font-weight:700}
+.verdict.pass{background:#18794e;color:#fff}.verdict.fail{background:#c62828;color:#fff}
+.grid{display:flex;flex-wrap:wrap;gap:8px}figure{margin:0;width:120px;font-size:.75em}
+figure.pair{width:190px}figure img{border:1px solid #ccc;margin-right:2px}
+.noimg{display:inline-flex;align-items:center;justify-content:center;background:#eee;color:#777;
+font-size:.8em;border:1px dashed #bbb}
+.prompt h4{margin:14px 0 4px;font-weight:500}.missing{color:#8a6d3b;background:#fcf8e3;padding:6px 10px}
+.note{color:#666;font-size:.85em}code{background:#f5f5f5;padding:0 3px}
+"""
+
+
+def _table(header: list[str], rows: list[list], numeric: set[int] | None = None) -> str:
+    numeric = numeric or set()
+    th = "".join(f"<th>{esc(h)}</th>" for h in header)
+    thead = f"<thead><tr>{th}</tr></thead>" if any(header) else ""
+    body = []
+    for r in rows:
+        tds = "".join(f"<td class='num'>{esc(c)}</td>" if i in numeric else f"<td>{esc(c)}</td>"
+                      for i, c in enumerate(r))
+        body.append(f"<tr>{tds}</tr>")
+    return f"<table>{thead}<tbody>{''.join(body)}</tbody></table>"
+
+
+def _img(uri: str | None, alt: str) -> str:
+    return f'<p><img src="{uri}" alt="{esc(alt)}"></p>' if uri else ""
+
+
+def _missing(text: str) -> str:
+    return f"<p class='missing'>{esc(text)}</p>"
+
+
+def section_summary(res: RunResults) -> str:
+    out = ["<h2 id='summary'>Summary</h2>", _table(["", ""], [list(r) for r in run_header(res)])]
+    if res.gate:
+        ok = bool(res.gate.get("passed"))
+        out.append(f"<p>Gate: <span class='verdict {'pass' if ok else 'fail'}'>{'PASS' if ok else 'FAIL'}</span>"
+                   f" <span class='note'>{esc(res.gate.get('rules_file', ''))}</span></p>")
+        rows = [[r.get("rule", ""), fmt_num(r.get("value")), fmt_ci(r.get("ci_low"), r.get("ci_high")),
+                 r.get("threshold_text", ""), r.get("judged_on", ""), str(r.get("verdict", "")).upper()]
+                for r in res.gate.get("rules", [])]
+        out.append(_table(["rule", "value", "95% CI", "threshold", "judged on", "verdict"], rows, {1}))
+    else:
+        out.append("<p class='note'>No gate result in this run (run <code>t2i-audit gate</code>).</p>")
+    agg = res.aggregates
+    if agg is None:
+        out.append(_missing("No scores: scores/aggregates.parquet is missing (run `t2i-audit score`)."))
+    else:
+        o = agg[agg["group"] == "overall"]
+        rows = [[r.metric, fmt_num(r.value), fmt_ci(r.ci_low, r.ci_high), int(r.n_prompts), int(r.n_images),
+                 r.method] for r in o.itertuples()]
+        out.append("<h3>Metrics (overall, 95% intervals)</h3>")
+        out.append(_table(["metric", "value", "95% CI", "n prompts", "n images", "method"], rows, {1, 3, 4}))
+    if res.bias_stats is not None:
+        s = res.bias_stats[res.bias_stats["statistic"] == "parity_gap"]
+        if len(s):
+            out.append("<h3>Bias at a glance (parity gap, corrected shares)</h3>")
+            out.append(_table(["attribute", "group", "parity gap", "95% CI", "n"],
+                              [[r.attribute, r.group, fmt_num(r.value), fmt_ci(r.ci_low, r.ci_high), int(r.n)]
+                               for r in s.itertuples()], {2, 4}))
+    return "".join(out)
+
+
+def section_categories(res: RunResults) -> str:
+    out = ["<h2 id='skills'>Accuracy and scores per category</h2>"]
+    agg = res.aggregates
+    if agg is None:
+        return "".join(out) + _missing("No scores for this run.")
+    cats = agg[agg["group"].astype(str).str.startswith("category=")]
+    if cats.empty:
+        return "".join(out) + _missing("The aggregates have no per-category groups.")
+    pf = pass_fail_metrics(res.items) if res.items is not None else []
+    metrics = sorted(cats["metric"].unique(), key=lambda m: (m not in pf, m))
+    for metric in metrics:
+        d = cats[cats["metric"] == metric]
+        out.append(f"<h3>{esc(metric)}{' (pass rate)' if metric in pf else ''}</h3>")
+        out.append(_img(plots.category_bars(agg, metric), f"{metric} by category"))
+        out.append(_table(["category", "value", "95% CI", "n prompts", "n images"],
+                          [[g.split("=", 1)[1], fmt_num(r.value), fmt_ci(r.ci_low, r.ci_high), int(r.n_prompts),
+                            int(r.n_images)] for g, r in zip(d["group"], d.itertuples())], {1, 3, 4}))
+    return "".join(out)
+
+
+def section_bias(res: RunResults) -> str:
+    out = ["<h2 id='bias'>Bias</h2>"]
+    if res.bias is None:
+        return "".join(out) + _missing("No bias audit: audits/bias.parquet is missing (run `t2i-audit audit bias`).")
+    out.append("<p class='note'>Share of each class per group: raw (classifier output) and corrected for the "
+               "classifier's measured errors, with 95% intervals; red ticks mark the reference distribution.</p>")
+    b = res.bias.sort_values(["attribute", "group", "cls"], kind="stable")
+    for attr in dict.fromkeys(b["attribute"]):
+        d = b[b["attribute"] == attr]
+        out.append(f"<h3>{esc(attr)}</h3>")
+        out.append(_img(plots.bias_chart(res.bias, attr), f"{attr} shares per group"))
+        out.append(_table(["group", "class", "corrected", "95% CI", "raw", "95% CI", "reference", "n images",
+                           "n prompts", "abstain"],
+                          [[r.group, r.cls, fmt_num(r.corrected), fmt_ci(r.corr_ci_low, r.corr_ci_high),
+                            fmt_num(r.raw), fmt_ci(r.raw_ci_low, r.raw_ci_high), fmt_num(r.reference),
+                            int(r.n_images), int(r.n_prompts), fmt_num(r.abstain_rate)] for r in d.itertuples()],
+                          {2, 4, 6, 7, 8, 9}))
+    if res.bias_stats is not None:
+        s = res.bias_stats.sort_values(["attribute", "group", "statistic"], kind="stable")
+        out.append("<h3>Statistics per group</h3>")
+        out.append(_table(["attribute", "group", "statistic", "value", "95% CI", "n"],
+                          [[r.attribute, r.group, r.statistic, fmt_num(r.value), fmt_ci(r.ci_low, r.ci_high),
+                            int(r.n)] for r in s.itertuples()], {3, 5}))
+    else:
+        out.append(_missing("audits/bias_stats.parquet is missing."))
+    return "".join(out)
+
+
+def section_fd(res: RunResults) -> str:
+    out = ["<h2 id='fd'>Distribution metrics against sample size</h2>"]
+    uri = plots.fd_vs_n(res.aggregates) if res.aggregates is not None else None
+    if uri is None:
+        return "".join(out) + _missing("No distribution metric was measured at several sample sizes "
+                                       "(aggregates with groups n=<N>).")
+    return "".join(out) + _img(uri, "distribution metrics against 1/N")
+
+
+def section_methodology(res: RunResults) -> str:
+    meth = methodology_rows(res)
+    out = ["<h2 id='methodology'>Methodology</h2>",
+           "<p class='note'>Every methodology string found in this run's result files: evaluator models, "
+           "probe prompts, thresholds, truncation, interval methods.</p>",
+           _table(["source", "key", "text"], meth.values.tolist())]
+    if res.missing:
+        out.append("<h3>Missing inputs</h3><ul>" + "".join(f"<li><code>{esc(m)}</code></li>"
+                                                            for m in res.missing) + "</ul>")
+    return "".join(out)
+
+
+def html_report(res: RunResults, *, max_prompts: int = 200, max_per_prompt: int = 8) -> str:
+    """The whole report as one HTML string (deterministic for the same result files)."""
+    sections = [
+        section_summary(res),
+        section_categories(res),
+        section_bias(res),
+        section_fd(res),
+        "<h2 id='images'>Images per prompt</h2>" + image_grids(res, max_prompts, max_per_prompt),
+        "<h2 id='memorization'>Memorization</h2>" + memorization_pairs(res),
+        section_methodology(res),
+    ]
+    nav = " · ".join(f"<a href='#{a}'>{t}</a>" for a, t in (
+        ("summary", "summary"), ("skills", "categories"), ("bias", "bias"), ("fd", "FD vs N"),
+        ("images", "images"), ("memorization", "memorization"), ("methodology", "methodology")))
+    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>t2i-audit report: {esc(res.run_id)}</title><style>{CSS}</style></head><body>"
+            f"<h1>t2i-audit report: {esc(res.run_id)}</h1><p class='note'>{nav}</p>"
+            + "".join(sections) + "</body></html>\n")
+
+
+def frame_html(df: pd.DataFrame) -> str:
+    """Any frame as an escaped HTML table (used by compare)."""
+    return _table(list(df.columns), [[fmt_num(v) if isinstance(v, float) else v for v in r] for r in df.values])

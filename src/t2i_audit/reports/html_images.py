@@ -1,0 +1,135 @@
+"""Images for the HTML report: inline data URIs, per-prompt grids with each image's reading, and
+memorization pairs. Every piece of user text goes through :func:`esc`."""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+import pandas as pd
+
+from .results import RunResults
+
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", "image/gif"),
+          (b"RIFF", "image/webp"))
+MAX_IMAGE_BYTES = 4 * 1024 * 1024
+
+
+def esc(text) -> str:
+    """HTML-escape any value (quotes included): the only way user text enters the report."""
+    return html.escape("" if text is None else str(text), quote=True)
+
+
+def image_data_uri(path: Path) -> str | None:
+    """The file as a data URI if it is a readable PNG/JPEG/GIF/WebP under the size limit, else None."""
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_IMAGE_BYTES:
+            return None
+        data = path.read_bytes()
+    except OSError:
+        return None
+    for magic, mime in _MAGIC:
+        if data.startswith(magic) and (mime != "image/webp" or data[8:12] == b"WEBP"):
+            return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
+    return None
+
+
+def img_tag(path: Path, alt: str, size: int = 96) -> str:
+    uri = image_data_uri(path)
+    if uri is None:
+        return f'<div class="noimg" style="width:{size}px;height:{size}px">image missing</div>'
+    return (f'<img src="{uri}" alt="{esc(alt)}" width="{size}" height="{size}" '
+            f'style="image-rendering:pixelated">')
+
+
+def _inside(root: Path, rel: str) -> Path | None:
+    p = (root / rel).resolve()
+    try:
+        p.relative_to(root.resolve())
+    except ValueError:
+        return None
+    return p
+
+
+def pass_fail_metrics(items: pd.DataFrame) -> list[str]:
+    """Metrics whose per-item values are all 0 or 1 (pass/fail checks)."""
+    out = []
+    for metric, d in items.groupby("metric", sort=True):
+        if len(d) and d["value"].isin([0.0, 1.0]).all():
+            out.append(str(metric))
+    return out
+
+
+def image_grids(res: RunResults, max_prompts: int = 200, max_per_prompt: int = 8) -> str:
+    """One row per prompt: its images with seed, each pass/fail verdict and the check's detail."""
+    if res.manifest is None:
+        return "<p class='missing'>No images: manifest.parquet is missing.</p>"
+    man = res.manifest.sort_values(["prompt_id", "seed"], kind="stable")
+    items = res.items
+    pf = pass_fail_metrics(items) if items is not None else []
+    verdicts: dict[str, list[tuple[str, float, str]]] = {}
+    if items is not None and pf:
+        for r in items[items["metric"].isin(pf)].itertuples():
+            verdicts.setdefault(str(r.image_id), []).append((str(r.metric), float(r.value), str(r.detail or "")))
+    parts = []
+    prompts = list(dict.fromkeys(man["prompt_id"]))
+    notes = []
+    if len(prompts) > max_prompts:
+        notes.append(f"showing the first {max_prompts} of {len(prompts)} prompts")
+    for pid in prompts[:max_prompts]:
+        rows = man[man["prompt_id"] == pid]
+        first = rows.iloc[0]
+        cells = []
+        for r in rows.head(max_per_prompt).itertuples():
+            path = _inside(res.root, str(r.path))
+            img = img_tag(path, f"{r.image_id}") if path else '<div class="noimg">outside run</div>'
+            caps = [f"seed {esc(r.seed)}"]
+            for metric, value, detail in verdicts.get(str(r.image_id), []):
+                cls = "pass" if value >= 1 else "fail"
+                word = "pass" if value >= 1 else "fail"
+                reading = f": {esc(detail)}" if detail else ""
+                caps.append(f'<span class="{cls}">{esc(metric)} {word}</span>{reading}')
+            cells.append(f"<figure>{img}<figcaption>{'<br>'.join(caps)}</figcaption></figure>")
+        more = (f"<p class='note'>{len(rows) - max_per_prompt} more image(s) not shown</p>"
+                if len(rows) > max_per_prompt else "")
+        parts.append(
+            f'<div class="prompt"><h4><code>{esc(pid)}</code> · {esc(first["category"])} · '
+            f'<q class="ptext">{esc(first["text"])}</q></h4><div class="grid">{"".join(cells)}</div>{more}</div>')
+    head = f"<p class='note'>{esc('; '.join(notes))}</p>" if notes else ""
+    return head + "".join(parts)
+
+
+def memorization_pairs(res: RunResults, top: int = 12) -> str:
+    meta, pairs = res.memorization_meta, res.memorization
+    if meta is None and pairs is None:
+        return "<p class='missing'>No memorization audit in this run (run <code>t2i-audit audit memorization</code>).</p>"
+    out = []
+    if meta:
+        from .tables import fmt_ci, fmt_num
+
+        out.append(f"<p>Near-copy rate <b>{esc(fmt_num(meta.get('rate')))}</b> "
+                   f"{esc(fmt_ci(meta.get('ci_low'), meta.get('ci_high')))} (95% CI), n = {esc(meta.get('n', '?'))}, "
+                   f"duplicate threshold {esc(meta.get('threshold', '?'))}.</p>")
+    if pairs is not None and len(pairs):
+        path_cols = [c for c in pairs.columns if c.endswith("path")]
+        other = [c for c in pairs.columns if c not in path_cols]
+        figs = []
+        for _, r in pairs.head(top).iterrows():
+            imgs = []
+            for c in path_cols:
+                p = Path(str(r[c]))
+                p = p if p.is_absolute() else res.root / p
+                imgs.append(img_tag(p, f"{c}: {r[c]}", 80))
+            cap = "<br>".join(f"{esc(c)}: {esc(_short(r[c]))}" for c in other)
+            figs.append(f"<figure class='pair'>{''.join(imgs)}<figcaption>{cap}</figcaption></figure>")
+        out.append(f"<div class='grid'>{''.join(figs)}</div>")
+        if len(pairs) > top:
+            out.append(f"<p class='note'>{len(pairs) - top} more pair(s) in the memorization table.</p>")
+    return "".join(out)
+
+
+def _short(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
