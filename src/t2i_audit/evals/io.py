@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 
 TMP_PREFIX = ".tmp-"
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def fsync_dir(path: str | Path) -> None:
@@ -31,11 +33,18 @@ def fsync_dir(path: str | Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes, *, fsync: bool = True) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same directory + os.replace)."""
+def atomic_write_bytes(path: str | Path, data: bytes, *, fsync: bool = True, sync_dir: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same directory + os.replace).
+
+    ``fsync`` flushes the data before the rename, so that even after a power loss the name never
+    points at an empty file; ``sync_dir`` also flushes the rename itself (callers writing many files
+    may flush the directory once at the end instead). A killed process never leaves a torn file
+    either way: the rename is atomic.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TMP_PREFIX + path.name + ".")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             if fsync:
@@ -45,7 +54,7 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, fsync: bool = True) -> 
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    if fsync:
+    if fsync and sync_dir:
         fsync_dir(path.parent)
 
 
@@ -133,11 +142,18 @@ class Journal:
             self._f.write(b"\n")
         return self
 
-    def append(self, record: dict) -> None:
+    def append(self, record: dict, *, sync: bool = True) -> None:
+        """Append one record in a single write; ``sync=False`` defers the fsync to :meth:`sync`
+        (a kill never loses a written line, only a power loss can)."""
         if self._f is None:
             self.open()
         self._f.write((json.dumps(record, sort_keys=True) + "\n").encode("utf-8"))
-        os.fsync(self._f.fileno())
+        if sync:
+            os.fsync(self._f.fileno())
+
+    def sync(self) -> None:
+        if self._f is not None:
+            os.fsync(self._f.fileno())
 
     def close(self) -> None:
         if self._f is not None:
