@@ -1,0 +1,70 @@
+"""`t2i-audit suites ...`: list, show and validate prompt suites."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.group()
+def suites() -> None:
+    """Prompt suites: YAML data expanded into prompts with expectations."""
+
+
+@suites.command("ls")
+def ls_cmd() -> None:
+    """List the built-in suites with their size and content hash."""
+    from ..evals.suites import builtin_names, load_suite
+
+    click.echo(f"{'name':<20} {'version':>7} {'prompts':>8} {'images':>7}  {'hash':<16}  categories")
+    for name in builtin_names():
+        s = load_suite(name)
+        click.echo(f"{s.name:<20} {s.version:>7} {len(s.prompts):>8} {s.n_images():>7}  {s.hash:<16}  "
+                   f"{', '.join(s.categories)}")
+
+
+def _show(s, n: int, as_json: bool) -> None:
+    summary = s.summary()
+    if as_json:
+        summary["prompts_sample"] = [p.to_dict() for p in s.prompts[:n]]
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"{s.name} v{s.version}  hash {s.hash}  ({s.source})")
+    if s.description:
+        click.echo(f"  {s.description}")
+    click.echo(f"  seeds: {json.dumps(s.seed_policy.to_dict())}; images per prompt (default): "
+               f"{s.images_per_prompt}; reference: {s.reference or '-'}")
+    if s.includes:
+        click.echo(f"  includes: {', '.join(s.includes)}")
+    click.echo(f"  {len(s.prompts)} prompts, {s.n_images()} images")
+    for cat, c in summary["categories"].items():
+        click.echo(f"    {cat:<16} {c['prompts']:>5} prompts {c['images']:>6} images")
+    if n:
+        click.echo(f"  first {min(n, len(s.prompts))} prompts:")
+        for p in s.prompts[:n]:
+            exp = f"  expect={json.dumps(p.expect)}" if p.expect else ""
+            click.echo(f"    {p.prompt_id}  [{p.category}] x{p.n_images()}  {p.text!r}{exp}")
+
+
+@suites.command("show")
+@click.argument("name")
+@click.option("--n", "n", type=click.IntRange(min=0), default=10, show_default=True,
+              help="How many prompts to print.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def show_cmd(name: str, n: int, as_json: bool) -> None:
+    """Show a suite (built-in NAME or a YAML path): categories, sizes, hash and prompts."""
+    from ..evals.suites import load_suite
+
+    _show(load_suite(name), n, as_json)
+
+
+@suites.command("validate")
+@click.argument("file")
+def validate_cmd(file: str) -> None:
+    """Validate a suite file; prints its size and hash, or the first error with its line."""
+    from ..evals.suites import load_suite
+
+    s = load_suite(file)
+    click.echo(f"ok: {s.name} v{s.version}: {len(s.prompts)} prompts, {s.n_images()} images, "
+               f"{len(s.categories)} categories, hash {s.hash}")
