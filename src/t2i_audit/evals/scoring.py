@@ -1,0 +1,355 @@
+"""Score a generation run: per-image and aggregate metrics with 95% intervals, written under
+RUN/scores/ (items.parquet, aggregates.parquet, results.json; see docs/results-schema.md).
+
+Metrics are looked up by name in :data:`METRICS`. Image and caption embeddings go through the
+content-addressed :class:`EmbeddingCache`, so re-scoring a run makes no forward passes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from ..errors import InputError
+from . import metrics_distribution as md
+from .cache import EmbeddingCache, embed_cached, text_key
+from .features import load_extractor
+from .io import atomic_write_json, atomic_write_parquet, sha256_file
+from .metrics_clip import FORMULA as CLIP_FORMULA
+from .metrics_clip import clip_score
+from .stats import Estimate, basic_interval, cluster_bootstrap_mean, cluster_resample
+
+SCHEMA = "t2i-audit/scores/1"
+MANIFEST_COLUMNS = ("prompt_id", "category", "text", "seed", "image_id", "path", "sha256")
+
+
+@dataclass
+class ScoreConfig:
+    metrics: tuple[str, ...] = ("clip_score", "skills")
+    features: str = "bundled-clip"  # extractor for fd, fd_inf, kid
+    clip: str = "bundled-clip"  # text-image extractor for clip_score and cmmd
+    reference: str | None = None  # a folder, or 'world'
+    reference_n: int = 1000
+    reference_seed: int = 0
+    reps: int = 2000  # cluster-bootstrap replicates for means and proportions
+    dist_reps: int = 20  # bootstrap replicates for distribution metrics
+    seed: int = 0
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    fd_inf_points: int = 10
+    batch_size: int = 64
+    cache: bool = True
+    cache_dir: str | None = None
+    progress: bool = True
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @staticmethod
+    def from_json(text: str) -> ScoreConfig:
+        d = json.loads(text)
+        unknown = set(d) - {f.name for f in dataclasses.fields(ScoreConfig)}
+        if unknown:
+            raise InputError(f"score config: unknown keys {', '.join(sorted(unknown))}")
+        d["metrics"] = tuple(d.get("metrics", ()))
+        return ScoreConfig(**d)
+
+
+def load_run(run_dir: str | Path) -> tuple[Path, dict, pd.DataFrame]:
+    root = Path(run_dir)
+    if not (root / "run.json").is_file() or not (root / "manifest.parquet").is_file():
+        raise InputError(f"{run_dir}: not a generation run (needs run.json and manifest.parquet); "
+                         "create one with `t2i-audit sample`")
+    info = json.loads((root / "run.json").read_text())
+    df = pd.read_parquet(root / "manifest.parquet")
+    missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
+    if missing:
+        raise InputError(f"{root / 'manifest.parquet'}: missing columns {', '.join(missing)}")
+    if df.empty:
+        raise InputError(f"{run_dir}: the manifest lists no images")
+    return root, info, df.reset_index(drop=True)
+
+
+@dataclass
+class Context:
+    root: Path
+    info: dict
+    manifest: pd.DataFrame
+    cfg: ScoreConfig
+    cache: EmbeddingCache
+    timings: dict[str, float] = field(default_factory=dict)
+    evaluators: dict[str, str] = field(default_factory=dict)
+    methodology: dict[str, str] = field(default_factory=dict)
+    reference_info: dict | None = None
+    _memo: dict = field(default_factory=dict)
+
+    def timed(self, stage: str, fn: Callable):
+        t = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - t
+
+    @property
+    def prompts(self) -> np.ndarray:
+        return self.manifest["prompt_id"].astype(str).to_numpy()
+
+    def image(self, i: int) -> Image.Image:
+        return Image.open(self.root / self.manifest["path"].iloc[i]).convert("RGB")
+
+    def extractor(self, spec: str, role: str):
+        ex = self.timed(f"load {role} model", lambda: load_extractor(spec))
+        self.evaluators[role] = ex.id
+        return ex
+
+    def image_features(self, spec: str, role: str) -> np.ndarray:
+        key = ("img", spec)
+        if key not in self._memo:
+            ex = self.extractor(spec, role)
+            keys = self.manifest["sha256"].astype(str).tolist()
+            self._memo[key] = self.timed(f"embed images ({role})", lambda: embed_cached(
+                self.cache, ex.id, keys, self.image, ex.embed_images, self.cfg.batch_size, self.cfg.progress,
+                f"embed images ({role})"))
+        return self._memo[key]
+
+    def text_features(self, spec: str, role: str) -> np.ndarray:
+        ex = self.extractor(spec, role)
+        if not hasattr(ex, "embed_texts"):
+            raise InputError(f"--clip {spec}: {ex.id} embeds images only; CLIPScore needs a CLIP "
+                             "(bundled-clip, open_clip:..., hf-clip:...)")
+        texts = self.manifest["text"].astype(str).tolist()
+        keys = [text_key(t) for t in texts]
+        return self.timed(f"embed texts ({role})", lambda: embed_cached(
+            self.cache, ex.id, keys, lambda i: texts[i], ex.embed_texts, self.cfg.batch_size, False))
+
+    def reference_features(self, spec: str, role: str) -> tuple[np.ndarray, md.GaussianMoments]:
+        from .reference import load_reference, reference_features, reference_moments
+
+        if self.cfg.reference is None:
+            raise InputError("fd/kid/cmmd/fd_inf compare against a reference set: pass --reference DIR or "
+                             "--reference world")
+        if "ref" not in self._memo:
+            size = int(self.manifest["width"].mode().iloc[0]) if "width" in self.manifest else 32
+            self._memo["ref"] = self.timed("reference set", lambda: load_reference(
+                self.cfg.reference, n=self.cfg.reference_n, seed=self.cfg.reference_seed, size=size))
+        ref = self._memo["ref"]
+        self.reference_info = ref.info()
+        key = ("ref", spec)
+        if key not in self._memo:
+            ex = self.extractor(spec, role)
+            feats = self.timed(f"embed reference ({role})", lambda: reference_features(
+                ref, ex, self.cache, batch_size=self.cfg.batch_size, progress=self.cfg.progress))
+            moments = reference_moments(ref, ex, self.cache, feats)
+            self._memo[key] = (feats, moments)
+        return self._memo[key]
+
+
+def _row(metric: str, group: str, e: Estimate) -> dict:
+    return {"metric": metric, "group": group, "value": e.value, "ci_low": e.ci_low, "ci_high": e.ci_high,
+            "n_prompts": e.n_clusters, "n_images": e.n, "method": e.method}
+
+
+def _items(ctx: Context, metric: str, values, details=None, mask=None) -> pd.DataFrame:
+    m = ctx.manifest if mask is None else ctx.manifest[mask]
+    return pd.DataFrame({
+        "run_id": str(ctx.info.get("run_id", ctx.root.name)), "prompt_id": m["prompt_id"].astype(str).values,
+        "image_id": m["image_id"].astype(str).values, "seed": m["seed"].astype("int64").values,
+        "category": m["category"].astype(str).values, "metric": metric,
+        "value": np.asarray(values, dtype=np.float64),
+        "detail": [""] * len(m) if details is None else list(details)})
+
+
+def _by_category(ctx: Context, metric: str, values, mask=None) -> list[dict]:
+    m = ctx.manifest if mask is None else ctx.manifest[mask]
+    v = np.asarray(values, np.float64)
+    rows = [_row(metric, "overall", cluster_bootstrap_mean(v, m["prompt_id"].values, reps=ctx.cfg.reps,
+                                                           seed=ctx.cfg.seed))]
+    cats = m["category"].astype(str).to_numpy()
+    for c in sorted(set(cats)):
+        sel = cats == c
+        rows.append(_row(metric, f"category={c}", cluster_bootstrap_mean(
+            v[sel], m["prompt_id"].values[sel], reps=ctx.cfg.reps, seed=ctx.cfg.seed)))
+    return rows
+
+
+def metric_clip_score(ctx: Context):
+    img = ctx.image_features(ctx.cfg.clip, "clip")
+    txt = ctx.text_features(ctx.cfg.clip, "clip")
+    vals = ctx.timed("clip_score", lambda: clip_score(img, txt))
+    ctx.methodology["clip_score"] = f"{CLIP_FORMULA}; evaluator {ctx.evaluators['clip']}"
+    return _items(ctx, "clip_score", vals), _by_category(ctx, "clip_score", vals)
+
+
+def metric_skills(ctx: Context):
+    from .metrics_skills import METHOD, judge_images, parse_expect, skill_accuracy
+
+    expects = [parse_expect(v) for v in ctx.manifest["expect"]] if "expect" in ctx.manifest else []
+    mask = np.array([e is not None for e in expects], dtype=bool)
+    if not mask.any():
+        raise InputError("skills: this run's prompts carry no expectations; score a suite with `expect:` "
+                         "entries (e.g. pictoworld-skills) or drop 'skills' from --metrics")
+    idx = np.flatnonzero(mask)
+    res = ctx.timed("skills (oracle)", lambda: judge_images([ctx.image(i) for i in idx],
+                                                            [expects[i] for i in idx], ctx.cfg.progress))
+    passed = np.array([p for p, _ in res], dtype=bool)
+    sub = ctx.manifest[mask]
+    est = skill_accuracy(sub["category"].astype(str).values, sub["prompt_id"].values, passed,
+                         reps=ctx.cfg.reps, seed=ctx.cfg.seed)
+    from ..world.oracle import ORACLE_VERSION
+
+    ctx.evaluators["oracle"] = f"pictoworld-oracle/{ORACLE_VERSION}"
+    ctx.methodology["skills"] = METHOD
+    rows = [_row("skills", g, e) for g, e in est.items()]
+    return _items(ctx, "skills", passed.astype(float), [r for _, r in res], mask), rows
+
+
+def _dist_metric(ctx: Context, name: str, spec: str, role: str, stat: Callable, boot_stat: Callable,
+                 method: str):
+    gen = ctx.image_features(spec, role)
+    ref_feats, ref_m = ctx.reference_features(spec, role)
+    reps, prompts = ctx.cfg.dist_reps, ctx.prompts
+
+    def run():
+        value = stat(gen, ref_feats, ref_m)
+        boot = np.array([boot_stat(gen[ix], ref_feats, ref_m, r)
+                         for r, ix in enumerate(cluster_resample(prompts, reps, ctx.cfg.seed))])
+        return value, boot
+
+    value, boot = ctx.timed(name, run)
+    lo, hi = basic_interval(value, boot) if reps >= 2 else (math.nan, math.nan)
+    full = (f"{method}; evaluator {ctx.evaluators[role]}; reference: {ctx.reference_info['description']} "
+            f"(hash {ctx.reference_info['hash']}); 95% basic bootstrap interval over prompts of the generated "
+            f"set ({reps} reps, seed {ctx.cfg.seed}; reference fixed)")
+    ctx.methodology[name] = full
+    e = Estimate(float(value), float(max(lo, 0.0)) if name != "kid" else float(lo), float(hi),
+                 len(set(prompts.tolist())), int(gen.shape[0]), full)
+    return pd.DataFrame(columns=["run_id", "prompt_id", "image_id", "seed", "category", "metric", "value",
+                                 "detail"]), [_row(name, "overall", e)]
+
+
+def metric_fd(ctx: Context):
+    f = lambda g, r, rm, *_: md.frechet_distance(g, rm)  # noqa: E731
+    return _dist_metric(ctx, "fd", ctx.cfg.features, "features", f, f,
+                        "Fréchet distance (Heusel et al. 2017) on float64 moments")
+
+
+def metric_fd_inf(ctx: Context):
+    c = ctx.cfg
+    f = lambda g, r, rm, k=0: md.fd_infinity(g, r, n_points=c.fd_inf_points, seed=c.seed + k).value  # noqa: E731
+    return _dist_metric(ctx, "fd_inf", c.features, "features", f, f,
+                        f"FD∞ (Chong & Forsyth 2020): linear fit of FD_N over 1/N at {c.fd_inf_points} subset sizes "
+                        "from 20% to 100% of the generated set")
+
+
+def metric_kid(ctx: Context):
+    c = ctx.cfg
+
+    def f(g, r, rm, k=None, subsets=c.kid_subsets):
+        return md.kid(g, r, subsets=subsets, subset_size=c.kid_subset_size, seed=c.seed + (k or 0)).mean
+
+    return _dist_metric(ctx, "kid", c.features, "features", f,
+                        lambda g, r, rm, k: f(g, r, rm, k, max(10, c.kid_subsets // 10)),
+                        f"KID (Bińkowski et al. 2018): unbiased MMD², cubic kernel γ=1/d, c=1; mean over "
+                        f"{c.kid_subsets} subsets of min({c.kid_subset_size}, n) images")
+
+
+def metric_cmmd(ctx: Context):
+    f = lambda g, r, *_: md.cmmd(g, r)  # noqa: E731
+    return _dist_metric(ctx, "cmmd", ctx.cfg.clip, "clip", f, f,
+                        "CMMD (Jayasumana et al. 2024): MMD², Gaussian RBF σ=10 on L2-normalised CLIP embeddings, "
+                        "×1000, google-research estimator (kernel means incl. diagonal)")
+
+
+# name -> (function, description)
+METRICS: dict[str, tuple[Callable, str]] = {
+    "clip_score": (metric_clip_score, "CLIPScore per image, 100·max(cos, 0)"),
+    "skills": (metric_skills, "PictoWorld oracle pass/fail per image; accuracy per category and overall"),
+    "fd": (metric_fd, "Fréchet distance to the reference set (FID on Inception features)"),
+    "fd_inf": (metric_fd_inf, "FD extrapolated to infinite N (Chong & Forsyth 2020)"),
+    "kid": (metric_kid, "Kernel Inception Distance (unbiased MMD², cubic kernel)"),
+    "cmmd": (metric_cmmd, "CLIP MMD, Gaussian RBF σ=10, ×1000"),
+}
+
+
+def parse_metrics(text: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    names = [s.strip() for s in (text.split(",") if isinstance(text, str) else text) if s.strip()]
+    if not names:
+        raise InputError("--metrics: empty; choose from " + ", ".join(METRICS))
+    for n in names:
+        if n not in METRICS:
+            close = difflib.get_close_matches(n, list(METRICS), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise InputError(f"--metrics: unknown metric {n!r}; {hint}choose from {', '.join(METRICS)}")
+    return tuple(dict.fromkeys(names))
+
+
+def score_run(run_dir: str | Path, cfg: ScoreConfig | None = None, cache: EmbeddingCache | None = None) -> dict:
+    """Compute the configured metrics for a run and write RUN/scores/. Returns the results dict
+    (plus ``items`` and ``aggregates`` DataFrames under the keys of the same names)."""
+    cfg = cfg or ScoreConfig()
+    names = parse_metrics(cfg.metrics)
+    t0 = time.perf_counter()
+    cache = cache or EmbeddingCache(cfg.cache_dir, enabled=cfg.cache)
+    ctx = Context(*load_run(run_dir), cfg=cfg, cache=cache)
+
+    def verify():
+        bad = [p for p, h in zip(ctx.manifest["path"], ctx.manifest["sha256"])
+               if not (ctx.root / p).is_file() or sha256_file(ctx.root / p) != h]
+        if bad:
+            raise InputError(f"{run_dir}: {len(bad)} image(s) are missing or differ from their manifest sha256 "
+                             f"(e.g. {bad[0]}); re-run `t2i-audit sample` to repair the run")
+
+    ctx.timed("verify images", verify)
+    items, aggs = [], []
+    for n in names:
+        it, rows = METRICS[n][0](ctx)
+        items.append(it)
+        aggs.extend(rows)
+    items_df = pd.concat([i for i in items if len(i)], ignore_index=True) if any(len(i) for i in items) else items[0]
+    agg_df = pd.DataFrame(aggs, columns=["metric", "group", "value", "ci_low", "ci_high", "n_prompts", "n_images",
+                                         "method"])
+    ctx.timings["total"] = time.perf_counter() - t0
+    results = {
+        "schema": SCHEMA, "run_id": str(ctx.info.get("run_id", ctx.root.name)),
+        "suite_hash": (ctx.info.get("suite") or {}).get("hash"),
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "evaluators": ctx.evaluators, "methodology": ctx.methodology,
+        "aggregates": json.loads(agg_df.to_json(orient="records")),
+        "reference": ctx.reference_info, "config": json.loads(cfg.to_json()),
+        "timings_s": {k: round(v, 3) for k, v in ctx.timings.items()},
+        "cache": dataclasses.asdict(cache.stats),
+    }
+    out = ctx.root / "scores"
+    out.mkdir(exist_ok=True)
+    atomic_write_parquet(out / "items.parquet", items_df)
+    atomic_write_parquet(out / "aggregates.parquet", agg_df)
+    atomic_write_json(out / "results.json", results)
+    return {**results, "items": items_df, "aggregates_df": agg_df}
+
+
+def _fmt(v: float) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    return f"{v:.4g}" if abs(v) < 1000 else f"{v:.1f}"
+
+
+def format_table(agg: pd.DataFrame) -> str:
+    rows = [("metric", "group", "value", "95% CI", "n prompts", "n images")]
+    for r in agg.itertuples():
+        ci = "—" if math.isnan(r.ci_low) else f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]"
+        rows.append((r.metric, r.group, _fmt(r.value), ci, str(r.n_prompts), str(r.n_images)))
+    w = [max(len(row[i]) for row in rows) for i in range(6)]
+    lines = ["  ".join(c.ljust(w[i]) if i < 2 or i == 3 else c.rjust(w[i]) for i, c in enumerate(row)) for row in rows]
+    lines.insert(1, "  ".join("-" * x for x in w))
+    return "\n".join(lines)
