@@ -44,17 +44,17 @@ def paired_cluster_bootstrap(diff: np.ndarray, clusters: np.ndarray, *, n_boot: 
     sums = np.bincount(inv, weights=diff, minlength=k)
     counts = np.bincount(inv, minlength=k).astype(np.float64)
     est = float(sums.sum() / counts.sum())
+    if k < 2:
+        return Difference(est, float("nan"), float("nan"), float("nan"), int(diff.size), k,
+                          "mean paired difference; one prompt only: no interval (needs ≥ 2 prompts)")
     rng = np.random.default_rng(seed)
     # multinomial counts of each cluster per replicate: (B, k)
     draws = rng.multinomial(k, np.full(k, 1.0 / k), size=n_boot).astype(np.float64)
     boot = (draws @ sums) / np.maximum(draws @ counts, 1e-12)
     alpha = 1.0 - level
     lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
-    if np.allclose(boot, est):
-        p = 1.0 if est == 0 else 0.0
-    else:
-        centred = boot - boot.mean()
-        p = float((1 + np.sum(np.abs(centred) >= abs(est) - 1e-15)) / (1 + n_boot))
+    centred = boot - boot.mean()
+    p = float((1 + np.sum(np.abs(centred) >= abs(est) - 1e-12)) / (1 + n_boot))
     method = (f"mean paired difference; {int(level * 100)}% percentile interval from a cluster bootstrap "
               f"over prompts (B={n_boot}, seed={seed}); p: share of null-centred replicates as extreme")
     return Difference(est, float(lo), float(hi), min(p, 1.0), int(diff.size), k, method)

@@ -1,0 +1,194 @@
+"""Compare two runs image by image: ``compare_runs(A, B)``.
+
+Images are paired by (prompt_id, seed) from scores/items.parquet. For every metric (overall and per
+category) the difference B − A of the mean over paired images gets a 95% percentile interval from a
+cluster bootstrap over prompts (pairs of one prompt are resampled together) and a bootstrap p-value;
+pass/fail metrics (all values 0/1) also get the exact McNemar test on the discordant pairs, whose
+p-value is then the one reported. Bias shifts per (attribute, group, class) compare the corrected
+shares of both runs' bias audits (independent intervals combined in quadrature).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from .html_images import esc, pass_fail_metrics
+from .results import RunResults, load_run
+from .stats import independent_difference, mcnemar_exact, paired_cluster_bootstrap
+from .tables import fmt_ci, fmt_num
+
+
+class CompareWarning(UserWarning):
+    """The runs can be compared, but not quite like for like (e.g. different suite hashes)."""
+
+
+@dataclass
+class CompareResult:
+    run_a: str
+    run_b: str
+    metrics: pd.DataFrame          # one row per (metric, group)
+    bias_shifts: pd.DataFrame      # one row per (attribute, group, class); empty if no bias audits
+    n_pairs: int
+    n_unpaired_a: int
+    n_unpaired_b: int
+    warnings: list[str] = field(default_factory=list)
+    n_boot: int = 2000
+    seed: int = 0
+
+
+def _paired_items(a: RunResults, b: RunResults) -> pd.DataFrame:
+    for r in (a, b):
+        if r.items is None:
+            raise InputError(f"{r.root}: scores/items.parquet is missing; run `t2i-audit score` on it first")
+    cols = ["prompt_id", "seed", "metric", "value", "category"]
+    ia = a.items[cols].drop_duplicates(["prompt_id", "seed", "metric"])
+    ib = b.items[cols].drop_duplicates(["prompt_id", "seed", "metric"])
+    return ia.merge(ib.drop(columns="category"), on=["prompt_id", "seed", "metric"], suffixes=("_a", "_b"))
+
+
+def compare_runs(run_a: str | Path | RunResults, run_b: str | Path | RunResults, *, n_boot: int = 2000,
+                 seed: int = 0) -> CompareResult:
+    """Paired comparison of two scored runs (difference = B − A)."""
+    a = run_a if isinstance(run_a, RunResults) else load_run(run_a)
+    b = run_b if isinstance(run_b, RunResults) else load_run(run_b)
+    notes: list[str] = []
+    if a.suite_hash != b.suite_hash:
+        notes.append(f"suite hash differs ({a.suite_hash} vs {b.suite_hash}): prompts with the same id may "
+                     "not be the same prompt")
+    if a.manifest is not None and b.manifest is not None:
+        ta = a.manifest.drop_duplicates("prompt_id").set_index("prompt_id")["text"]
+        tb = b.manifest.drop_duplicates("prompt_id").set_index("prompt_id")["text"]
+        common = ta.index.intersection(tb.index)
+        differ = [p for p in common if ta[p] != tb[p]]
+        if differ:
+            notes.append(f"{len(differ)} shared prompt id(s) have different text, e.g. {differ[0]}")
+    for n in notes:
+        warnings.warn(n, CompareWarning, stacklevel=2)
+    pairs = _paired_items(a, b)
+    if pairs.empty:
+        raise InputError(f"{a.root} and {b.root} share no (prompt_id, seed) pairs; compare runs of the same "
+                         "suite and seeds")
+    keys_a = set(zip(a.items["prompt_id"], a.items["seed"]))
+    keys_b = set(zip(b.items["prompt_id"], b.items["seed"]))
+    shared = keys_a & keys_b
+    pf = set(pass_fail_metrics(a.items)) & set(pass_fail_metrics(b.items))
+    rows = []
+    for metric, d in pairs.groupby("metric", sort=True):
+        groups = [("overall", d)] + [(f"category={c}", g) for c, g in d.groupby("category", sort=True)]
+        for gname, g in groups:
+            diff = g["value_b"].to_numpy(float) - g["value_a"].to_numpy(float)
+            res = paired_cluster_bootstrap(diff, g["prompt_id"].to_numpy(), n_boot=n_boot, seed=seed)
+            row = {"metric": metric, "group": gname, "n_pairs": len(g), "n_prompts": res.n_clusters,
+                   "mean_a": float(g["value_a"].mean()), "mean_b": float(g["value_b"].mean()),
+                   "difference": res.estimate, "ci_low": res.ci_low, "ci_high": res.ci_high,
+                   "p_value": res.p_value, "test": "paired cluster bootstrap", "mcnemar_b": np.nan,
+                   "mcnemar_c": np.nan, "method": res.method}
+            if metric in pf:
+                nb, nc, p = mcnemar_exact(g["value_a"].to_numpy() >= 1, g["value_b"].to_numpy() >= 1)
+                row.update(p_value=p, test="exact McNemar", mcnemar_b=nb, mcnemar_c=nc,
+                           method=res.method + f"; p: exact McNemar (A-only passes {nb}, B-only passes {nc})")
+            rows.append(row)
+    metrics = pd.DataFrame(rows)
+    return CompareResult(a.run_id, b.run_id, metrics, bias_shifts(a, b), len(shared),
+                         len(keys_a - keys_b), len(keys_b - keys_a), notes, n_boot, seed)
+
+
+def bias_shifts(a: RunResults, b: RunResults) -> pd.DataFrame:
+    """Corrected class shares of both runs per (attribute, group, class) and their shift B − A."""
+    cols = ["attribute", "group", "cls", "share_a", "share_b", "shift", "ci_low", "ci_high", "p_value",
+            "n_a", "n_b"]
+    if a.bias is None or b.bias is None:
+        return pd.DataFrame(columns=cols)
+    m = a.bias.merge(b.bias, on=["attribute", "group", "cls"], suffixes=("_a", "_b"))
+    rows = []
+    for r in m.itertuples():
+        d = independent_difference(r.corrected_b, r.corr_ci_low_b, r.corr_ci_high_b,
+                                   r.corrected_a, r.corr_ci_low_a, r.corr_ci_high_a)
+        rows.append([r.attribute, r.group, r.cls, r.corrected_a, r.corrected_b, d.estimate, d.ci_low, d.ci_high,
+                     d.p_value, int(r.n_images_a), int(r.n_images_b)])
+    return pd.DataFrame(rows, columns=cols).sort_values(["attribute", "group", "cls"], kind="stable",
+                                                        ignore_index=True)
+
+
+def compare_markdown(c: CompareResult) -> str:
+    from .markdown import md_table
+
+    out = [f"# t2i-audit compare: {c.run_b} − {c.run_a}", "",
+           f"{c.n_pairs} (prompt, seed) pairs shared; {c.n_unpaired_a} only in A, {c.n_unpaired_b} only in B. "
+           "Difference = B − A; 95% interval from a cluster bootstrap over prompts "
+           f"(B={c.n_boot}, seed {c.seed}); pass/fail metrics tested with the exact McNemar test.", ""]
+    out += [f"> warning: {w}" for w in c.warnings] + ([""] if c.warnings else [])
+    out += ["## Metrics", "", md_table(
+        ["metric", "group", "n pairs", "A", "B", "B − A", "95% CI", "p", "test"],
+        [[r.metric, r.group, r.n_pairs, fmt_num(r.mean_a), fmt_num(r.mean_b), fmt_num(r.difference),
+          fmt_ci(r.ci_low, r.ci_high), fmt_num(r.p_value), r.test] for r in c.metrics.itertuples()]), ""]
+    if len(c.bias_shifts):
+        out += ["## Bias shifts (corrected shares)", "", md_table(
+            ["attribute", "group", "class", "A", "B", "B − A", "95% CI", "p"],
+            [[r.attribute, r.group, r.cls, fmt_num(r.share_a), fmt_num(r.share_b), fmt_num(r.shift),
+              fmt_ci(r.ci_low, r.ci_high), fmt_num(r.p_value)] for r in c.bias_shifts.itertuples()]), ""]
+    else:
+        out += ["## Bias shifts", "", "_One or both runs have no bias audit._", ""]
+    return "\n".join(out)
+
+
+def compare_html(c: CompareResult) -> str:
+    from . import plots
+    from .html import CSP, CSS, _table
+
+    m = c.metrics
+    chart = plots.difference_chart(m, label=f"{c.run_b} − {c.run_a}")
+    parts = [f"<h1>t2i-audit compare: {esc(c.run_b)} − {esc(c.run_a)}</h1>",
+             f"<p>{c.n_pairs} (prompt, seed) pairs shared; {c.n_unpaired_a} only in A, {c.n_unpaired_b} only in "
+             "B. Difference = B − A with a 95% cluster-bootstrap interval over prompts; pass/fail metrics use the "
+             "exact McNemar test.</p>"]
+    parts += [f"<p class='missing'>warning: {esc(w)}</p>" for w in c.warnings]
+    if chart:
+        parts.append(f"<p><img src='{chart}' alt='differences with 95% intervals'></p>")
+    parts.append(_table(["metric", "group", "n pairs", "A", "B", "B − A", "95% CI", "p", "test"],
+                        [[r.metric, r.group, r.n_pairs, fmt_num(r.mean_a), fmt_num(r.mean_b), fmt_num(r.difference),
+                          fmt_ci(r.ci_low, r.ci_high), fmt_num(r.p_value), r.test] for r in m.itertuples()],
+                        {2, 3, 4, 5, 7}))
+    parts.append("<h2>Bias shifts (corrected shares)</h2>")
+    if len(c.bias_shifts):
+        parts.append(_table(["attribute", "group", "class", "A", "B", "B − A", "95% CI", "p"],
+                            [[r.attribute, r.group, r.cls, fmt_num(r.share_a), fmt_num(r.share_b), fmt_num(r.shift),
+                              fmt_ci(r.ci_low, r.ci_high), fmt_num(r.p_value)] for r in c.bias_shifts.itertuples()],
+                            {3, 4, 5, 7}))
+    else:
+        parts.append("<p class='missing'>One or both runs have no bias audit.</p>")
+    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"
+            f"<title>t2i-audit compare</title><style>{CSS}</style></head><body>{''.join(parts)}</body></html>\n")
+
+
+def write_compare(c: CompareResult, out: str | Path, formats: tuple[str, ...] = ("md", "html", "csv", "json")
+                  ) -> list[Path]:
+    """Write compare.md / compare.html and the metric and bias-shift tables."""
+    from .report import _write_text
+    from .tables import TABLE_FORMATS, write_tables
+
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"{out}: cannot create the output directory ({e.strerror})") from None
+    written = []
+    if "md" in formats:
+        _write_text(out / "compare.md", compare_markdown(c))
+        written.append(out / "compare.md")
+    if "html" in formats:
+        _write_text(out / "compare.html", compare_html(c))
+        written.append(out / "compare.html")
+    tf = tuple(f for f in formats if f in TABLE_FORMATS)
+    if tf:
+        tables = {"compare_metrics": c.metrics.assign(run_a=c.run_a, run_b=c.run_b),
+                  "compare_bias": c.bias_shifts.assign(run_a=c.run_a, run_b=c.run_b)}
+        written += write_tables(tables, out, tf)
+    return written
