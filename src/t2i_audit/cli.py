@@ -20,6 +20,9 @@ COMMAND_MODULES = [
     ("t2i_audit.commands.score", "score"),
     ("t2i_audit.commands.suites", "suites"),
     ("t2i_audit.commands.sample", "sample"),
+    ("t2i_audit.commands.report", "report"),
+    ("t2i_audit.commands.compare", "compare"),
+    ("t2i_audit.commands.gate", "gate"),
 ]
 
 

@@ -1,0 +1,35 @@
+"""`t2i-audit compare RUN_A RUN_B`: paired differences per metric and bias shifts."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import click
+
+
+@click.command("compare")
+@click.argument("run_a", type=click.Path(path_type=Path))
+@click.argument("run_b", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output directory (default: RUN_B/compare-<A run id>).")
+@click.option("--n-boot", type=click.IntRange(min=100), default=2000, show_default=True,
+              help="Bootstrap replicates.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+def compare(run_a: Path, run_b: Path, out: Path | None, n_boot: int, seed: int) -> None:
+    """Compare two scored runs pair by pair (prompt, seed); differences are B − A."""
+    from ..reports.compare import CompareWarning, compare_runs, write_compare
+    from ..reports.tables import fmt_ci, fmt_num
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CompareWarning)
+        c = compare_runs(run_a, run_b, n_boot=n_boot, seed=seed)
+    for w in caught:
+        click.echo(f"warning: {w.message}", err=True)
+    out = out or Path(run_b) / f"compare-{c.run_a}"
+    written = write_compare(c, out)
+    click.echo(f"{c.n_pairs} pairs; difference = {c.run_b} − {c.run_a}")
+    for r in c.metrics[c.metrics["group"] == "overall"].itertuples():
+        click.echo(f"  {r.metric:<16} {fmt_num(r.difference):>8} {fmt_ci(r.ci_low, r.ci_high):<20} "
+                   f"p={fmt_num(r.p_value)} ({r.test})")
+    click.echo(f"wrote {len(written)} files to {out}")
