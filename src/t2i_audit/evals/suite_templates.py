@@ -80,7 +80,8 @@ def _field(value: dict, name: str, fld: str | None, where: Where):
     if fld == "article":
         return "an" if value["text"][:1].lower() in "aeiou" else "a"
     valid = [k for k in value if k != "weight"] + ["article"]
-    raise where.error(f"slot {name!r} value {value['text']!r} has no field {fld!r}{suggest(fld, valid)}")
+    raise where.error(f"slot {name!r} value {value['text']!r} has no field {fld!r}{suggest(fld, valid)} "
+                      f"(fields: {', '.join(valid)})")
 
 
 def substitute(obj, values: dict[str, dict], where: Where):
