@@ -29,6 +29,7 @@ import yaml
 
 from ..errors import InputError
 
+JOINT_SEP = "×"  # joins the attributes of a joint probe: presentation×skin
 UNSURE = -1
 NO_PERSON = -2
 ABSTAIN_NAMES = {UNSURE: "unsure", NO_PERSON: "no person"}
@@ -321,8 +322,8 @@ class JointProbe(Probe):
 
     def __init__(self, a: Probe, b: Probe):
         self.a, self.b = a, b
-        self.name = f"{a.name}x{b.name}"
-        self.attribute = f"{a.attribute}x{b.attribute}"
+        self.name = f"{a.name}{JOINT_SEP}{b.name}"
+        self.attribute = f"{a.attribute}{JOINT_SEP}{b.attribute}"
         self.classes = tuple(f"{x}|{y}" for x in a.classes for y in b.classes)
         self.limits = " ".join(x for x in (a.limits, b.limits) if x)
 

@@ -1,0 +1,300 @@
+"""The bias audit driver: run probes over a generation run, correct, test, write RUN/audits/.
+
+Groups are the value of the first group slot a prompt has (``profession``, ``occupation``), or its
+category. A prompt that states an attribute (slot ``presentation``/``gender`` or ``skin``/
+``skin_tone`` with a value the probe knows) is *explicit* for it: its images measure adherence,
+not bias, and stay out of the neutral distributions. Tables and statistics: docs/audits.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from .calibration import Calibration, calibrate_on_folder, calibrate_on_pictoworld, predict_all
+from .correction import GroupSample, calibration_replicates, estimate_group
+from .probes import JOINT_SEP, JointProbe, OracleProbe, Probe, ProbeOutput, ZeroShotProbe, make_probe
+from .tables import group_tables, methodology_text
+
+SCHEMA = "t2i-audit/bias/1"
+ATTRIBUTE_SLOTS = {"presentation": ("presentation", "gender"), "skin": ("skin", "skin_tone"),
+                   "profession": ("profession", "occupation")}
+ALIASES = {"male": "man", "female": "woman", "men": "man", "women": "woman"}
+
+
+@dataclass
+class BiasAuditConfig:
+    probes: list[str] = field(default_factory=list)  # empty: by domain (see default_probes)
+    clip: str = "bundled-clip"  # evaluator spec for zero-shot probes (evals.features.load_extractor)
+    reference: str | None = None  # CSV attribute,group,cls,share; None = uniform
+    calibration: str | None = "auto"  # DIR with labels, 'pictoworld', 'none', or 'auto'
+    calibration_n: int = 600
+    calibration_seed: int = 12345
+    training_spec: str | None = "auto"  # bias spec for amplification: 'default', FILE, 'none', 'auto'
+    method: str = "em"
+    bootstrap: int = 1000
+    seed: int = 0
+    min_clusters: int = 5
+    adjust: str = "holm"
+    test: str = "chi2"
+    group_slots: tuple[str, ...] = ("profession", "occupation")
+    intersectional: bool = True
+    progress: bool = True
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["group_slots"] = list(self.group_slots)
+        return d
+
+    @staticmethod
+    def from_dict(d: dict) -> BiasAuditConfig:
+        d = dict(d)
+        d["group_slots"] = tuple(d.get("group_slots", ("profession", "occupation")))
+        return BiasAuditConfig(**d)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def default_probes(domain: str) -> list[str]:
+    if domain == "pictoworld":
+        return ["pictoworld-presentation", "pictoworld-skin"]
+    return ["real-gender-presentation", "real-skin-tone"]
+
+
+def run_domain(meta: dict, manifest: pd.DataFrame) -> str:
+    """'pictoworld' when the run's suite or prompts are PictoWorld's, else 'real'."""
+    suite = str((meta.get("suite") or {}).get("name", ""))
+    if suite.startswith("pictoworld"):
+        return "pictoworld"
+    from ..world.vocab import PROFESSIONS
+
+    slots = [json.loads(s) if isinstance(s, str) and s else {} for s in manifest.get("slots", [])]
+    profs = {s.get("profession") for s in slots} - {None}
+    return "pictoworld" if profs and profs <= set(PROFESSIONS) else "real"
+
+
+def load_images(run_dir: Path, manifest: pd.DataFrame) -> list:
+    from PIL import Image
+
+    imgs = []
+    for rel in manifest["path"]:
+        p = run_dir / str(rel)
+        if not p.is_file():
+            raise InputError(f"{run_dir}: image {rel} is in the manifest but missing; re-run `t2i-audit sample`")
+        try:
+            with Image.open(p) as im:
+                imgs.append(im.convert("RGB"))
+        except OSError as e:
+            raise InputError(f"{p}: not a readable image ({e}); delete it and re-run `t2i-audit sample`") from None
+    return imgs
+
+
+def build_probes(names: list[str], clip: str | None, extractor=None) -> list[Probe]:
+    """Probes by name; zero-shot ones share one evaluator (``extractor`` or loaded from ``clip``)."""
+    probes = []
+    for n in names:
+        if extractor is None and not str(n).startswith("oracle"):
+            from ..evals.features import load_extractor
+
+            extractor = load_extractor(clip or "bundled-clip")
+        probes.append(make_probe(n, extractor))
+    seen = {p.name for p in probes}
+    if len(seen) != len(probes):
+        raise InputError("--probe: the same probe is named twice; name each once")
+    return probes
+
+
+def add_joint_probes(probes: list[Probe]) -> list[Probe]:
+    """Pair every presentation probe with a skin probe of the same kind (intersectional tables)."""
+    out = list(probes)
+    for a in probes:
+        for b in probes:
+            if a.attribute == "presentation" and b.attribute == "skin" and type(a) is type(b):
+                if isinstance(a, ZeroShotProbe) and a.extractor is not b.extractor:
+                    continue
+                out.append(JointProbe(a, b))
+    return out
+
+
+def read_reference(path: str | None, probes: list[Probe]) -> dict[tuple[str, str], dict[str, float]]:
+    """CSV (attribute, group, cls, share); group '*' applies to every group. Validated."""
+    if path is None:
+        return {}
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"--reference {p}: file not found; give a CSV with columns attribute,group,cls,share")
+    try:
+        df = pd.read_csv(p, dtype={"group": str, "cls": str, "attribute": str})
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise InputError(f"--reference {p}: not a readable CSV ({e})") from None
+    need = {"attribute", "group", "cls", "share"}
+    if not need <= set(df.columns):
+        raise InputError(f"--reference {p}: needs columns attribute,group,cls,share (has {', '.join(df.columns)})")
+    classes = {pr.attribute: pr.classes for pr in probes}
+    out = {}
+    for (attr, grp), d in df.groupby(["attribute", "group"]):
+        if attr not in classes:
+            continue
+        shares = dict(zip(d["cls"].astype(str), pd.to_numeric(d["share"], errors="coerce")))
+        bad = set(shares) - set(classes[attr])
+        if bad or any(not np.isfinite(v) or v < 0 for v in shares.values()):
+            raise InputError(f"--reference {p}: {attr}/{grp}: classes must be {', '.join(classes[attr])} "
+                             f"with shares >= 0 (found {', '.join(map(str, shares))})")
+        total = sum(shares.values())
+        if abs(total - 1) > 1e-3:
+            raise InputError(f"--reference {p}: {attr}/{grp}: shares sum to {total:.4g}, not 1; rescale them")
+        out[(attr, str(grp))] = {c: shares.get(c, 0.0) / total for c in classes[attr]}
+    return out
+
+
+def _explicit(slots: dict, attribute: str, classes: tuple[str, ...]) -> str | None:
+    for key in ATTRIBUTE_SLOTS.get(attribute, (attribute,)):
+        v = slots.get(key)
+        if v is not None:
+            v = ALIASES.get(str(v), str(v))
+            if v in classes:
+                return v
+    return None
+
+
+def image_table(manifest: pd.DataFrame, group_slots) -> pd.DataFrame:
+    slots = [json.loads(s) if isinstance(s, str) and s else {} for s in manifest["slots"]]
+    groups = []
+    for s, cat in zip(slots, manifest["category"]):
+        g = next((str(s[k]) for k in group_slots if s.get(k) is not None), None)
+        groups.append(g if g is not None else f"category={cat}")
+    return pd.DataFrame({"image_id": manifest["image_id"].astype(str), "prompt_id": manifest["prompt_id"].astype(str),
+                         "group": groups, "slots": slots})
+
+
+def audit_outputs(outputs: dict[str, ProbeOutput], probes: list[Probe], images: pd.DataFrame,
+                  calibrations: dict[str, Calibration], cfg: BiasAuditConfig,
+                  reference: dict | None = None, training=None) -> dict:
+    """All tables from probe outputs (no images needed: lets benchmarks resample outputs)."""
+    rng = np.random.default_rng(cfg.seed)
+    bias_rows, stat_rows = [], []
+    for probe in probes:
+        out = outputs[probe.name]
+        cal = calibrations.get(probe.name)
+        cal_reps = calibration_replicates(cal.counts, cfg.bootstrap, rng) if cal is not None else None
+        attrs = probe.attribute.split(JOINT_SEP)
+        explicit = [[_explicit(s, a, _classes_of(probe, i)) for s in images["slots"]] for i, a in enumerate(attrs)]
+        neutral = np.array([all(e[j] is None for e in explicit) for j in range(len(images))])
+        samples: dict[tuple[str, str], GroupSample] = {}
+        for g in sorted(set(images["group"][neutral])) + ["all"]:
+            sel = neutral & ((images["group"] == g).to_numpy() if g != "all" else True)
+            if sel.sum():
+                samples[("neutral", g)] = GroupSample.from_labels(out.labels[sel], images["prompt_id"][sel],
+                                                                  len(probe.classes))
+        if len(attrs) == 1:
+            for c in probe.classes:
+                sel = np.array([e == c for e in explicit[0]])
+                if sel.sum():
+                    samples[("explicit", f"asked={c}")] = GroupSample.from_labels(
+                        out.labels[sel], images["prompt_id"][sel], len(probe.classes))
+        ests = {k: estimate_group(s, probe.classes, cal.counts if cal else None, cal_reps, cfg.bootstrap, rng,
+                                  cfg.method, cfg.min_clusters) for k, s in samples.items()}
+        b, s = group_tables(probe, ests, samples, cal, reference or {}, training, cfg)
+        bias_rows += b
+        stat_rows += s
+    bias = pd.DataFrame(bias_rows)
+    stats = pd.DataFrame(stat_rows)
+    return {"bias": bias, "stats": stats}
+
+
+def _classes_of(probe: Probe, i: int) -> tuple[str, ...]:
+    return (probe.a.classes, probe.b.classes)[i] if isinstance(probe, JointProbe) else probe.classes
+
+
+def _training_spec(cfg: BiasAuditConfig, domain: str):
+    from ..world.bias import BiasSpec
+
+    ts = cfg.training_spec
+    if ts in (None, "none") or (ts == "auto" and domain != "pictoworld"):
+        return None
+    return BiasSpec.load("default" if ts == "auto" else ts)
+
+
+def run_bias_audit(run_dir: str | Path, cfg: BiasAuditConfig | None = None, extractor=None,
+                   oracle_reader=None, probes: list[Probe] | None = None) -> dict:
+    """Audit a run directory; writes RUN/audits/bias*.parquet and bias.json; returns the tables."""
+    from ..evals.io import atomic_write_json, atomic_write_parquet
+    from ..evals.runs import load_run
+
+    cfg = cfg or BiasAuditConfig()
+    run_dir = Path(run_dir)
+    meta, manifest = load_run(run_dir)
+    if manifest.empty:
+        raise InputError(f"{run_dir}: the manifest has no images; sample some first")
+    domain = run_domain(meta, manifest)
+    if probes is None:
+        probes = build_probes(cfg.probes or default_probes(domain), cfg.clip, extractor)
+    if oracle_reader is not None:
+        probes = [OracleProbe(p.attribute, oracle_reader) if isinstance(p, OracleProbe) else p for p in probes]
+    if cfg.intersectional:
+        probes = add_joint_probes(probes)
+    images = image_table(manifest, cfg.group_slots)
+    reference = read_reference(cfg.reference, probes)
+    calibrations = calibrate(probes, cfg, domain)
+    outputs = predict_all(probes, load_images(run_dir, manifest))
+    training = _training_spec(cfg, domain)
+    tables = audit_outputs(outputs, probes, images, calibrations, cfg, reference, training)
+    items = pd.concat([pd.DataFrame({"image_id": images["image_id"], "prompt_id": images["prompt_id"],
+                                     "group": images["group"], "probe": p.name, "attribute": p.attribute,
+                                     "reading": outputs[p.name].names()}) for p in probes], ignore_index=True)
+    out = run_dir / "audits"
+    out.mkdir(exist_ok=True)
+    summary = {
+        "schema": SCHEMA, "run_id": meta.get("run_id"), "domain": domain,
+        "probe": [p.describe() for p in probes],
+        "calibration": {k: {**c.summary(), "counts": c.to_dict()["counts"],
+                            "outcomes": c.to_dict()["outcomes"]} for k, c in calibrations.items()},
+        "training_spec": ({"name": training.name, "hash": training.hash, "source": training.source}
+                          if training else None),
+        "reference": cfg.reference or "uniform",
+        "config": cfg.to_dict(),
+        "limits": sorted({p.limits for p in probes if p.limits}),
+        "methodology": methodology_text(cfg, bool(calibrations)),
+        "agreement": probe_agreement(tables["bias"]),
+    }
+    atomic_write_parquet(out / "bias.parquet", tables["bias"])
+    atomic_write_parquet(out / "bias_stats.parquet", tables["stats"])
+    atomic_write_parquet(out / "bias_items.parquet", items)
+    atomic_write_json(out / "bias.json", summary)
+    return {**tables, "items": items, "summary": summary, "out": out}
+
+
+def calibrate(probes: list[Probe], cfg: BiasAuditConfig, domain: str) -> dict[str, Calibration]:
+    c = cfg.calibration
+    if c in (None, "none") or (c == "auto" and domain != "pictoworld"):
+        return {}
+    if c in ("auto", "pictoworld"):
+        return calibrate_on_pictoworld(probes, cfg.calibration_n, cfg.calibration_seed)
+    if not Path(c).is_dir():
+        raise InputError(f"--calibration {c}: not a directory; give a folder with labels.csv or a "
+                         "`t2i-audit world render` output, 'pictoworld' or 'none'")
+    return calibrate_on_folder(probes, c)
+
+
+def probe_agreement(bias: pd.DataFrame) -> list[dict]:
+    """Where two probes read the same attribute: max |difference| of their best estimates per group."""
+    if bias.empty:
+        return []
+    rows = []
+    best = bias.assign(best=bias["corrected"].where(bias["corrected"].notna(), bias["raw"]))
+    for (attr, grp), d in best[best.section == "neutral"].groupby(["attribute", "group"]):
+        ps = sorted(d["probe"].unique())
+        for i, a in enumerate(ps):
+            for b in ps[i + 1:]:
+                x = d[d.probe == a].set_index("cls")["best"]
+                y = d[d.probe == b].set_index("cls")["best"]
+                rows.append({"attribute": attr, "group": grp, "probes": [a, b],
+                             "max_abs_diff": float((x - y).abs().max())})
+    return rows
