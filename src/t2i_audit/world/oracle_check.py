@@ -1,0 +1,119 @@
+"""Scoring oracle readings against ground truth from a PictoWorld manifest.
+
+Truth comes from the manifest columns written by ``world render`` (kind, n_objects, shapes,
+colors, positions, profession, presentation, skin). Per attribute, the table gives the accuracy on
+the answered (non-abstained) items with a 95% Wilson interval, the abstention rate and n.
+Objects are matched to the truth by their centre against the true slot centres (Hungarian
+assignment, at most 6 canvas units apart); a true object with no match counts as wrong for shape,
+colour and position (a miss is an error, not an abstention).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from .oracle import UNKNOWN, Reading
+from .vocab import SLOT_CENTRES
+
+ATTRIBUTES = ("kind", "count", "shape", "color", "position", "profession", "presentation", "skin")
+MATCH_MAX_DIST = 6.0
+
+
+def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% Wilson score interval for k successes out of n (nan, nan when n = 0)."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = k / n
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _as_list(v) -> list:
+    if v is None:
+        return []
+    return list(v)
+
+
+def truth_from_row(row) -> dict:
+    """The ground truth of one manifest row (a dict or pandas Series)."""
+    kind = "person" if row["kind"] == "person" else "shapes"
+    t = {"kind": kind}
+    if kind == "person":
+        t.update(profession=row["profession"], presentation=row["presentation"], skin=row["skin"])
+    else:
+        t["objects"] = [{"shape": s, "color": c, "position": p} for s, c, p in
+                        zip(_as_list(row["shapes"]), _as_list(row["colors"]), _as_list(row["positions"]))]
+        t["count"] = int(row["n_objects"])
+    return t
+
+
+def score(reading: Reading, truth: dict) -> dict[str, list[bool | None]]:
+    """Per attribute, a list of outcomes: True (correct), False (wrong), None (abstained)."""
+    out: dict[str, list[bool | None]] = {a: [] for a in ATTRIBUTES}
+    out["kind"].append(None if reading.kind == UNKNOWN else reading.kind == truth["kind"])
+    if truth["kind"] == "person":
+        for a in ("profession", "presentation", "skin"):
+            v = getattr(reading, a)
+            if reading.kind == UNKNOWN or v == UNKNOWN:
+                out[a].append(None)
+            else:
+                out[a].append(v == truth[a])
+        return out
+    c = reading.count
+    out["count"].append(None if c == UNKNOWN else c == truth["count"])
+    objs = truth["objects"]
+    read = reading.objects
+    match: dict[int, int] = {}
+    if objs and read:
+        cost = np.array([[math.dist(SLOT_CENTRES[o["position"]], (r["x"], r["y"])) for r in read]
+                         for o in objs])
+        for i, j in zip(*linear_sum_assignment(cost)):
+            if cost[i, j] <= MATCH_MAX_DIST:
+                match[int(i)] = int(j)
+    for i, o in enumerate(objs):
+        for a in ("shape", "color", "position"):
+            if i not in match:
+                out[a].append(None if reading.kind == UNKNOWN else False)
+                continue
+            v = read[match[i]][a]
+            out[a].append(None if v == UNKNOWN else v == o[a])
+    return out
+
+
+def tabulate(outcomes: Iterable[dict[str, list[bool | None]]]) -> list[dict]:
+    """Aggregate per-image outcomes into rows: attribute, n, answered, correct, accuracy, CI,
+    abstain_rate."""
+    acc: dict[str, list[int]] = {a: [0, 0, 0] for a in ATTRIBUTES}  # n, answered, correct
+    for o in outcomes:
+        for a, vals in o.items():
+            for v in vals:
+                acc[a][0] += 1
+                if v is not None:
+                    acc[a][1] += 1
+                    acc[a][2] += bool(v)
+    rows = []
+    for a in ATTRIBUTES:
+        n, ans, cor = acc[a]
+        if n == 0:
+            continue
+        lo, hi = wilson(cor, ans)
+        rows.append({"attribute": a, "n": n, "answered": ans, "correct": cor,
+                     "accuracy": cor / ans if ans else float("nan"), "ci_low": lo, "ci_high": hi,
+                     "abstain_rate": 1 - ans / n})
+    return rows
+
+
+def format_table(rows: list[dict], title: str = "") -> str:
+    lines = [title] if title else []
+    lines.append(f"{'attribute':<13}{'accuracy':>9}  {'95% CI':<17}{'abstain':>8}{'n':>8}")
+    for r in rows:
+        ci = f"[{100 * r['ci_low']:.2f}, {100 * r['ci_high']:.2f}]" if r["answered"] else "-"
+        accs = f"{100 * r['accuracy']:.2f}%" if r["answered"] else "-"
+        lines.append(f"{r['attribute']:<13}{accs:>9}  {ci:<17}{100 * r['abstain_rate']:>7.2f}%{r['n']:>8}")
+    return "\n".join(lines)
