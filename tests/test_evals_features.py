@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from evals_fixtures import random_images, tiny_hf_clip
 
+from evals_fixtures import random_images, tiny_hf_clip
 from t2i_audit.errors import InputError
 from t2i_audit.evals.features import load_extractor, parse_spec
 from t2i_audit.evals.metrics_clip import clip_score, cosine
