@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     ("t2i_audit.commands.report", "report"),
     ("t2i_audit.commands.compare", "compare"),
     ("t2i_audit.commands.gate", "gate"),
+    ("t2i_audit.commands.audit", "audit"),
 ]
 
 

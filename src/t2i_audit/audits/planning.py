@@ -135,10 +135,10 @@ def plan(cfg: PlanConfig) -> Plan:
             m = math.ceil(n / P)
         note = f"design effect {deff:g} given"
     elif m is not None or P is None:
-        m = m or 1
-        deff = 1 + (m - 1) * rho
+        deff = 1 + ((m or 1) - 1) * rho
         n = math.ceil(n0 * deff)
-        note = f"Kish design effect 1 + ({m} - 1) * icc {rho:g}"
+        note = (f"Kish design effect 1 + ({m} - 1) * icc {rho:g}" if m else
+                "independent images (give --images-per-prompt and --icc for clustered prompts)")
     else:  # prompts fixed: solve m * P = n0 * (1 + (m - 1) rho) for m
         if P <= n0 * rho:
             raise InputError(f"audit plan: {P} prompts per group cannot reach the power with icc {rho:g} "

@@ -325,7 +325,7 @@ class JointProbe(Probe):
         self.name = f"{a.name}{JOINT_SEP}{b.name}"
         self.attribute = f"{a.attribute}{JOINT_SEP}{b.attribute}"
         self.classes = tuple(f"{x}|{y}" for x in a.classes for y in b.classes)
-        self.limits = " ".join(x for x in (a.limits, b.limits) if x)
+        self.limits = " ".join(dict.fromkeys(x for x in (a.limits, b.limits) if x))
 
     @staticmethod
     def combine(oa: ProbeOutput, ob: ProbeOutput) -> ProbeOutput:

@@ -1,0 +1,202 @@
+"""`t2i-audit audit ...`: bias audit with classifier-error correction, memorization, planning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.group()
+def audit() -> None:
+    """Audits of a generation run: social bias, memorization; and sample-size planning."""
+
+
+def _fmt(v: float, lo: float, hi: float) -> str:
+    if v != v:
+        return "—"
+    return f"{v:.2f} [{lo:.2f},{hi:.2f}]"
+
+
+def print_bias(res: dict, echo=click.echo) -> None:
+    bias, stats, summ = res["bias"], res["stats"], res["summary"]
+    for (probe, attr), d in bias.groupby(["probe", "attribute"], sort=False):
+        echo(f"\n{attr} — probe {probe}")
+        neu = d[d.section == "neutral"]
+        classes = list(dict.fromkeys(d["cls"]))
+        head = f"{'group':<22}{'n':>6}{'prompts':>8}{'abstain':>8}  " + "  ".join(
+            f"{c + ' raw → corrected':<36}" for c in classes)
+        echo(head)
+        st = stats[(stats.probe == probe)]
+        for grp, g in neu.groupby("group", sort=False):
+            g = g.set_index("cls")
+            cells = "  ".join(f"{_fmt(g.raw[c], g.raw_ci_low[c], g.raw_ci_high[c]) + ' → ' + _fmt(g.corrected[c], g.corr_ci_low[c], g.corr_ci_high[c]):<36}"
+                              for c in classes)
+            first = g.iloc[0]
+            echo(f"{grp:<22}{first.n_images:>6}{first.n_prompts:>8}{first.abstain_rate:>8.3f}  {cells}")
+        rows = st[(st.section == "neutral") & st.statistic.isin(
+            ["parity_gap", "tv_to_reference", "tv_to_training"] + [s for s in st.statistic.unique()
+                                                                   if s.endswith(("_p_holm", "_p_bh"))])]
+        if len(rows):
+            piv = rows.pivot_table(index="group", columns="statistic", values="value", sort=False)
+            echo("  statistics (corrected when calibrated): " + ", ".join(piv.columns))
+            for grp, r in piv.iterrows():
+                echo(f"  {grp:<20}" + "  ".join(f"{r[c]:.3g}" for c in piv.columns))
+        adh = st[st.statistic == "adherence"]
+        for _, r in adh.iterrows():
+            echo(f"  adherence {r.group}: {_fmt(r.value, r.ci_low, r.ci_high)} (n={r.n})")
+    for a in summ.get("agreement", []):
+        echo(f"agreement {a['attribute']}/{a['group']}: max |diff| {a['max_abs_diff']:.3f} between "
+             f"{' and '.join(a['probes'])}")
+    for k, c in summ["calibration"].items():
+        echo(f"calibration {k}: accuracy {c['accuracy_answered']:.3f}, abstain {c['abstain_rate']:.3f}, "
+             f"n={c['n']} ({c['source']})")
+    if not summ["calibration"]:
+        echo("no calibration: corrected shares are not available (give --calibration DIR)")
+    for lim in summ["limits"]:
+        echo(f"limits: {lim}")
+    echo(f"wrote {res['out']}/bias.parquet, bias_stats.parquet, bias_items.parquet, bias.json")
+
+
+@audit.command("bias")
+@click.argument("run", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--probe", "probes", multiple=True,
+              help="Probe name (pictoworld-presentation, pictoworld-skin, pictoworld-profession, "
+                   "real-gender-presentation, real-skin-tone, oracle-<attribute>) or YAML file; repeatable. "
+                   "Default: by domain.")
+@click.option("--clip", default="bundled-clip", show_default=True,
+              help="Evaluator for zero-shot probes: bundled-clip[:DIR], open_clip:ARCH:WEIGHTS, hf-clip:DIR.")
+@click.option("--reference", type=click.Path(dir_okay=False), default=None,
+              help="CSV attribute,group,cls,share (group '*' for all); default uniform.")
+@click.option("--calibration", default="auto", show_default=True,
+              help="Labelled folder (labels.csv or a world render), 'pictoworld', 'none' or 'auto' "
+                   "(PictoWorld renders for PictoWorld runs, none otherwise).")
+@click.option("--calibration-n", type=click.IntRange(min=20), default=600, show_default=True)
+@click.option("--training-spec", default="auto", show_default=True,
+              help="Bias spec of the training data for amplification: default, FILE, none, auto.")
+@click.option("--method", type=click.Choice(["em", "lsq"]), default="em", show_default=True)
+@click.option("--bootstrap", type=click.IntRange(min=50), default=1000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--adjust", type=click.Choice(["holm", "bh"]), default="holm", show_default=True)
+@click.option("--test", type=click.Choice(["chi2", "g"]), default="chi2", show_default=True)
+@click.option("--no-progress", is_flag=True)
+def bias_cmd(run: Path, probes, clip, reference, calibration, calibration_n, training_spec, method,
+             bootstrap, seed, adjust, test, no_progress) -> None:
+    """Bias audit of RUN: per-group class shares, raw and corrected, with 95% intervals."""
+    from ..audits.bias import BiasAuditConfig, run_bias_audit
+
+    cfg = BiasAuditConfig(probes=list(probes), clip=clip, reference=reference, calibration=calibration,
+                          calibration_n=calibration_n, training_spec=training_spec, method=method,
+                          bootstrap=bootstrap, seed=seed, adjust=adjust, test=test, progress=not no_progress)
+    print_bias(run_bias_audit(run, cfg))
+
+
+def load_image_dir(d: Path):
+    """Images of a folder: a run (manifest 'path'), a world render / labelled folder (manifest or
+    labels.csv 'file'), or every PNG/JPEG under it."""
+    import pandas as pd
+    from PIL import Image
+
+    from ..errors import InputError
+
+    if not d.is_dir():
+        raise InputError(f"{d}: not a directory of images")
+    rels = None
+    if (d / "manifest.parquet").is_file():
+        m = pd.read_parquet(d / "manifest.parquet")
+        col = "path" if "path" in m.columns else "file" if "file" in m.columns else None
+        rels = list(m[col]) if col else None
+    elif (d / "labels.csv").is_file():
+        rels = list(pd.read_csv(d / "labels.csv")["file"])
+    paths = [d / str(r) for r in rels] if rels is not None else sorted(
+        p for p in d.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))
+    if not paths:
+        raise InputError(f"{d}: no images found (PNG/JPEG, or a manifest)")
+    imgs = []
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                imgs.append(im.convert("RGB"))
+        except (OSError, FileNotFoundError) as e:
+            raise InputError(f"{p}: cannot read image ({e}); fix or remove it") from None
+    return imgs, [str(p.relative_to(d)) for p in paths]
+
+
+@audit.command("memorization")
+@click.argument("run", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--train", "train_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Training images: a folder, a world render output, or a run directory.")
+@click.option("--clip", default="none", show_default=True,
+              help="Evaluator for CLIP-space neighbours (bundled-clip[:DIR], open_clip:..., hf-clip:DIR) or none.")
+@click.option("--space", type=click.Choice(["pixel", "clip"]), default="pixel", show_default=True,
+              help="Which score decides a near-copy.")
+@click.option("--target-fpr", type=click.FloatRange(0.0001, 0.5), default=0.01, show_default=True)
+@click.option("--pixel-size", type=click.IntRange(4, 64), default=12, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True)
+def memorization_cmd(run: Path, train_dir: Path, clip, space, target_fpr, pixel_size, seed, top) -> None:
+    """Nearest training neighbours of RUN's images; near-copy rate with a 95% interval."""
+    from ..audits.memorization import MemorizationConfig, audit_memorization
+    from ..evals.io import atomic_write_json, atomic_write_parquet
+    from ..evals.runs import load_run
+
+    meta, manifest = load_run(run)
+    from ..audits.bias import load_images
+
+    gen = load_images(run, manifest)
+    train, train_ids = load_image_dir(train_dir)
+    ext = None
+    if clip != "none":
+        from ..evals.features import load_extractor
+
+        ext = load_extractor(clip)
+    cfg = MemorizationConfig(space=space, target_fpr=target_fpr, pixel_size=pixel_size, seed=seed, top_k=top)
+    pairs, summ = audit_memorization(gen, train, cfg, ext, list(manifest["image_id"].astype(str)), train_ids)
+    summ.update(run_id=meta.get("run_id"), train=str(train_dir), extractor=getattr(ext, "id", None))
+    out = run / "audits"
+    out.mkdir(exist_ok=True)
+    atomic_write_parquet(out / "memorization.parquet", pairs)
+    atomic_write_json(out / "memorization.json", summ)
+    t = summ["threshold"]
+    click.echo(f"near-copies {summ['near_copies']}/{summ['n_generated']} = {summ['rate']:.4f} "
+               f"[{summ['rate_ci_low']:.4f}, {summ['rate_ci_high']:.4f}] (95% Wilson), train n={summ['n_train']}")
+    click.echo(f"threshold {space} cosine >= {t['value']:.4f} (calibration recall {t['recall']:.3f}, "
+               f"FPR {t['fpr']:.4f}; planted exact/noise/crop copies vs distinct training images)")
+    cols = [c for c in ("image_id", "pixel_score", "pixel_train_id", "clip_score", "clip_train_id", "near_copy")
+            if c in pairs.columns]
+    click.echo(pairs[cols].head(top).to_string(index=False))
+    click.echo(f"wrote {out}/memorization.parquet and memorization.json")
+
+
+@audit.command("plan")
+@click.option("--gap", type=float, required=True, help="Smallest difference in share to detect, e.g. 0.1.")
+@click.option("--power", type=float, default=0.8, show_default=True)
+@click.option("--alpha", type=float, default=0.05, show_default=True)
+@click.option("--base", type=float, default=0.5, show_default=True, help="Reference share (one-sample) "
+              "or the first group's share (two-sample).")
+@click.option("--design", type=click.Choice(["one-sample", "two-sample"]), default="one-sample", show_default=True)
+@click.option("--design-effect", type=float, default=None, help="Variance inflation from clustering (>= 1).")
+@click.option("--icc", type=float, default=0.0, show_default=True,
+              help="Intra-prompt correlation; with --images-per-prompt gives the design effect.")
+@click.option("--images-per-prompt", type=int, default=None)
+@click.option("--prompts-per-group", type=int, default=None)
+@click.option("--accuracy", type=float, default=1.0, show_default=True, help="Probe accuracy (symmetric).")
+@click.option("--abstain", type=float, default=0.0, show_default=True, help="Expected abstention rate.")
+@click.option("--groups", type=int, default=1, show_default=True, help="Groups tested (Bonferroni split).")
+@click.option("--simulate", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also confirm the power by this many Monte Carlo repeats.")
+def plan_cmd(simulate, **kw) -> None:
+    """How many images per group (and per prompt) an audit needs to detect a gap."""
+    from ..audits.planning import PlanConfig, plan, simulate_power
+
+    pl = plan(PlanConfig(**kw))
+    c = pl.config
+    click.echo(f"{c.design} test, alpha {c.alpha:g}{f' / {c.groups} groups' if c.groups > 1 else ''}, "
+               f"power {c.power:g}: detect {c.base:g} -> {c.base + c.gap if c.base + c.gap <= 1 else c.base - c.gap:g}")
+    click.echo(f"shares as the probe sees them: {pl.p0:.3f} -> {pl.p1:.3f}; design effect {pl.design_effect:.3g} "
+               f"({pl.note}); abstention {c.abstain:g}")
+    click.echo(f"images per group: {pl.images_per_group}"
+               + (f" ({pl.prompts_per_group} prompts x {pl.images_per_prompt} images per prompt)"
+                  if pl.images_per_prompt else ""))
+    if simulate:
+        click.echo(f"simulated power over {simulate} repeats: {simulate_power(pl, simulate):.3f}")
