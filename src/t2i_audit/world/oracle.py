@@ -55,7 +55,8 @@ class OracleConfig:
     person_min_hat: float = 2.0
     skin_min_conf: float = 0.1
     profession_min_margin: float = 0.2
-    toque_min_height: float = 11.5
+    toque_min_height: float = 6.0  # headwear centre above the torso top (units): the toque is tall
+    cap_max_height: float = 10.5  # ... and the other headwear is not; a contradiction abstains
     skirt_ratio: float = 1.3
     presentation_min_conf: float = 0.2
 

@@ -37,7 +37,7 @@ def read_person(px: Pixels, cfg) -> dict:
         return out
     ci = int(np.argmax(votes))
     shirt = core & (lab == _CLOTH_IDX[ci])
-    rows = np.nonzero(shirt.any(1))[0]
+    rows = np.nonzero(shirt.sum(1) >= 3 * u)[0]  # a torso row holds ~8 units of shirt
     if rows.size == 0:
         return out
     t0 = int(rows.min())  # torso top
@@ -70,10 +70,12 @@ def read_person(px: Pixels, cfg) -> dict:
         hv = np.bincount(k, weights=w, minlength=len(_HAT_PROFS))
         o = np.argsort(-hv)
         margin = float((hv[o[0]] - hv[o[1]]) / max(hv.sum(), 1e-6))
-        hat_rows = np.nonzero(hat.any(1))[0]
-        height = (t0 - hat_rows.min()) / u  # canvas units from hat top to torso top
-        tall = height >= cfg.toque_min_height
-        agree = tall == (o[0] == _CHEF)
+        # height of the headwear's centre of mass above the torso top (units): ~11-13 for the
+        # toque, 5-8 for the others; robust to JPEG halos that a topmost-row measure is not
+        hy = np.nonzero(hat)[0]
+        height = (t0 - float((hy * w).sum() / max(w.sum(), 1e-6))) / u
+        is_chef = o[0] == _CHEF
+        agree = height >= cfg.toque_min_height if is_chef else height <= cfg.cap_max_height
         out["profession_conf"] = round(margin if agree else 0.0, 4)
         out["hat_height"] = round(float(height), 2)
         if agree and margin >= cfg.profession_min_margin:

@@ -29,7 +29,7 @@ def _palette() -> list[tuple[str, str, tuple[int, int, int]]]:
     pal += [(c, "cloth", rgb) for c, rgb in CLOTHING_RGB.items()]
     pal += [(c, "darkcloth", tuple(int(v * _DARK) for v in rgb)) for c, rgb in CLOTHING_RGB.items()]
     known = {rgb for _, _, rgb in pal}
-    for prof, (name, rgb) in HEADWEAR.items():
+    for name, rgb in HEADWEAR.values():
         if tuple(rgb) not in known:
             pal.append((name, "hat", tuple(rgb)))
             known.add(tuple(rgb))

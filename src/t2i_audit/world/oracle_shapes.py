@@ -10,6 +10,7 @@ an occluded or touching shape is compared where it is visible.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 from scipy import ndimage
@@ -21,7 +22,8 @@ from .vocab import COLORS, SHAPES, SLOT_CENTRES
 _AREA = {"circle": math.pi, "square": 3.24, "triangle": 2.52}
 _SLOT_NAMES = tuple(SLOT_CENTRES)
 _SLOT_XY = np.array([SLOT_CENTRES[s] for s in _SLOT_NAMES], dtype=np.float32)
-_SUB = (0.25, 0.75)  # 2x2 supersampling offsets inside a pixel
+_SUB_X = np.array([0.25, 0.75, 0.25, 0.75], dtype=np.float32)  # 2x2 supersampling offsets
+_SUB_Y = np.array([0.25, 0.25, 0.75, 0.75], dtype=np.float32)
 
 
 def coverage(shape: str, cx: float, cy: float, r: float, ys: np.ndarray, xs: np.ndarray,
@@ -29,54 +31,70 @@ def coverage(shape: str, cx: float, cy: float, r: float, ys: np.ndarray, xs: np.
     """Fraction of each pixel (grid ys, xs of pixel indices) covered by the ideal shape whose
     drawing centre is (cx, cy) in continuous pixel coordinates, radius r pixels. ``aspect``
     (width / height) lets the square be the slightly oblong rectangle that pixel rounding draws."""
-    cov = np.zeros(np.broadcast(ys, xs).shape, dtype=np.float32)
-    for oy in _SUB:
-        for ox in _SUB:
-            X = xs + ox - cx
-            Y = ys + oy - cy
-            if shape == "circle":
-                inside = X * X + Y * Y <= r * r
-            elif shape == "square":
-                h = 0.9 * r
-                inside = (np.abs(X) <= h * math.sqrt(aspect)) & (np.abs(Y) <= h / math.sqrt(aspect))
-            else:  # triangle, apex up
-                inside = (Y <= 0.95 * r) & (np.abs(X) <= 1.2 * r * (Y + 1.15 * r) / (2.1 * r))
-            cov += inside
-    return cov / 4.0
+    X = xs[None] + _SUB_X[:, None, None] - cx  # (4, h, w): 2x2 supersampling
+    Y = ys[None] + _SUB_Y[:, None, None] - cy
+    if shape == "circle":
+        inside = X * X + Y * Y <= r * r
+    elif shape == "square":
+        h = 0.9 * r
+        inside = (np.abs(X) <= h * math.sqrt(aspect)) & (np.abs(Y) <= h / math.sqrt(aspect))
+    else:  # triangle, apex up
+        inside = (Y <= 0.95 * r) & (np.abs(X) <= 1.2 * r * (Y + 1.15 * r) / (2.1 * r))
+    return inside.mean(0, dtype=np.float32)
 
 
 BLURS = (0.0, 0.6, 1.0, 1.5)  # template blur sigmas tried, in pixels of a 32-pixel image
+SCALES = (0.94, 1.0, 1.06)  # radius factors tried (rasterisation at tiny sizes)
+
+
+@lru_cache(maxsize=512)
+def _blur_matrix(n: int, sigma: float) -> np.ndarray:
+    """n x n matrix applying a zero-padded 1-D Gaussian blur of ``sigma`` pixels."""
+    if sigma <= 0:
+        return np.eye(n, dtype=np.float32)
+    r = int(4 * sigma + 0.5)
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    k /= k.sum()
+    m = np.zeros((n, n), dtype=np.float32)
+    for i in range(n):
+        lo, hi = max(0, i - r), min(n, i + r + 1)
+        m[i, lo:hi] = k[lo - i + r: hi - i + r]
+    return m
 
 
 def fit_shape(alpha: np.ndarray, valid: np.ndarray, oy: int, ox: int, u: float = 1.0) -> dict:
     """Best ideal shape for an alpha patch (window origin oy, ox). Each shape is placed at the
     patch centroid with the patch's mass, tried at a few scales (rasterisation) and blurs (blurred,
     compressed or generated images), and scored by soft IoU over the valid pixels."""
+    h, w = alpha.shape
     mass = float(alpha.sum())
-    ys, xs = np.mgrid[0:alpha.shape[0], 0:alpha.shape[1]].astype(np.float32)
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     my = float((alpha * (ys + 0.5)).sum() / mass)
     mx = float((alpha * (xs + 0.5)).sum() / mass)
     vx = float((alpha * (xs + 0.5 - mx) ** 2).sum() / mass)
     vy = float((alpha * (ys + 0.5 - my) ** 2).sum() / mass)
     aspect = math.sqrt(vx / vy) if vx > 0 and vy > 0 else 1.0
     aspect = min(max(aspect, 0.8), 1.25)
-    av = alpha[valid]
-    fits = {}
+    templates, params = [], []
     for shape in SHAPES:
         r = math.sqrt(mass / _AREA[shape])
         cy = my - 0.25 * r if shape == "triangle" else my
-        best = (-1.0, cy, r, 0.0)
-        for k in (0.94, 1.0, 1.06):  # a small scale search absorbs rasterisation at tiny sizes
-            tau0 = coverage(shape, mx, cy, r * k, ys, xs, aspect if shape == "square" else 1.0)
-            for sb in BLURS:
-                tau = ndimage.gaussian_filter(tau0, sb * u, mode="constant") if sb else tau0
-                tv = tau[valid]
-                union = np.maximum(av, tv).sum()
-                iou = float(np.minimum(av, tv).sum() / union) if union > 0 else 0.0
-                if iou > best[0]:
-                    best = (iou, cy, r * k, sb)
-        fits[shape] = {"iou": best[0], "cx": mx + ox, "cy": best[1] + oy, "r": best[2], "blur": best[3]}
-    return fits
+        for k in SCALES:
+            templates.append(coverage(shape, mx, cy, r * k, ys, xs, aspect if shape == "square" else 1.0))
+            params.append((shape, cy, r * k))
+    T = np.stack(templates)  # (S*K, h, w)
+    vm = valid.astype(np.float32)
+    best: dict[str, tuple] = {}
+    for sb in BLURS:
+        B = _blur_matrix(h, sb * u) @ T @ _blur_matrix(w, sb * u).T if sb else T
+        inter = (np.minimum(alpha, B) * vm).sum((1, 2))
+        union = (np.maximum(alpha, B) * vm).sum((1, 2))
+        iou = inter / np.maximum(union, 1e-9)
+        for j, (shape, cy, r) in enumerate(params):
+            if shape not in best or iou[j] > best[shape][0]:
+                best[shape] = (float(iou[j]), cy, r, sb)
+    return {shape: {"iou": v[0], "cx": mx + ox, "cy": v[1] + oy, "r": v[2], "blur": v[3]}
+            for shape, v in best.items()}
 
 
 # RGB -> (Y, Cb, Cr) with luma weighted up: JPEG keeps luma sharp but subsamples chroma, so the
