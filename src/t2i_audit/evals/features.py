@@ -145,7 +145,9 @@ def load_bundled_clip(path: str = "bundled", batch_size: int = 64) -> OpenClipEx
         c = load_clip(path)
     except FileNotFoundError as e:
         raise InputError(f"bundled-clip:{path}: {e}") from e
-    meth = f"PictoWorld CLIP {c.id}; preprocessing: {_describe_transform(c.preprocess)}"
+    size = getattr(getattr(c, "config", None), "image_size", "?")
+    meth = (f"PictoWorld CLIP {c.id}; preprocessing: RGB, PIL bicubic antialiased resize to {size}x{size} "
+            "if needed, rounded to uint8, mean/std normalisation")
     return OpenClipExtractor(c.model, c.preprocess, c.tokenizer, f"bundled-clip:{c.id}", meth, batch_size)
 
 
