@@ -51,3 +51,59 @@ def sheet_cmd(out: Path, n: int, size: int, cols: int, bias_spec: str, seed: int
     items = [(render(s, size), caption(s)) for _, s in iter_scenes(n, seed, spec)]
     contact_sheet(items, cols=cols).save(out)
     click.echo(f"wrote {out} ({n} scenes, spec {spec.hash})")
+
+
+@world.command("check")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--corrupt", "corruptions", multiple=True, metavar="SPEC",
+              help="Also check under a corruption: noise:SIGMA (0-1), blur:RADIUS, jpeg:QUALITY; "
+                   "combine with commas; repeat for several tables.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the corruption noise.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the tables as JSON.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def check_cmd(directory: Path, corruptions: tuple[str, ...], seed: int, json_out: Path | None,
+              progress: bool) -> None:
+    """Run the oracle over a rendered data set and print per-attribute accuracy and abstention."""
+    import json
+
+    from ..world.corrupt import parse
+    from ..world.oracle_check import check_dataset, format_table
+
+    for c in corruptions:
+        parse(c)  # fail fast on a malformed spec
+    res = check_dataset(directory, list(corruptions), seed=seed, progress=progress)
+    for cond, rows in res["tables"].items():
+        click.echo(format_table(rows, f"oracle on {res['n_images']} images: {cond}"))
+        click.echo("")
+    click.echo("accuracy on non-abstained items with 95% Wilson interval; abstain = share 'unknown'")
+    if json_out:
+        json_out.write_text(json.dumps(res, indent=2) + "\n")
+        click.echo(f"wrote {json_out}")
+
+
+@world.command("stats")
+@click.option("--n", "n", type=click.IntRange(min=1), default=20000, show_default=True,
+              help="Number of neutral-caption person scenes.")
+@click.option("--bias-spec", default="default", show_default=True, help="Bias spec YAML, or 'default'.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--tolerance", type=click.FloatRange(min=0), default=2.0, show_default=True,
+              help="Allowed |rendered - spec| in percentage points.")
+@click.option("--oracle/--no-oracle", default=False, show_default=True,
+              help="Also render each scene and report the oracle's reading of it.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def stats_cmd(n: int, bias_spec: str, seed: int, tolerance: float, oracle: bool, json_out: Path | None,
+              progress: bool) -> None:
+    """Rendered presentation/skin frequencies per profession for neutral captions vs the bias spec."""
+    import json
+
+    from ..world.bias import BiasSpec
+    from ..world.bias_stats import format_stats, neutral_frequencies
+
+    spec = BiasSpec.load(bias_spec)
+    res = neutral_frequencies(n, spec, seed=seed, tolerance_pp=tolerance, oracle=oracle, progress=progress)
+    click.echo(format_stats(res))
+    if json_out:
+        json_out.write_text(json.dumps(res, indent=2) + "\n")
+        click.echo(f"wrote {json_out}")
