@@ -26,7 +26,7 @@ from .calibration import conditional_from_counts, outcome_index
 METHODS = ("em", "lsq", "inverse")
 
 
-def em_simplex(n: np.ndarray, A: np.ndarray, iters: int = 5000, tol: float = 1e-10) -> np.ndarray:
+def em_simplex(n: np.ndarray, A: np.ndarray, iters: int = 5000, tol: float = 1e-9) -> np.ndarray:
     """ML estimate of ``p`` for counts ``n (..., K)`` ~ Multinomial(A^T p), ``A (..., K, K)`` rows
     true class. Vectorised over leading axes. Starts from uniform; EM keeps ``p`` on the simplex."""
     n = np.asarray(n, dtype=np.float64)
