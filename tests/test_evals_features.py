@@ -107,3 +107,24 @@ def test_inception_weights_round_trip(tmp_path):
     save_file({"x": torch.zeros(1)}, str(tmp_path / "bad.safetensors"))
     with pytest.raises(InputError, match="do not fit"):
         load_extractor(f"inception:{tmp_path / 'bad.safetensors'}")
+
+
+def test_bundled_clip_spec_loads_a_pictoworld_clip_directory(tmp_path):
+    gclip = pytest.importorskip("t2i_audit.generator.clip")
+    from t2i_audit.generator.configs import ClipConfig
+    from t2i_audit.generator.tokenizer import CompactTokenizer
+
+    cfg = ClipConfig(embed_dim=16, vision_width=32, vision_layers=1, vision_head_width=16, text_width=32,
+                     text_layers=1, text_heads=2, context_length=16)
+    texts = ["a red circle", "a chef", "two blue squares"]
+    tok = CompactTokenizer.build(texts, context_length=cfg.context_length)
+    torch.manual_seed(0)
+    model = gclip.build_open_clip(cfg)
+    gclip.save_clip(model, cfg, tok, tmp_path / "clip")
+    ex = load_extractor(f"bundled-clip:{tmp_path / 'clip'}")
+    assert ex.id.startswith("bundled-clip:pictoworld-clip@") and "bicubic" in ex.methodology
+    img = random_images(2, seed=4)
+    bundle = gclip.load_clip(tmp_path / "clip")
+    want = bundle.encode_images(img, normalize=False)
+    assert torch.allclose(ex.embed_images(img), want, atol=1e-5)
+    assert ex.embed_texts(texts).shape == (3, 16)
