@@ -113,3 +113,39 @@ def test_world_reference_is_deterministic_and_hashed():
     assert a.hash == b.hash and a.n == 20 and "seed 3" in a.description
     assert world_reference(20, seed=4).hash != a.hash
     assert np.asarray(a.load(0)).shape == (32, 32, 3)
+
+
+def test_skills_recover_planted_failures(tmp_path):
+    """Every 4th image shows a recoloured scene while its expectation names the true colour: the
+    oracle must fail exactly those (reason names the colour) and pass the rest."""
+    import dataclasses
+
+    from t2i_audit.world.expect import expect_from_scene
+    from t2i_audit.world.render import render
+
+    run = make_run(tmp_path / "run", n_prompts=6, per_prompt=4, kind="single")
+    man = pd.read_parquet(run / "manifest.parquet")
+    from t2i_audit.world.dataset import iter_scenes
+
+    scenes = [s for _, s in iter_scenes(24, 0, kind="single")]
+    expects, planted = [], []
+    for i, (s, row) in enumerate(zip(scenes, man.itertuples())):
+        expects.append(json.dumps(expect_from_scene(s)))
+        if i % 4 == 3:
+            other = "blue" if s.shapes[0].color != "blue" else "red"
+            img = render(dataclasses.replace(s, shapes=(dataclasses.replace(s.shapes[0], color=other),)))
+            buf = io.BytesIO()
+            img.save(buf, format="PNG")
+            (run / row.path).write_bytes(buf.getvalue())
+            man.loc[i, "sha256"] = hashlib.sha256(buf.getvalue()).hexdigest()
+        planted.append(i % 4 != 3)
+    man["expect"] = expects
+    man.to_parquet(run / "manifest.parquet", index=False)
+    res = score_run(run, ScoreConfig(metrics=("skills",), reps=300, cache=False, progress=False))
+    items = res["items"]
+    assert items.value.astype(bool).tolist() == planted
+    assert all("ok" != d for d in items.detail[~np.array(planted)])
+    agg = res["aggregates_df"].set_index("group")
+    assert agg.loc["overall", "value"] == pytest.approx(0.75)
+    assert set(agg.index) == {"overall", "category=even", "category=odd"}
+    assert res["evaluators"]["oracle"].startswith("pictoworld-oracle/")
