@@ -248,11 +248,7 @@ def load_extractor(spec: str) -> FeatureExtractor:
     kind, args = parse_spec(spec)
     key = f"{kind}:{':'.join(args)}"
     if key not in _LOADED:
-        torch.set_grad_enabled(False)
-        try:
-            _LOADED[key] = REGISTRY[kind][0](*args)
-        finally:
-            torch.set_grad_enabled(True)
+        _LOADED[key] = REGISTRY[kind][0](*args)
     return _LOADED[key]
 
 
