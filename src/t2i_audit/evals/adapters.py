@@ -105,8 +105,20 @@ def _check_dir(path: str, what: str) -> Path:
 
 
 # ----------------------------------------------------------------------------------- t2i-audit pipeline
+def _pipeline_module():
+    """The generator's pipeline module, imported lazily (evals never imports the generator eagerly)."""
+    try:
+        from ..generator import pipeline
+    except ImportError as e:
+        raise InputError(f"the t2i-audit generator is not available in this install ({e})") from None
+    return pipeline
+
+
 class PipelineAdapter:
-    """The bundled generator or any t2i-audit checkpoint directory (``t2i_audit.generator.Pipeline``)."""
+    """The bundled generator or any t2i-audit checkpoint directory (``t2i_audit.generator.Pipeline``).
+
+    Params are the pipeline's sampler overrides (``steps``, ``guidance``, ``sampler``, ``rerank``...);
+    those left out take the checkpoint's defaults, which its fingerprint covers."""
 
     def __init__(self, target: str = "bundled"):
         self.kind = "bundled" if target == "bundled" else "checkpoint"
@@ -116,25 +128,27 @@ class PipelineAdapter:
 
     def _load(self):
         if self._pipe is None:
-            try:
-                from ..generator import Pipeline
-            except ImportError as e:
-                raise InputError(f"--generator {self.id}: the t2i-audit generator is not available "
-                                 f"in this install ({e})") from None
-            self._pipe = Pipeline.load(self.target)
+            self._pipe = _pipeline_module().Pipeline.load(self.target)
         return self._pipe
+
+    def _directory(self) -> Path | None:
+        if self.target != "bundled":
+            return Path(self.target)
+        find = getattr(_pipeline_module(), "bundled_dir", None)
+        return Path(find()) if callable(find) else None
 
     def config(self) -> dict:
         pipe = self._load()
-        path = getattr(pipe, "path", None) or getattr(pipe, "directory", None)
-        if path is None and self.target != "bundled":
-            path = self.target
-        cfg = {"checkpoint": self.target}
-        if path is not None and Path(path).is_dir():
-            cfg["fingerprint"] = dir_fingerprint(path)
+        cfg: dict = {"checkpoint": self.target, "pipeline_id": str(getattr(pipe, "id", ""))}
+        d = self._directory()
+        if d is not None and d.is_dir():
+            cfg["fingerprint"] = dir_fingerprint(d)
         index = getattr(pipe, "index", None)
         if isinstance(index, dict):
             cfg["index"] = index
+        defaults = getattr(pipe, "defaults", None)
+        if hasattr(defaults, "to_dict"):
+            cfg["sampler_defaults"] = defaults.to_dict()
         return cfg
 
     def __call__(self, prompts, seeds, params):
@@ -176,8 +190,14 @@ class DiffusersAdapter:
             kwargs = {"local_files_only": True}
             if dtype:
                 kwargs["torch_dtype"] = getattr(torch, dtype)
+            import diffusers
+
+            # Load through the class the directory names (a generic DiffusionPipeline load resolves
+            # it too, but custom subclasses reload correctly only through themselves).
+            name = json.loads((self.path / "model_index.json").read_text()).get("_class_name", "")
+            cls = getattr(diffusers, name, None) or DiffusionPipeline
             try:
-                pipe = DiffusionPipeline.from_pretrained(str(self.path), **kwargs)
+                pipe = cls.from_pretrained(str(self.path), **kwargs)
             except (OSError, ValueError) as e:
                 raise InputError(f"diffusers:{self.path}: cannot load the pipeline offline: {e}") from None
             self._device = device or ("cuda" if torch.cuda.is_available() else "cpu")
