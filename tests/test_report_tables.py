@@ -142,3 +142,22 @@ def test_reports_never_import_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_running_status_and_other_memorization_spelling(run_a):
+    from t2i_audit.reports.gate_index import MetricIndex
+    from t2i_audit.reports.gate_rules import Ref
+
+    js = json.loads((run_a / "run.json").read_text())
+    (run_a / "run.json").write_text(json.dumps({**js, "status": "running"}))
+    assert any("status is 'running'" in p for p in completeness_problems(load_run(run_a)))
+    (run_a / "run.json").write_text(json.dumps({**js, "status": "complete", "n_images": 24}))
+    assert completeness_problems(load_run(run_a)) == []
+    # the memorization audit's own key names: rate_ci_low/high, n_generated, threshold as a dict
+    (run_a / "audits/memorization.json").write_text(json.dumps({
+        "schema": "t2i-audit/memorization/1", "n_generated": 24, "rate": 0.125, "rate_ci_low": 0.04,
+        "rate_ci_high": 0.31, "threshold": {"value": 0.93, "space": "pixel"}, "methodology": "nn"}))
+    res = load_run(run_a)
+    est = MetricIndex(res).resolve(Ref("memorization.rate"), "t")[0]
+    assert (est.value, est.ci_low, est.ci_high, est.n) == (0.125, 0.04, 0.31, 24)
+    assert "Near-copy rate 0.125 [0.040, 0.310], n = 24, threshold 0.93." in markdown_summary(res)

@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 
 from .gate_rules import GateRuleError, Ref
-from .results import RunResults
+from .results import RunResults, memorization_summary
 
 
 @dataclass(frozen=True)
@@ -84,12 +84,11 @@ class MetricIndex:
                     g = f"{r.group}:{r.cls}"
                     self._add(name, g, Estimate(f"{name}[{g}]", _f(v), _f(lo), _f(hi), int(r.n_images),
                                                 "audits/bias.parquet"), "bias")
-        meta = res.memorization_meta
-        if meta and "rate" in meta:
+        meta = memorization_summary(res.memorization_meta)
+        if meta and meta["rate"] is not None:
             self._add("memorization.rate", None,
-                      Estimate("memorization.rate", _f(meta.get("rate")), _f(meta.get("ci_low")),
-                               _f(meta.get("ci_high")), int(meta.get("n", 0) or 0), "audits/memorization.json"),
-                      "memorization")
+                      Estimate("memorization.rate", _f(meta["rate"]), _f(meta["ci_low"]), _f(meta["ci_high"]),
+                               int(meta["n"] or 0), "audits/memorization.json"), "memorization")
 
     def _add(self, name: str, group: str | None, est: Estimate, source: str) -> None:
         self.names.setdefault(name, {})[group] = est

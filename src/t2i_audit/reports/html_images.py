@@ -106,17 +106,25 @@ def memorization_pairs(res: RunResults, top: int = 12) -> str:
         return "<p class='missing'>No memorization audit in this run (run <code>t2i-audit audit memorization</code>).</p>"
     out = []
     if meta:
+        from .results import memorization_summary
         from .tables import fmt_ci, fmt_num
 
-        out.append(f"<p>Near-copy rate <b>{esc(fmt_num(meta.get('rate')))}</b> "
-                   f"{esc(fmt_ci(meta.get('ci_low'), meta.get('ci_high')))} (95% CI), n = {esc(meta.get('n', '?'))}, "
-                   f"duplicate threshold {esc(meta.get('threshold', '?'))}.</p>")
+        m = memorization_summary(meta)
+        out.append(f"<p>Near-copy rate <b>{esc(fmt_num(m['rate']))}</b> "
+                   f"{esc(fmt_ci(m['ci_low'], m['ci_high']))} (95% CI), n = {esc(m['n'])}, "
+                   f"duplicate threshold {esc(m['threshold'])}.</p>")
     if pairs is not None and len(pairs):
         path_cols = [c for c in pairs.columns if c.endswith("path")]
         other = [c for c in pairs.columns if c not in path_cols]
+        by_id = {}
+        if "image_path" not in pairs.columns and "image_id" in pairs.columns and res.manifest is not None:
+            by_id = dict(zip(res.manifest["image_id"].astype(str), res.manifest["path"].astype(str)))
         figs = []
         for _, r in pairs.head(top).iterrows():
             imgs = []
+            if by_id and str(r["image_id"]) in by_id:
+                p = _inside(res.root, by_id[str(r["image_id"])])
+                imgs.append(img_tag(p, f"generated {r['image_id']}", 80) if p else "")
             for c in path_cols:
                 p = Path(str(r[c]))
                 p = p if p.is_absolute() else res.root / p

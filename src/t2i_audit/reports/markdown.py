@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .results import RunResults, expected_images
+from .results import RunResults, expected_images, memorization_summary
 from .tables import fmt_ci, fmt_num, methodology_rows
 
 
@@ -107,8 +107,9 @@ def _memorization_md(res: RunResults) -> list[str]:
         return ["## Memorization", "", "_No memorization audit (run `t2i-audit audit memorization`)._", ""]
     out = ["## Memorization", ""]
     if meta:
-        out += [f"Near-copy rate {fmt_num(meta.get('rate'))} {fmt_ci(meta.get('ci_low'), meta.get('ci_high'))}, "
-                f"n = {meta.get('n', '?')}, threshold {meta.get('threshold', '?')}.", ""]
+        m = memorization_summary(meta)
+        out += [f"Near-copy rate {fmt_num(m['rate'])} {fmt_ci(m['ci_low'], m['ci_high'])}, "
+                f"n = {m['n']}, threshold {m['threshold']}.", ""]
     if pairs is not None and len(pairs):
         cols = [c for c in pairs.columns if "path" not in c]
         rows = [[fmt_num(v) if isinstance(v, float) else v for v in r] for r in pairs[cols].head(10).values]

@@ -153,12 +153,29 @@ def expected_images(res: RunResults) -> int | None:
     return None
 
 
+def memorization_summary(meta: dict | None) -> dict | None:
+    """Rate, interval, n and threshold of memorization.json, whichever key spelling it uses."""
+    if not meta:
+        return None
+    thr = meta.get("threshold")
+    if isinstance(thr, dict):
+        thr = thr.get("value", thr)
+    def pick(*keys):
+        return next((meta[k] for k in keys if meta.get(k) is not None), None)
+    return {"rate": pick("rate"), "ci_low": pick("ci_low", "rate_ci_low"), "ci_high": pick("ci_high", "rate_ci_high"),
+            "n": pick("n", "n_generated"), "threshold": thr}
+
+
 def completeness_problems(res: RunResults, need: tuple[str, ...] = ("scores",)) -> list[str]:
     """Reasons why a run's results are incomplete (empty list: complete).
 
     ``need`` names the result groups that must exist: ``scores`` and/or ``bias``/``memorization``.
     """
     problems: list[str] = []
+    status = res.run.get("status")
+    if status is not None and status != "complete":
+        problems.append(f"run.json status is {status!r}, not 'complete' (sampling did not finish; "
+                        "re-run `t2i-audit sample` to resume)")
     if res.manifest is None:
         problems.append("manifest.parquet is missing (sampling did not finish)")
     else:
