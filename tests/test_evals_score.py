@@ -149,3 +149,17 @@ def test_skills_recover_planted_failures(tmp_path):
     assert agg.loc["overall", "value"] == pytest.approx(0.75)
     assert set(agg.index) == {"overall", "category=even", "category=odd"}
     assert res["evaluators"]["oracle"].startswith("pictoworld-oracle/")
+
+
+def test_world_reference_statistics_are_cached(tmp_path, hf_spec):
+    run = make_run(tmp_path / "run", n_prompts=3, per_prompt=2)
+    cfg = ScoreConfig(metrics=("fd", "cmmd"), features=hf_spec, clip=hf_spec, reference="world", reference_n=20,
+                      dist_reps=4, cache_dir=str(tmp_path / "c"), progress=False)
+    first = score_run(run, cfg)
+    assert first["reference"]["kind"] == "world" and first["reference"]["n"] == 20
+    assert "PictoWorld renders: 20 scenes" in first["methodology"]["fd"]
+    cache = EmbeddingCache(tmp_path / "c")
+    second = score_run(run, cfg, cache=cache)
+    assert second["cache"]["forward_passes"] == 0
+    assert [a["value"] for a in second["aggregates"]] == [a["value"] for a in first["aggregates"]]
+    assert len(list((tmp_path / "c" / "stats").glob("*.npz"))) == 1  # moments per (reference, extractor)

@@ -115,8 +115,8 @@ class Context:
 
     def image_features(self, spec: str, role: str) -> np.ndarray:
         key = ("img", spec)
+        ex = self.extractor(spec, role)  # loaded once per process; records the evaluator of this role
         if key not in self._memo:
-            ex = self.extractor(spec, role)
             keys = self.manifest["sha256"].astype(str).tolist()
             self._memo[key] = self.timed(f"embed images ({role})", lambda: embed_cached(
                 self.cache, ex.id, keys, self.image, ex.embed_images, self.cfg.batch_size, self.cfg.progress,
@@ -146,8 +146,8 @@ class Context:
         ref = self._memo["ref"]
         self.reference_info = ref.info()
         key = ("ref", spec)
+        ex = self.extractor(spec, role)
         if key not in self._memo:
-            ex = self.extractor(spec, role)
             feats = self.timed(f"embed reference ({role})", lambda: reference_features(
                 ref, ex, self.cache, batch_size=self.cfg.batch_size, progress=self.cfg.progress))
             moments = reference_moments(ref, ex, self.cache, feats)
