@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -284,3 +285,25 @@ def test_suite_prompts_reach_the_generator_verbatim(tmp_path):
     sample(SampleConfig(suite=str(tmp_path / "s.yaml"), out=str(tmp_path / "run"), progress=False), generator=g)
     suite = load_suite(str(tmp_path / "s.yaml"))
     assert g.module.SEEN == [(p.text, s) for p, s in suite.plan()]
+
+
+def test_suites_plan_csv_round_trips_through_the_folder_adapter(tmp_path):
+    from click.testing import CliRunner
+
+    from t2i_audit.cli import main
+
+    (tmp_path / "s.yaml").write_text(SUITE)
+    d = tmp_path / "closed"
+    d.mkdir()
+    r = CliRunner().invoke(main, ["suites", "plan", str(tmp_path / "s.yaml"), "--out", str(d / "manifest.csv")])
+    assert r.exit_code == 0, r.output
+    (d / "images").mkdir()
+    with open(d / "manifest.csv") as f:
+        rows = list(csv.DictReader(f))
+    for i, row in enumerate(rows):  # "render elsewhere": a distinct flat colour per planned image
+        Image.new("RGB", (6, 6), (i * 40, 0, 0)).save(d / row["path"])
+    out = tmp_path / "run"
+    sample(SampleConfig(suite=str(tmp_path / "s.yaml"), out=str(out), generator=f"folder:{d}", progress=False))
+    _, df = load_run(out)
+    assert list(df.image_id) == [Path(r["path"]).stem for r in rows]
+    assert [Image.open(out / p).getpixel((0, 0))[0] for p in df.path] == [i * 40 for i in range(len(rows))]

@@ -68,3 +68,32 @@ def validate_cmd(file: str) -> None:
     s = load_suite(file)
     click.echo(f"ok: {s.name} v{s.version}: {len(s.prompts)} prompts, {s.n_images()} images, "
                f"{len(s.categories)} categories, hash {s.hash}")
+
+
+@suites.command("plan")
+@click.argument("name")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="CSV file to write.")
+@click.option("--images-per-prompt", type=click.IntRange(min=1), default=None)
+@click.option("--limit", type=click.IntRange(min=1), default=None)
+def plan_cmd(name: str, out: str, images_per_prompt: int | None, limit: int | None) -> None:
+    """Write the (prompt, seed) pairs a run would draw as a CSV: prompt_id, category, prompt, seed,
+    path. Render them elsewhere (a closed model, an API), save each image at its path next to the
+    CSV, and sample with --generator folder:DIR."""
+    import csv
+    from pathlib import Path
+
+    from ..evals.io import atomic_write_text
+    from ..evals.runs import image_id
+    from ..evals.suites import load_suite
+
+    s = load_suite(name)
+    plan = s.plan(images_per_prompt, limit)
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["prompt_id", "category", "prompt", "seed", "path"])
+    for p, seed in plan:
+        w.writerow([p.prompt_id, p.category, p.text, seed, f"images/{image_id(p.prompt_id, seed)}.png"])
+    atomic_write_text(Path(out), buf.getvalue())
+    click.echo(f"wrote {out}: {len(plan)} images of {s.name} ({s.hash})")

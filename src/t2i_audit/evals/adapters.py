@@ -301,9 +301,12 @@ class FolderAdapter:
         with open(self.csv, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
             cols = reader.fieldnames or []
+            # Other columns (prompt_id, category, ...) are ignored, unless one looks like a misspelt
+            # column we read.
             for c in cols:
-                if c not in FOLDER_COLUMNS:
-                    raise InputError(f"{self.csv}: unknown column {c!r}{suggest(c, FOLDER_COLUMNS)} "
+                close = suggest(c, FOLDER_COLUMNS)
+                if c not in FOLDER_COLUMNS and close and close.split("'")[1] not in cols:
+                    raise InputError(f"{self.csv}: unknown column {c!r}{close} "
                                      f"(columns: prompt, path, optional seed)")
             for c in ("prompt", "path"):
                 if c not in cols:
