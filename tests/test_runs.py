@@ -157,8 +157,10 @@ def test_resume_repairs_corrupt_images_torn_journal_orphans_and_temp_files(env, 
     out = env["tmp"] / "run"
     sample(cfg(env, out))
     _, df = load_run(out)
-    # 1. an image edited after the fact (hash no longer checks out)
-    (out / df.path[0]).write_bytes(b"not a png")
+    # 1. an image edited after the fact (a valid PNG, but its hash no longer checks out)
+    from PIL import Image
+
+    Image.new("RGB", (32, 32)).save(out / df.path[0])
     # 2. an image written whose journal line never made it (killed between the two writes), and a
     #    torn last journal line
     lines = (out / "journal.jsonl").read_bytes().splitlines(keepends=True)

@@ -1,7 +1,7 @@
 """One writer per run directory: a ``.lock`` file holding the writer's pid, host and start time.
 
-The lock is created atomically (a complete temp file hard-linked to ``.lock``, which fails if the
-lock exists), so it never holds partial content. A lock left by a process that no longer exists on
+The lock is created atomically (a complete temp file ``.lock-tmp-*`` hard-linked to ``.lock``, which
+fails if the lock exists), so it never holds partial content. A lock left by a process that no longer exists on
 this host (or whose pid was reused by another process, told apart by the process start time) is
 stale and is taken over; a lock held by a live process, or by another host, is refused with a
 message naming the holder.
@@ -90,7 +90,7 @@ class RunLock:
 
     def acquire(self) -> RunLock:
         self.directory.mkdir(parents=True, exist_ok=True)
-        tmp = self.directory / f".tmp-lock-{uuid.uuid4().hex}"
+        tmp = self.directory / f".lock-tmp-{uuid.uuid4().hex}"
         tmp.write_text(json.dumps(self._info()))
         try:
             for _ in range(5):
@@ -116,7 +116,7 @@ class RunLock:
                         f"or stop it, or write to another directory")
                 # Stale (dead pid, reused pid, or unreadable): move it aside atomically, so that of
                 # several processes recovering at once only one removes it, then retry the link.
-                aside = self.directory / f".tmp-stale-lock-{uuid.uuid4().hex}"
+                aside = self.directory / f".lock-stale-{uuid.uuid4().hex}"
                 try:
                     os.rename(self.path, aside)
                 except FileNotFoundError:

@@ -209,7 +209,7 @@ def _sample_locked(cfg: SampleConfig, suite: PromptSuite, gen, run_dir: Path, lo
             raise RunMismatchError(_explain_mismatch(old, ident, run_dir))
         meta = old
     else:
-        others = [p.name for p in run_dir.iterdir() if p.name not in (".lock",)]
+        others = [p.name for p in run_dir.iterdir() if not p.name.startswith(".lock")]
         if others:
             raise InputError(f"--out {run_dir}: not empty and has no run.json ({', '.join(sorted(others)[:5])}); "
                              f"choose a new or empty directory")
@@ -244,6 +244,7 @@ def _sample_locked(cfg: SampleConfig, suite: PromptSuite, gen, run_dir: Path, lo
         path = run_dir / records[iid]["path"]
         if not path.is_file() or sha256_file(path) != records[iid]["sha256"]:
             del records[iid]
+            path.unlink(missing_ok=True)  # changed after it was written: never adopt it
             n_regen += 1
     journal = Journal(run_dir / "journal.jsonl").open()
     n_adopted = 0
