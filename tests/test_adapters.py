@@ -307,3 +307,25 @@ def test_suites_plan_csv_round_trips_through_the_folder_adapter(tmp_path):
     _, df = load_run(out)
     assert list(df.image_id) == [Path(r["path"]).stem for r in rows]
     assert [Image.open(out / p).getpixel((0, 0))[0] for p in df.path] == [i * 40 for i in range(len(rows))]
+
+
+@pytest.mark.slow
+def test_checkpoint_adapter_on_a_real_tiny_pipeline(tmp_path):
+    """The adapter drives the real t2i_audit.generator.Pipeline (tiny preset, a few training steps)."""
+    from t2i_audit.generator.presets import get_preset
+    from t2i_audit.generator.train import train_all
+
+    ckpt = tmp_path / "ckpt"
+    train_all(ckpt, get_preset("tiny"), progress=False, log=lambda *a: None)
+    g = load_generator(f"checkpoint:{ckpt}")
+    params = {"steps": 3, "prior_steps": 3}
+    batch = g(["a chef", "a red circle"], [1, 2], params)
+    alone = g(["a red circle"], [2], params)
+    assert np.array_equal(np.asarray(batch[1]), np.asarray(alone[0]))
+    cfg = g.config()
+    assert cfg["index"]["format"].startswith("t2i-audit-checkpoint") and "sampler_defaults" in cfg
+    (tmp_path / "s.yaml").write_text(SUITE.replace("images_per_prompt: 2", "images_per_prompt: 1"))
+    sample(SampleConfig(suite=str(tmp_path / "s.yaml"), out=str(tmp_path / "run"), params=params,
+                        progress=False), generator=g)
+    meta, df = load_run(tmp_path / "run")
+    assert len(df) == 2 and meta["generator"]["kind"] == "checkpoint"
