@@ -166,3 +166,29 @@ def test_report_shows_saved_gate(runs, tmp_path):
 
     html = render_report(a, tmp_path / "rep").html.read_text()
     assert "verdict fail" in html and "skill &gt;= 0.9" in html
+
+
+def test_several_probes_uncorrected_shares_and_bracketed_statistics(runs):
+    """As the bias audit writes them: a probe column with two probes, NaN corrected shares when a
+    probe is uncalibrated, and statistics such as amplification[woman]."""
+    a, _ = runs
+    bias = pd.read_parquet(a / "audits/bias.parquet")
+    oracle = bias.assign(probe="pictoworld-oracle", corrected=float("nan"), corr_ci_low=float("nan"),
+                         corr_ci_high=float("nan"))
+    pd.concat([bias, oracle]).to_parquet(a / "audits/bias.parquet")
+    st = pd.read_parquet(a / "audits/bias_stats.parquet")
+    amp = st[st.statistic == "parity_gap"].assign(statistic="amplification[woman]", value=0.05)
+    st = pd.concat([st, amp])
+    pd.concat([st.assign(probe="clip-zero-shot"), st.assign(probe="pictoworld-oracle", value=st.value + 0.01)]
+              ).to_parquet(a / "audits/bias_stats.parquet")
+    with pytest.raises(InputError, match="several probes; name one: bias.clip-zero-shot.presentation.share"):
+        gate(a, ["bias.presentation.share[firefighter:woman] <= 1"])
+    c = gate(a, ["bias.pictoworld-oracle.presentation.share[firefighter:woman] <= 1",
+                 "bias.clip-zero-shot.presentation.amplification_woman[firefighter] <= 0.1",
+                 "bias.pictoworld-oracle.presentation.parity_gap[firefighter] <= 0.7"]).checks
+    assert c[0].value == pytest.approx(0.18)              # uncorrected probe: the raw share
+    assert c[1].value == pytest.approx(0.05) and c[2].value == pytest.approx(0.61)
+    from t2i_audit.reports.html import html_report
+
+    html = html_report(load_run(a))
+    assert "presentation (probe pictoworld-oracle)" in html and "amplification[woman]" in html

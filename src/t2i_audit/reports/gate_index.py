@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import math
+import re
 from dataclasses import dataclass
 
 from .gate_rules import GateRuleError, Ref
@@ -34,6 +35,11 @@ class Estimate:
     ci_high: float
     n: int
     source: str
+
+
+def _clean(name) -> str:
+    """A statistic or probe name as a rule name part: ``amplification[woman]`` → ``amplification_woman``."""
+    return re.sub(r"[^A-Za-z0-9_\-]+", "_", str(name)).strip("_") or "_"
 
 
 def _f(x) -> float:
@@ -65,30 +71,47 @@ class MetricIndex:
                     self.aliases[f"{m}.overall"] = m
                     if m in per_item:
                         self.aliases[f"{m}.mean"] = m
+        self.short_bias: dict[tuple[str, str], set] = {}
+        self.ambiguous: dict[str, list[str]] = {}
         if res.bias_stats is not None:
-            counts: dict[tuple[str, str], set] = {}
             for r in res.bias_stats.itertuples():
-                name = f"bias.{r.attribute}.{r.statistic}"
-                est = Estimate(f"{name}[{r.group}]", _f(r.value), _f(r.ci_low), _f(r.ci_high), int(r.n),
-                               "audits/bias_stats.parquet")
-                self._add(name, str(r.group), est, "bias")
-                counts.setdefault((str(r.statistic), str(r.group)), set()).add(str(r.attribute))
-            self.short_bias = counts
-        else:
-            self.short_bias = {}
+                stat = _clean(r.statistic)
+                for name in self._bias_names(r, stat):
+                    est = Estimate(f"{name}[{r.group}]", _f(r.value), _f(r.ci_low), _f(r.ci_high), int(r.n),
+                                   "audits/bias_stats.parquet")
+                    self._add(name, str(r.group), est, "bias")
+                self.short_bias.setdefault((stat, str(r.group)), set()).add(str(r.attribute))
         if res.bias is not None:
             for r in res.bias.itertuples():
-                for kind, v, lo, hi in (("share", r.corrected, r.corr_ci_low, r.corr_ci_high),
+                corrected = math.isfinite(_f(r.corrected))
+                for kind, v, lo, hi in (("share", r.corrected, r.corr_ci_low, r.corr_ci_high) if corrected
+                                        else ("share", r.raw, r.raw_ci_low, r.raw_ci_high),
                                         ("raw_share", r.raw, r.raw_ci_low, r.raw_ci_high)):
-                    name = f"bias.{r.attribute}.{kind}"
                     g = f"{r.group}:{r.cls}"
-                    self._add(name, g, Estimate(f"{name}[{g}]", _f(v), _f(lo), _f(hi), int(r.n_images),
-                                                "audits/bias.parquet"), "bias")
+                    for name in self._bias_names(r, kind):
+                        self._add(name, g, Estimate(f"{name}[{g}]", _f(v), _f(lo), _f(hi), int(r.n_images),
+                                                    "audits/bias.parquet"), "bias")
+        # unqualified bias names that several probes fill are ambiguous: the probe must be named
+        for name, qualified in self.ambiguous.items():
+            if len(qualified) > 1:
+                self.names.pop(name, None)
         meta = memorization_summary(res.memorization_meta)
         if meta and meta["rate"] is not None:
             self._add("memorization.rate", None,
                       Estimate("memorization.rate", _f(meta["rate"]), _f(meta["ci_low"]), _f(meta["ci_high"]),
                                int(meta["n"] or 0), "audits/memorization.json"), "memorization")
+
+    def _bias_names(self, r, what: str) -> list[str]:
+        """``bias.<attribute>.<what>`` and, with a probe column, ``bias.<probe>.<attribute>.<what>``."""
+        plain = f"bias.{r.attribute}.{what}"
+        probe = getattr(r, "probe", None)
+        if probe is None or (isinstance(probe, float) and math.isnan(probe)):
+            return [plain]
+        qual = f"bias.{_clean(probe)}.{r.attribute}.{what}"
+        seen = self.ambiguous.setdefault(plain, [])
+        if qual not in seen:
+            seen.append(qual)
+        return [plain, qual]
 
     def _add(self, name: str, group: str | None, est: Estimate, source: str) -> None:
         self.names.setdefault(name, {})[group] = est
@@ -103,6 +126,9 @@ class MetricIndex:
             return name
         if name in self.aliases:
             return self.aliases[name]
+        if len(self.ambiguous.get(name, [])) > 1:
+            raise GateRuleError(f"{where}: {name!r} is measured by several probes; name one: "
+                                f"{', '.join(self.ambiguous[name])}")
         raise GateRuleError(f"{where}: unknown metric {name!r}{self._hint(name, self.all_names())}"
                             f"{self._available()}")
 

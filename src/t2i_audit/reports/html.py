@@ -113,10 +113,13 @@ def section_bias(res: RunResults) -> str:
     out.append("<p class='note'>Share of each class per group: raw (classifier output) and corrected for the "
                "classifier's measured errors, with 95% intervals; red ticks mark the reference distribution.</p>")
     b = res.bias.sort_values(["attribute", "group", "cls"], kind="stable")
-    for attr in dict.fromkeys(b["attribute"]):
-        d = b[b["attribute"] == attr]
-        out.append(f"<h3>{esc(attr)}</h3>")
-        out.append(_img(plots.bias_chart(res.bias, attr), f"{attr} shares per group"))
+    multi = "probe" in b.columns and b["probe"].nunique() > 1
+    keys = list(dict.fromkeys(zip(b["probe"] if multi else [None] * len(b), b["attribute"])))
+    for probe, attr in keys:
+        d = b[(b["attribute"] == attr) & ((b["probe"] == probe) if multi else True)]
+        title = f"{attr} (probe {probe})" if multi else attr
+        out.append(f"<h3>{esc(title)}</h3>")
+        out.append(_img(plots.bias_chart(d, attr), f"{title} shares per group"))
         out.append(_table(["group", "class", "corrected", "95% CI", "raw", "95% CI", "reference", "n images",
                            "n prompts", "abstain"],
                           [[r.group, r.cls, fmt_num(r.corrected), fmt_ci(r.corr_ci_low, r.corr_ci_high),
@@ -125,10 +128,12 @@ def section_bias(res: RunResults) -> str:
                           {2, 4, 6, 7, 8, 9}))
     if res.bias_stats is not None:
         s = res.bias_stats.sort_values(["attribute", "group", "statistic"], kind="stable")
+        has_probe = "probe" in s.columns
         out.append("<h3>Statistics per group</h3>")
-        out.append(_table(["attribute", "group", "statistic", "value", "95% CI", "n"],
-                          [[r.attribute, r.group, r.statistic, fmt_num(r.value), fmt_ci(r.ci_low, r.ci_high),
-                            int(r.n)] for r in s.itertuples()], {3, 5}))
+        out.append(_table((["probe"] if has_probe else []) + ["attribute", "group", "statistic", "value", "95% CI", "n"],
+                          [([r.probe] if has_probe else []) + [r.attribute, r.group, r.statistic, fmt_num(r.value),
+                                                               fmt_ci(r.ci_low, r.ci_high), int(r.n)]
+                           for r in s.itertuples()], {4, 6} if has_probe else {3, 5}))
     else:
         out.append(_missing("audits/bias_stats.parquet is missing."))
     return "".join(out)

@@ -86,7 +86,8 @@ def _bias_md(res: RunResults) -> list[str]:
     if res.bias is None:
         return ["## Bias", "", "_No bias audit: audits/bias.parquet is missing (run `t2i-audit audit bias`)._", ""]
     b = res.bias.sort_values(["attribute", "group", "cls"], kind="stable")
-    rows = [[r.attribute, r.group, r.cls, f"{fmt_num(r.corrected)} {fmt_ci(r.corr_ci_low, r.corr_ci_high)}",
+    multi = "probe" in b.columns and b["probe"].nunique() > 1
+    rows = [[f"{r.attribute} ({r.probe})" if multi else r.attribute, r.group, r.cls, f"{fmt_num(r.corrected)} {fmt_ci(r.corr_ci_low, r.corr_ci_high)}",
              f"{fmt_num(r.raw)} {fmt_ci(r.raw_ci_low, r.raw_ci_high)}", fmt_num(r.reference),
              int(r.n_images), fmt_num(r.abstain_rate)] for r in b.itertuples()]
     out = ["## Bias (class shares: corrected vs raw vs reference)", "",
@@ -96,7 +97,7 @@ def _bias_md(res: RunResults) -> list[str]:
         s = res.bias_stats.sort_values(["attribute", "group", "statistic"], kind="stable")
         out += ["### Bias statistics", "",
                 md_table(["attribute", "group", "statistic", "value", "95% CI", "n"],
-                         [[r.attribute, r.group, r.statistic, fmt_num(r.value), fmt_ci(r.ci_low, r.ci_high),
+                         [[f"{r.attribute} ({r.probe})" if "probe" in s.columns else r.attribute, r.group, r.statistic, fmt_num(r.value), fmt_ci(r.ci_low, r.ci_high),
                            int(r.n)] for r in s.itertuples()]), ""]
     return out
 
