@@ -17,7 +17,7 @@ import json
 import numpy as np
 
 from ..errors import InputError
-from .stats import DEFAULT_REPS, LEVEL, Estimate, cluster_bootstrap_proportion, percentile_interval
+from .stats import DEFAULT_REPS, LEVEL, Estimate, cluster_bootstrap_draws, percentile_interval
 
 METHOD = ("skill accuracy: PictoWorld oracle reading judged against the prompt's expectation; an "
           "abstention fails the image; overall = mean of category accuracies (GenEval)")
@@ -62,15 +62,16 @@ def skill_accuracy(categories, prompt_ids, passed, *, reps: int = DEFAULT_REPS, 
     boots = []
     for i, c in enumerate(sorted(set(cats.tolist()))):
         m = cats == c
-        e = cluster_bootstrap_proportion(ok[m], pids[m], reps=reps, seed=seed + i, level=level)
-        out[f"category={c}"] = e
-        # the same replicate draws, kept for the stratified overall interval
-        _, codes = np.unique(pids[m], return_inverse=True)
-        k = int(codes.max()) + 1
-        sums = np.bincount(codes, weights=ok[m].astype(float), minlength=k)
-        counts = np.bincount(codes, minlength=k).astype(float)
-        idx = np.random.default_rng(seed + i).integers(0, k, size=(reps, k))
-        boots.append(sums[idx].sum(1) / counts[idx].sum(1))
+        value, boot, k, n = cluster_bootstrap_draws(ok[m].astype(float), pids[m], reps=reps, seed=seed + i)
+        if boot.size:
+            lo, hi = percentile_interval(boot, level)
+            meth = (f"proportion; {int(level * 100)}% percentile cluster bootstrap over prompts, {reps} reps, "
+                    f"seed {seed + i}")
+        else:
+            lo = hi = float("nan")
+            meth = "proportion; no interval (fewer than 2 prompts)"
+        out[f"category={c}"] = Estimate(value, lo, hi, k, n, meth)
+        boots.append(boot)  # kept for the stratified overall interval
     vals = np.array([e.value for e in out.values()])
     overall = float(vals.mean())
     n_prompts = len(set(pids.tolist()))

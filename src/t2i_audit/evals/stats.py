@@ -69,27 +69,47 @@ def basic_interval(estimate: float, boot: np.ndarray, level: float = LEVEL) -> t
     return float(2 * estimate - hi), float(2 * estimate - lo)
 
 
-def cluster_bootstrap_mean(values, clusters=None, *, reps: int = DEFAULT_REPS, seed: int = 0,
-                           level: float = LEVEL) -> Estimate:
-    """Mean of ``values`` with a percentile cluster-bootstrap interval over ``clusters``.
+def _ratio_boot(sums: np.ndarray, counts: np.ndarray, reps: int, seed: int, block: int = 4_000_000) -> np.ndarray:
+    """Bootstrap replicates of Σ sums / Σ counts over clusters drawn with replacement, drawn in
+    blocks of replicates so memory stays bounded (reps × clusters indices per block)."""
+    k = sums.size
+    rng = np.random.default_rng(seed)
+    step = max(1, block // max(k, 1))
+    out = np.empty(reps, np.float64)
+    for s in range(0, reps, step):
+        idx = rng.integers(0, k, size=(min(step, reps - s), k))
+        out[s:s + idx.shape[0]] = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
+    return out
+
+
+def cluster_bootstrap_draws(values, clusters=None, *, reps: int = DEFAULT_REPS,
+                            seed: int = 0) -> tuple[float, np.ndarray, int, int]:
+    """(mean, bootstrap replicates of the mean, n clusters, n values) for a cluster bootstrap.
 
     Each replicate draws as many clusters as there are, with replacement, and computes the
-    image-weighted mean (sum of drawn values / number of drawn images), which is the estimator
-    the point value uses. With ``clusters=None`` every value is its own cluster.
+    image-weighted mean (sum of drawn values / number of drawn images), the estimator the point
+    value uses. With ``clusters=None`` every value is its own cluster. Fewer than 2 clusters give
+    an empty replicate array.
     """
     v = _as_1d(values, "values")
     n = v.size
     if n == 0:
         raise InputError("values: no items to average; the run has no scored images for this group")
     codes, k = _codes(clusters, n)
+    if k < 2:
+        return float(v.mean()), np.empty(0), k, n
     sums = np.bincount(codes, weights=v, minlength=k)
     counts = np.bincount(codes, minlength=k).astype(np.float64)
-    value = float(v.mean())
-    if k < 2:
+    return float(v.mean()), _ratio_boot(sums, counts, reps, seed), k, n
+
+
+def cluster_bootstrap_mean(values, clusters=None, *, reps: int = DEFAULT_REPS, seed: int = 0,
+                           level: float = LEVEL) -> Estimate:
+    """Mean of ``values`` with a percentile cluster-bootstrap interval over ``clusters``
+    (see :func:`cluster_bootstrap_draws`)."""
+    value, boot, k, n = cluster_bootstrap_draws(values, clusters, reps=reps, seed=seed)
+    if boot.size == 0:
         return Estimate(value, math.nan, math.nan, k, n, "mean; no interval (fewer than 2 prompts)")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, k, size=(reps, k))
-    boot = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
     lo, hi = percentile_interval(boot, level)
     return Estimate(value, lo, hi, k, n,
                     f"mean; {int(level * 100)}% percentile cluster bootstrap over prompts, {reps} reps, seed {seed}")
@@ -160,18 +180,11 @@ def paired_bootstrap(a, b, clusters=None, *, reps: int = DEFAULT_REPS, seed: int
     if x.shape != y.shape:
         raise InputError(f"paired_bootstrap: {x.size} vs {y.size} values; pair the runs by (prompt_id, seed) first")
     d = x - y
-    n = d.size
-    if n == 0:
+    if d.size == 0:
         raise InputError("paired_bootstrap: no pairs; the two runs share no (prompt_id, seed)")
-    codes, k = _codes(clusters, n)
-    sums = np.bincount(codes, weights=d, minlength=k)
-    counts = np.bincount(codes, minlength=k).astype(np.float64)
-    est = float(d.mean())
-    if k < 2:
+    est, boot, k, n = cluster_bootstrap_draws(d, clusters, reps=reps, seed=seed)
+    if boot.size == 0:
         return PairedDiff(est, math.nan, math.nan, math.nan, k, n, "paired mean difference; no interval (< 2 prompts)")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, k, size=(reps, k))
-    boot = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
     lo, hi = percentile_interval(boot, level)
     extreme = np.count_nonzero(np.abs(boot - est) >= abs(est))
     p = max((extreme + 1) / (reps + 1), 1.0 / (reps + 1))
