@@ -1,0 +1,70 @@
+"""`t2i-audit train` and `t2i-audit generate`: the bundled unCLIP generator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("train")
+@click.option("--preset", default="default", show_default=True, help="Preset name (default, tiny) or JSON file.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Checkpoint directory (created; an existing one is resumed).")
+@click.option("--bias-spec", default="default", show_default=True)
+@click.option("--stage", "stages", multiple=True, type=click.Choice(["clip", "autoencoder", "prior", "decoder"]),
+              help="Train only these stages (repeatable). Default: all, in order.")
+@click.option("--resume/--no-resume", default=True, show_default=True,
+              help="Continue from the last checkpoint in OUT (--no-resume refuses a non-empty OUT).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads (measure: 1 can beat 2).")
+@click.option("--progress/--no-progress", default=True)
+def train(preset: str, out: Path, bias_spec: str, stages: tuple[str, ...], resume: bool,
+          threads: int | None, progress: bool) -> None:
+    """Train CLIP, then the autoencoder, prior and decoder on PictoWorld; resumable."""
+    from ..errors import InputError
+    from ..generator.presets import STAGES, get_preset
+    from ..generator.train import train_all
+    from ..generator.training import set_threads
+    from ..world.bias import BiasSpec
+
+    set_threads(threads)
+    if not resume and out.exists() and any(out.iterdir()):
+        raise InputError(f"{out}: directory is not empty; pass --resume to continue it or choose a new --out")
+    train_all(out, get_preset(preset), spec=BiasSpec.load(bias_spec), stages=stages or STAGES,
+              progress=progress, log=click.echo)
+    if (out / "index.json").is_file():
+        click.echo(f"checkpoint ready: {out} (load with --checkpoint {out})")
+
+
+@click.command("generate")
+@click.argument("prompt")
+@click.option("--n", "n", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Image i uses seed SEED+i.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("grid.png"), show_default=True)
+@click.option("--checkpoint", default="bundled", show_default=True)
+@click.option("--sampler", type=click.Choice(["dpm++", "ddim", "ddpm"]), default=None)
+@click.option("--steps", type=click.IntRange(min=1), default=None)
+@click.option("--guidance", type=float, default=None)
+@click.option("--prior-guidance", type=float, default=None)
+@click.option("--rerank", type=click.IntRange(min=1), default=None, help="Keep the CLIP-best of K candidates.")
+@click.option("--threads", type=click.IntRange(min=1), default=None)
+def generate(prompt: str, n: int, seed: int, out: Path, checkpoint: str, sampler, steps, guidance,
+             prior_guidance, rerank, threads) -> None:
+    """Draw N images for PROMPT; writes a captioned grid to OUT and the single images beside it."""
+    from ..generator.pipeline import Pipeline
+    from ..generator.training import set_threads
+    from ..world.sheet import contact_sheet
+
+    set_threads(threads)
+    pipe = Pipeline.load(checkpoint)
+    seeds = [seed + i for i in range(n)]
+    res = pipe([prompt] * n, seeds, sampler=sampler, steps=steps, guidance=guidance,
+               prior_guidance=prior_guidance, rerank=rerank)
+    single = out.with_suffix("")
+    single.mkdir(parents=True, exist_ok=True)
+    for s, img in zip(seeds, res.images):
+        img.save(single / f"seed{s}.png")
+    contact_sheet([(img, f"{prompt} (seed {s})") for s, img in zip(seeds, res.images)], cols=min(8, n)).save(out)
+    p = res.params
+    click.echo(f"wrote {out} and {n} images in {single}/ ({pipe.id}; {p.sampler} {p.steps} steps, "
+               f"guidance {p.guidance}, prior {p.prior_sampler} {p.prior_steps} steps)")

@@ -1,0 +1,138 @@
+"""Config dataclasses of every generator component. Each round-trips through JSON, and a checkpoint
+directory stores one JSON per component so that it rebuilds itself without code changes."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import InputError
+
+
+class _JsonConfig:
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "<dict>"):
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            import difflib
+
+            hint = difflib.get_close_matches(unknown[0], names, n=1)
+            raise InputError(f"{source}: unknown key {unknown[0]!r} for {cls.__name__}"
+                             + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                             + f"; valid keys: {', '.join(sorted(names))}")
+        return cls(**d)
+
+    @classmethod
+    def load(cls, path: str | Path):
+        p = Path(path)
+        if not p.is_file():
+            raise InputError(f"{p}: config file missing; a checkpoint needs one JSON per component")
+        try:
+            d = json.loads(p.read_text())
+        except json.JSONDecodeError as e:
+            raise InputError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
+        return cls.from_dict(d, str(p))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json() + "\n")
+
+
+@dataclass
+class ClipConfig(_JsonConfig):
+    embed_dim: int = 128
+    image_size: int = 32
+    patch_size: int = 4
+    vision_width: int = 128
+    vision_layers: int = 4
+    vision_head_width: int = 32
+    text_width: int = 128
+    text_layers: int = 4
+    text_heads: int = 4
+    context_length: int = 24
+    vocab_size: int = 64
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.25, 0.25, 0.25)
+
+    def open_clip_config(self) -> dict:
+        return {
+            "embed_dim": self.embed_dim,
+            "vision_cfg": {"image_size": self.image_size, "layers": self.vision_layers,
+                           "width": self.vision_width, "patch_size": self.patch_size,
+                           "head_width": self.vision_head_width},
+            "text_cfg": {"context_length": self.context_length, "vocab_size": self.vocab_size,
+                         "width": self.text_width, "heads": self.text_heads, "layers": self.text_layers},
+        }
+
+
+@dataclass
+class AutoencoderConfig(_JsonConfig):
+    in_channels: int = 3
+    latent_channels: int = 4
+    channels: tuple[int, ...] = (32, 64)  # one downsample (x2) per entry after the first
+    image_size: int = 32
+    scaling: float = 1.0  # latents are multiplied by this before diffusion (set after training)
+    shift: float = 0.0
+
+
+@dataclass
+class DiTConfig(_JsonConfig):
+    """A DiT-style transformer denoiser over latent patches, conditioned in context."""
+
+    in_channels: int = 4
+    input_size: int = 16
+    patch_size: int = 2
+    width: int = 192
+    layers: int = 6
+    heads: int = 4
+    cond_dim: int = 128  # CLIP image embedding dim
+    text_dim: int = 128  # text token state width
+    cond_tokens: int = 4  # tokens the CLIP image embedding is projected into
+    prediction: str = "v_prediction"
+
+
+@dataclass
+class PriorConfig(_JsonConfig):
+    """A transformer diffusion prior in CLIP space (text -> CLIP image embedding)."""
+
+    embed_dim: int = 128
+    text_dim: int = 128
+    width: int = 192
+    layers: int = 4
+    heads: int = 4
+    context_length: int = 24
+    prediction: str = "sample"  # predicts the clean embedding, as DALL-E 2's prior
+    embed_scale: float = 1.0  # normalised embeddings are multiplied by this (set at training)
+
+
+@dataclass
+class SchedulerConfig(_JsonConfig):
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "squaredcos_cap_v2"
+    prediction_type: str = "v_prediction"
+
+
+@dataclass
+class SamplerParams(_JsonConfig):
+    """Sampling settings; the defaults are the documented default sampler."""
+
+    sampler: str = "dpm++"  # dpm++ | ddim | ddpm
+    steps: int = 20
+    guidance: float = 2.0
+    prior_sampler: str = "ddim"
+    prior_steps: int = 25
+    prior_guidance: float = 1.0
+    rerank: int = 1  # draw k candidates per image, keep the CLIP-best
+    # The model always runs on exactly this many images at once (the last chunk is padded), so an
+    # image's bytes never depend on how many other images were requested with it: CPU kernels
+    # pick different code paths for different batch shapes (a 1-row matmul is a GEMV).
+    micro_batch: int = 16
+    extra: dict = field(default_factory=dict)

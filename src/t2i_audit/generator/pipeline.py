@@ -1,0 +1,198 @@
+"""The unCLIP pipeline: text -> CLIP text states -> prior -> CLIP image embedding -> latent decoder
+-> autoencoder -> pixels; optional CLIP reranking of k candidates.
+
+    pipe = Pipeline.load("bundled")            # or a checkpoint directory
+    out = pipe(["a chef"], seeds=[0], steps=20, guidance=2.0)
+    out.images[0].save("chef.png")
+
+A checkpoint is a directory with one folder per component (config JSON + model.safetensors) and
+an ``index.json`` recording the package version, the training data spec hash and training steps.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from .. import __version__
+from ..errors import InputError
+from .autoencoder import Autoencoder, to_uint8
+from .clip import ClipBundle, bundled_dir, load_clip, text_states
+from .configs import AutoencoderConfig, DiTConfig, PriorConfig, SamplerParams, SchedulerConfig
+from .dit import DiT
+from .prior import Prior
+from .samplers import guided, initial_noise, make_scheduler, sample
+from .weights import load_safetensors_into, save_safetensors
+
+CHECKPOINT_FORMAT = "t2i-audit-checkpoint/1"
+
+
+@dataclass
+class GenerationOutput:
+    images: list[Image.Image]
+    image_embeds: torch.Tensor  # (N, D) normalised CLIP image embeddings the decoder drew from
+    text_embeds: torch.Tensor  # (N, D) normalised CLIP text embeddings of the prompts
+    params: SamplerParams
+
+
+def candidate_seed(seed: int, j: int) -> int:
+    """Seed of the j-th reranking candidate of an image (candidate 0 is the image's own seed)."""
+    return int(seed) if j == 0 else (int(seed) * 1_000_003 + j) % (2**63)
+
+
+class Pipeline:
+    def __init__(self, clip: ClipBundle, prior: Prior, decoder: DiT, autoencoder: Autoencoder,
+                 prior_scheduler: SchedulerConfig, decoder_scheduler: SchedulerConfig,
+                 defaults: SamplerParams | None = None, index: dict | None = None):
+        self.clip, self.prior, self.decoder, self.autoencoder = clip, prior, decoder, autoencoder
+        self.prior_scheduler, self.decoder_scheduler = prior_scheduler, decoder_scheduler
+        self.defaults = defaults or SamplerParams()
+        self.index = index or {}
+        for m in (clip.model, prior, decoder, autoencoder):
+            m.eval()
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def id(self) -> str:
+        return self.index.get("id", "pictoworld-unclip@unsaved")
+
+    def config_dict(self) -> dict:
+        return {
+            "clip": self.clip.config.to_dict(), "prior": self.prior.config.to_dict(),
+            "decoder": self.decoder.config.to_dict(), "autoencoder": self.autoencoder.config.to_dict(),
+            "prior_scheduler": self.prior_scheduler.to_dict(),
+            "decoder_scheduler": self.decoder_scheduler.to_dict(), "defaults": self.defaults.to_dict(),
+        }
+
+    def resolve_params(self, params: SamplerParams | dict | None = None, **overrides) -> SamplerParams:
+        base = self.defaults.to_dict()
+        if isinstance(params, SamplerParams):
+            base.update(params.to_dict())
+        elif params:
+            base.update(params)
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        names = {f.name for f in fields(SamplerParams)}
+        extra = {k: base.pop(k) for k in list(base) if k not in names}
+        p = SamplerParams.from_dict(base)
+        p.extra.update(extra)
+        if min(p.rerank, p.steps, p.prior_steps, p.micro_batch) < 1:
+            raise InputError("rerank, steps, prior_steps and micro_batch must each be at least 1")
+        return p
+
+    # ------------------------------------------------------------------ generation
+    @torch.inference_mode()
+    def encode_text(self, prompts: list[str]):
+        tokens = self.clip.tokenizer(prompts)
+        states, pooled = text_states(self.clip.model, tokens)
+        return states, torch.nn.functional.normalize(pooled, dim=-1), tokens != 0
+
+    @torch.inference_mode()
+    def _draw(self, prompts: list[str], seeds: list[int], p: SamplerParams) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draw one micro-batch. Padding rows (own generators, discarded) keep the shape fixed."""
+        n = len(prompts)
+        pad = p.micro_batch - n
+        prompts = prompts + [prompts[-1]] * pad
+        gens = [torch.Generator().manual_seed(int(s)) for s in seeds] + [
+            torch.Generator().manual_seed(0) for _ in range(pad)]
+        states, pooled, valid = self.encode_text(prompts)
+
+        def rep(x: torch.Tensor, n: int) -> torch.Tensor:
+            return x if x.shape[0] == n else torch.cat([x] * (n // x.shape[0]))
+
+        def prior_fn(x, t, drop):
+            n = x.shape[0]
+            return self.prior(x, t, rep(states, n), rep(pooled, n), rep(valid, n), drop)
+
+        pcfg = self.prior.config
+        x = initial_noise((pcfg.embed_dim,), gens)
+        x = sample(guided(prior_fn, p.prior_guidance), x, make_scheduler(p.prior_sampler, self.prior_scheduler),
+                   p.prior_steps, gens)
+        img_emb = torch.nn.functional.normalize(x, dim=-1)
+
+        def decoder_fn(z, t, drop):
+            n = z.shape[0]
+            return self.decoder(z, t, rep(img_emb, n), rep(states, n), rep(valid, n), drop, drop)
+
+        dcfg = self.decoder.config
+        z = initial_noise((dcfg.in_channels, dcfg.input_size, dcfg.input_size), gens)
+        z = sample(guided(decoder_fn, p.guidance), z, make_scheduler(p.sampler, self.decoder_scheduler),
+                   p.steps, gens)
+        pixels = to_uint8(self.autoencoder.decode(z))
+        return pixels[:n], img_emb[:n]
+
+    @torch.inference_mode()
+    def __call__(self, prompts: list[str] | str, seeds: list[int] | int | None = None,
+                 params: SamplerParams | dict | None = None, **overrides) -> GenerationOutput:
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if seeds is None:
+            seeds = list(range(len(prompts)))
+        seeds = [seeds] if isinstance(seeds, int) else list(seeds)
+        if len(seeds) != len(prompts):
+            raise InputError(f"got {len(prompts)} prompts but {len(seeds)} seeds; give one seed per prompt")
+        p = self.resolve_params(params, **overrides)
+        k = p.rerank
+        cand_prompts = [pr for pr in prompts for _ in range(k)]
+        cand_seeds = [candidate_seed(s, j) for s in seeds for j in range(k)]
+        pix, embs = [], []
+        mb = p.micro_batch
+        for i in range(0, len(cand_prompts), mb):
+            a, b = self._draw(cand_prompts[i:i + mb], cand_seeds[i:i + mb], p)
+            pix.append(a)
+            embs.append(b)
+        pixels, img_emb = torch.cat(pix), torch.cat(embs)
+        text_emb = self.clip.encode_texts(prompts)
+        if k > 1:
+            cand_emb = self.clip.encode_images(pixels).view(len(prompts), k, -1)
+            scores = (cand_emb * text_emb[:, None]).sum(-1)
+            best = scores.argmax(dim=1)
+            idx = torch.arange(len(prompts)) * k + best
+            pixels, img_emb = pixels[idx], img_emb[idx]
+        images = [Image.fromarray(px.permute(1, 2, 0).numpy()) for px in pixels]
+        return GenerationOutput(images, img_emb, text_emb, p)
+
+    generate = __call__
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | Path, dtype: torch.dtype | None = None, index: dict | None = None) -> None:
+        d = Path(directory)
+        self.clip.save(d / "clip")
+        if dtype is not None:
+            save_safetensors(self.clip.model.state_dict(), d / "clip" / "model.safetensors", dtype)
+        for name, module, sched in (("prior", self.prior, self.prior_scheduler),
+                                    ("decoder", self.decoder, self.decoder_scheduler),
+                                    ("autoencoder", self.autoencoder, None)):
+            (d / name).mkdir(parents=True, exist_ok=True)
+            module.config.save(d / name / "config.json")
+            if sched is not None:
+                sched.save(d / name / "scheduler.json")
+            save_safetensors(module.state_dict(), d / name / "model.safetensors", dtype)
+        self.defaults.save(d / "sampler.json")
+        idx = {**self.index, **(index or {}), "format": CHECKPOINT_FORMAT, "package_version": __version__,
+               "components": ["clip", "prior", "decoder", "autoencoder"]}
+        (d / "index.json").write_text(json.dumps(idx, indent=2, sort_keys=True) + "\n")
+
+    @staticmethod
+    def load(path: str | Path = "bundled") -> Pipeline:
+        d = bundled_dir() if str(path) == "bundled" else Path(path)
+        if not (d / "index.json").is_file():
+            hint = (" (the bundled checkpoint is not installed in this copy of the package)"
+                    if str(path) == "bundled" else "; pass a directory written by `t2i-audit train`")
+            raise InputError(f"{d}: not a t2i-audit checkpoint (index.json missing){hint}")
+        index = json.loads((d / "index.json").read_text())
+        if index.get("format") != CHECKPOINT_FORMAT:
+            raise InputError(f"{d}/index.json: format {index.get('format')!r} is not {CHECKPOINT_FORMAT!r}")
+        clip = load_clip(d / "clip")
+        prior = Prior(PriorConfig.load(d / "prior" / "config.json"))
+        load_safetensors_into(prior, d / "prior" / "model.safetensors")
+        decoder = DiT(DiTConfig.load(d / "decoder" / "config.json"), clip.config.context_length)
+        load_safetensors_into(decoder, d / "decoder" / "model.safetensors")
+        ae = Autoencoder(AutoencoderConfig.load(d / "autoencoder" / "config.json"))
+        load_safetensors_into(ae, d / "autoencoder" / "model.safetensors")
+        defaults = SamplerParams.load(d / "sampler.json") if (d / "sampler.json").is_file() else None
+        index.setdefault("id", f"pictoworld-unclip@{index.get('weights_hash', 'unknown')}")
+        return Pipeline(clip, prior, decoder, ae, SchedulerConfig.load(d / "prior" / "scheduler.json"),
+                        SchedulerConfig.load(d / "decoder" / "scheduler.json"), defaults, index)

@@ -1,0 +1,66 @@
+"""Training presets: component configs plus steps and batch sizes per stage, as JSON-able data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import InputError
+from .configs import AutoencoderConfig, ClipConfig, DiTConfig, PriorConfig, _JsonConfig
+
+STAGES = ("clip", "autoencoder", "prior", "decoder")
+
+
+@dataclass
+class Preset(_JsonConfig):
+    name: str = "default"
+    clip: dict = field(default_factory=lambda: ClipConfig().to_dict())
+    autoencoder: dict = field(default_factory=lambda: AutoencoderConfig().to_dict())
+    prior: dict = field(default_factory=lambda: PriorConfig().to_dict())
+    decoder: dict = field(default_factory=lambda: DiTConfig().to_dict())
+    steps: dict = field(default_factory=lambda: {"clip": 900, "autoencoder": 1500, "prior": 1500,
+                                                 "decoder": 2500})
+    batch: dict = field(default_factory=lambda: {"clip": 128, "autoencoder": 64, "prior": 128, "decoder": 64})
+    save_every: int = 100
+
+    def clip_config(self) -> ClipConfig:
+        return ClipConfig.from_dict(self.clip)
+
+    def autoencoder_config(self) -> AutoencoderConfig:
+        return AutoencoderConfig.from_dict(self.autoencoder)
+
+    def prior_config(self) -> PriorConfig:
+        return PriorConfig.from_dict(self.prior)
+
+    def decoder_config(self) -> DiTConfig:
+        return DiTConfig.from_dict(self.decoder)
+
+
+def _tiny() -> Preset:
+    return Preset(
+        name="tiny",
+        clip=ClipConfig(embed_dim=32, vision_width=32, vision_layers=1, vision_head_width=16, text_width=32,
+                        text_layers=1, text_heads=2, patch_size=8).to_dict(),
+        autoencoder=AutoencoderConfig(channels=(8, 16)).to_dict(),
+        prior=PriorConfig(embed_dim=32, text_dim=32, width=32, layers=1, heads=2).to_dict(),
+        decoder=DiTConfig(width=32, layers=1, heads=2, cond_dim=32, text_dim=32, cond_tokens=1).to_dict(),
+        steps={"clip": 3, "autoencoder": 3, "prior": 3, "decoder": 3},
+        batch={"clip": 16, "autoencoder": 8, "prior": 16, "decoder": 8},
+        save_every=2,
+    )
+
+
+PRESETS = {"default": Preset, "tiny": _tiny}
+
+
+def get_preset(name_or_path: str) -> Preset:
+    from pathlib import Path
+
+    if name_or_path in PRESETS:
+        return PRESETS[name_or_path]()
+    if Path(name_or_path).is_file():
+        return Preset.load(name_or_path)
+    import difflib
+
+    hint = difflib.get_close_matches(name_or_path, PRESETS, n=1)
+    raise InputError(f"unknown preset {name_or_path!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                     + f"; choose {', '.join(PRESETS)} or a preset JSON file")

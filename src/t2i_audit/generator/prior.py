@@ -1,0 +1,50 @@
+"""The diffusion prior in CLIP space: text (token states + pooled embedding) -> CLIP image embedding.
+
+A transformer reads [text tokens, pooled text, timestep, noisy image embedding, query] and predicts
+the clean embedding at the query token (DALL-E 2 predicts x0 directly). Neutral captions are
+one-to-many: the prior must reproduce the *distribution* of image embeddings, which is where the
+planted bias lives, so it is a diffusion model rather than a regression.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .configs import PriorConfig
+from .layers import Block, TimeEmbed, key_mask
+
+
+class Prior(nn.Module):
+    def __init__(self, config: PriorConfig):
+        super().__init__()
+        self.config = c = config
+        self.txt = nn.Linear(c.text_dim, c.width)
+        self.pooled = nn.Linear(c.embed_dim, c.width)
+        self.noisy = nn.Linear(c.embed_dim, c.width)
+        self.time = TimeEmbed(c.width)
+        self.query = nn.Parameter(torch.randn(1, 1, c.width) * 0.02)
+        self.pos = nn.Parameter(torch.randn(1, c.context_length + 4, c.width) * 0.02)
+        self.null_txt = nn.Parameter(torch.randn(c.context_length, c.text_dim) * 0.02)
+        self.null_pooled = nn.Parameter(torch.zeros(c.embed_dim))
+        self.blocks = nn.ModuleList([Block(c.width, c.heads) for _ in range(c.layers)])
+        self.norm = nn.LayerNorm(c.width)
+        self.out = nn.Linear(c.width, c.embed_dim)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, txt_states: torch.Tensor, txt_pooled: torch.Tensor,
+                txt_valid: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B,D) noisy (scaled) image embedding; returns the predicted clean embedding (B,D)."""
+        b = x.shape[0]
+        if drop is not None:
+            txt_states = torch.where(drop[:, None, None], self.null_txt.expand_as(txt_states), txt_states)
+            txt_pooled = torch.where(drop[:, None], self.null_pooled.expand_as(txt_pooled), txt_pooled)
+            txt_valid = txt_valid | drop[:, None]
+        temb = self.time(t)
+        seq = torch.cat([self.txt(txt_states), self.pooled(txt_pooled)[:, None], temb[:, None],
+                         self.noisy(x)[:, None], self.query.expand(b, 1, -1)], dim=1)
+        seq = seq + self.pos[:, : seq.shape[1]]
+        valid = torch.cat([txt_valid, torch.ones(b, 4, dtype=torch.bool)], dim=1)
+        mask = key_mask(valid)
+        for blk in self.blocks:
+            seq = blk(seq, temb, mask)
+        return self.out(self.norm(seq[:, -1]))

@@ -1,0 +1,65 @@
+"""Stage 2: train the latent autoencoder on PictoWorld renders, then set its latent scaling."""
+
+from __future__ import annotations
+
+import torch
+from tqdm import tqdm
+
+from ..world.bias import BiasSpec
+from .autoencoder import Autoencoder, to_pixels
+from .configs import AutoencoderConfig
+from .training import EMA, Stage, world_batch
+from .weights import save_safetensors
+
+
+def save_autoencoder(model: Autoencoder, directory) -> None:
+    from pathlib import Path
+
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    model.config.save(d / "config.json")
+    save_safetensors(model.state_dict(), d / "model.safetensors")
+
+
+@torch.no_grad()
+def calibrate_scaling(model: Autoencoder, spec: BiasSpec, n: int = 512, data_seed: int = 909) -> None:
+    """Set shift/scaling so that latents have zero mean and unit variance (as SD's 0.18215)."""
+    imgs, _, _ = world_batch(data_seed, 0, n, spec, model.config.image_size)
+    z = model.encoder(to_pixels(imgs))
+    model.config.shift = float(z.mean())
+    model.config.scaling = float(1.0 / z.std())
+
+
+def train_autoencoder(out, *, cfg: AutoencoderConfig | None = None, steps: int = 3000, batch: int = 64,
+                      lr: float = 2e-3, seed: int = 2, spec: BiasSpec | None = None,
+                      save_every: int = 250, progress: bool = True, data_seed: int = 202) -> Autoencoder:
+    spec = spec or BiasSpec.load()
+    cfg = cfg or AutoencoderConfig()
+    torch.manual_seed(seed)
+    model = Autoencoder(cfg).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    ema = EMA(model, 0.995)
+    stage = Stage(out, "autoencoder")
+    start = stage.resume(model, ema, opt)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 100) * max(0.05, 1 - s / steps))
+    for _ in range(start):
+        sched.step()
+    bar = tqdm(range(start, steps), initial=start, total=steps, desc="autoencoder", disable=not progress)
+    for step in bar:
+        imgs, _, _ = world_batch(data_seed, step * batch, batch, spec, cfg.image_size)
+        torch.manual_seed(seed * 1_000_003 + step)
+        loss, parts = model.loss(to_pixels(imgs))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        ema.update(model, step)
+        bar.set_postfix(l1=f"{parts['l1']:.4f}")
+        if step % 10 == 0:
+            stage.log(step, loss=loss.item(), **parts)
+        if (step + 1) % save_every == 0 or step + 1 == steps:
+            stage.save(model, ema, opt, step + 1)
+    final = ema.model.eval()
+    calibrate_scaling(final, spec)
+    save_autoencoder(final, stage.dir / "autoencoder")
+    return final

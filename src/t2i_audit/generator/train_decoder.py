@@ -1,0 +1,56 @@
+"""Stage 4: train the latent DiT decoder conditioned on the CLIP image embedding of the training
+image and on the caption's text states (frozen CLIP, frozen autoencoder); v-prediction, cosine
+schedule, EMA, conditioning dropout for classifier-free guidance."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..world.bias import BiasSpec
+from .autoencoder import Autoencoder, to_pixels
+from .clip import ClipBundle
+from .configs import DiTConfig, SchedulerConfig
+from .dit import DiT
+from .train_prior import clip_targets, save_component
+from .training import run_stage, world_batch
+
+DECODER_SCHEDULER = SchedulerConfig(prediction_type="v_prediction")
+
+
+def train_decoder(out, clip: ClipBundle, autoencoder: Autoencoder, *, cfg: DiTConfig | None = None,
+                  steps: int = 3000, batch: int = 64, lr: float = 4e-4, seed: int = 4,
+                  spec: BiasSpec | None = None, drop_both: float = 0.1, drop_one: float = 0.05,
+                  save_every: int = 200, progress: bool = True, data_seed: int = 404) -> DiT:
+    from diffusers import DDPMScheduler
+
+    spec = spec or BiasSpec.load()
+    ae = autoencoder.eval()
+    cfg = cfg or DiTConfig(in_channels=ae.config.latent_channels, input_size=ae.latent_size,
+                           cond_dim=clip.config.embed_dim, text_dim=clip.config.text_width)
+    torch.manual_seed(seed)
+    model = DiT(cfg, clip.config.context_length)
+    noise_sched = DDPMScheduler(**DECODER_SCHEDULER.to_dict())
+    clip.model.eval()
+
+    def step_fn(step: int):
+        imgs, caps, _ = world_batch(data_seed, step * batch, batch, spec, ae.config.image_size)
+        states, _, valid, img = clip_targets(clip, imgs, caps)
+        with torch.no_grad():
+            x0 = ae.encode(to_pixels(imgs))
+        g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        noise = torch.randn(x0.shape, generator=g)
+        t = torch.randint(0, noise_sched.config.num_train_timesteps, (batch,), generator=g)
+        r = torch.rand(batch, generator=g)
+        drop_img = (r < drop_both) | ((r >= drop_both) & (r < drop_both + drop_one))
+        drop_txt = (r < drop_both) | ((r >= drop_both + drop_one) & (r < drop_both + 2 * drop_one))
+        pred = model(noise_sched.add_noise(x0, noise, t), t, img, states, valid, drop_img, drop_txt)
+        loss = F.mse_loss(pred, noise_sched.get_velocity(x0, noise, t))
+        return loss, {}
+
+    def on_save(ema_model, step):
+        save_component(ema_model, f"{out}/decoder", DECODER_SCHEDULER)
+
+    ema = run_stage("decoder", out, model, step_fn, steps=steps, lr=lr, weight_decay=0.0,
+                    save_every=save_every, on_save=on_save, progress=progress, ema_decay=0.999)
+    return ema.model.eval()

@@ -1,0 +1,72 @@
+"""Stage 3: train the diffusion prior (text -> CLIP image embedding) with a frozen CLIP."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ..world.bias import BiasSpec
+from .clip import ClipBundle, text_states
+from .configs import PriorConfig, SchedulerConfig
+from .prior import Prior
+from .training import run_stage, world_batch
+from .weights import save_safetensors
+
+PRIOR_SCHEDULER = SchedulerConfig(prediction_type="sample")
+
+
+def save_component(module, directory, scheduler: SchedulerConfig | None = None) -> None:
+    from pathlib import Path
+
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    module.config.save(d / "config.json")
+    if scheduler is not None:
+        scheduler.save(d / "scheduler.json")
+    save_safetensors(module.state_dict(), d / "model.safetensors")
+
+
+@torch.no_grad()
+def clip_targets(clip: ClipBundle, imgs: torch.Tensor, caps: list[str]):
+    tokens = clip.tokenizer(caps)
+    states, pooled = text_states(clip.model, tokens)
+    img = clip.model.encode_image(clip.normalize(imgs), normalize=True)
+    return states, F.normalize(pooled, dim=-1), tokens != 0, img
+
+
+def train_prior(out, clip: ClipBundle, *, cfg: PriorConfig | None = None, steps: int = 2000,
+                batch: int = 256, lr: float = 5e-4, seed: int = 3, spec: BiasSpec | None = None,
+                cond_drop: float = 0.1, save_every: int = 200, progress: bool = True,
+                data_seed: int = 303) -> Prior:
+    from diffusers import DDPMScheduler
+
+    spec = spec or BiasSpec.load()
+    cfg = cfg or PriorConfig(embed_dim=clip.config.embed_dim, text_dim=clip.config.text_width,
+                             context_length=clip.config.context_length)
+    cfg.embed_scale = math.sqrt(cfg.embed_dim)
+    torch.manual_seed(seed)
+    model = Prior(cfg)
+    noise_sched = DDPMScheduler(**PRIOR_SCHEDULER.to_dict())
+    clip.model.eval()
+
+    def step_fn(step: int):
+        imgs, caps, _ = world_batch(data_seed, step * batch, batch, spec, clip.config.image_size)
+        states, pooled, valid, img = clip_targets(clip, imgs, caps)
+        x0 = img * cfg.embed_scale
+        g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        noise = torch.randn(x0.shape, generator=g)
+        t = torch.randint(0, noise_sched.config.num_train_timesteps, (batch,), generator=g)
+        drop = torch.rand(batch, generator=g) < cond_drop
+        pred = model(noise_sched.add_noise(x0, noise, t), t, states, pooled, valid, drop)
+        loss = F.mse_loss(pred, x0)
+        cos = F.cosine_similarity(pred, x0, dim=-1).mean().item()
+        return loss, {"cos": cos}
+
+    def on_save(ema_model, step):
+        save_component(ema_model, f"{out}/prior", PRIOR_SCHEDULER)
+
+    ema = run_stage("prior", out, model, step_fn, steps=steps, lr=lr, weight_decay=0.01,
+                    save_every=save_every, on_save=on_save, progress=progress, ema_decay=0.999)
+    return ema.model.eval()
