@@ -17,6 +17,8 @@ from .errors import T2IAuditError
 # (module, attribute) of each command or group; imported lazily so `--help` stays fast.
 COMMAND_MODULES = [
     ("t2i_audit.commands.world", "world"),
+    ("t2i_audit.commands.generator", "train"),
+    ("t2i_audit.commands.generator", "generate"),
     ("t2i_audit.commands.score", "score"),
     ("t2i_audit.commands.suites", "suites"),
     ("t2i_audit.commands.sample", "sample"),
