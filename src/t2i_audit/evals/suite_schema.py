@@ -90,7 +90,10 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _co
 
 def load_yaml(text: str, source: str):
     """Parse YAML keeping line numbers (LDict/LList); syntax errors become SuiteError."""
-    loader = _LineLoader(text)
+    try:
+        loader = _LineLoader(text)
+    except yaml.YAMLError as e:  # e.g. a control character the YAML reader refuses
+        raise SuiteError(f"{source}: not readable as YAML: {e}") from None
     loader.name = source
     try:
         return loader.get_single_data()
