@@ -318,3 +318,13 @@ def test_sigkill_at_ten_random_moments(env):
     pd.testing.assert_frame_equal(comparable(out), comparable(ref))
     assert not [p for p in out.rglob(".tmp-*")] and not (out / ".lock").exists()
     assert kills >= 5
+
+
+def test_unwritable_output_is_a_clear_error(env):
+    blocker = env["tmp"] / "file"
+    blocker.write_text("x")
+    with pytest.raises(InputError, match="cannot create the run directory"):
+        sample(cfg(env, blocker / "run"))
+    r = CliRunner().invoke(main, ["sample", "--suite", env["suite"], "--out", str(blocker / "run"),
+                                  "--generator", env["gen"]])
+    assert r.exit_code == 2 and "choose a writable --out" in r.output

@@ -228,3 +228,8 @@ def test_cli_suites_ls_show_validate(tmp_path):
     bad = write(tmp_path, BASE.replace("category: colour", "categroy: colour"), "bad.yaml")
     r = CliRunner().invoke(main, ["suites", "validate", str(bad)])
     assert r.exit_code == 2 and "bad.yaml:13" in r.output and "did you mean 'category'" in r.output
+
+
+def test_control_characters_in_a_template_are_refused():
+    with pytest.raises(InputError, match=r"x\.yaml:3: templates\[0\]\.template: control character '\\x07'"):
+        parse_suite('name: x\ntemplates:\n  - template: "a \\a b"\n', "x.yaml")

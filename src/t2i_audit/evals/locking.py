@@ -89,9 +89,13 @@ class RunLock:
             return {}
 
     def acquire(self) -> RunLock:
-        self.directory.mkdir(parents=True, exist_ok=True)
         tmp = self.directory / f".lock-tmp-{uuid.uuid4().hex}"
-        tmp.write_text(json.dumps(self._info()))
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(self._info()))
+        except OSError as e:
+            raise InputError(f"{self.directory}: cannot create the run directory or its lock: "
+                             f"{e.strerror or e}; choose a writable --out") from None
         try:
             for _ in range(5):
                 try:

@@ -11,6 +11,7 @@ import itertools
 import json
 import random
 import re
+import unicodedata
 from dataclasses import asdict, dataclass
 
 from .suite_schema import (
@@ -156,6 +157,9 @@ def expand_template(t: dict, w: Where, suite: str, suite_slots: dict,
                     default_ipp: int) -> list[PromptSpec]:
     check_keys(t, TEMPLATE_KEYS, w, "a template")
     text = check_str(require(t, "template", w, "a template"), w.key(t, "template"))
+    bad = [c for c in text if unicodedata.category(c) == "Cc"]
+    if bad:
+        raise w.key(t, "template").error(f"control character {bad[0]!r} in {text!r}; remove it")
     category = check_str(t.get("category", "default"), w.key(t, "category"))
     ipp = check_int(t.get("images_per_prompt", default_ipp), w.key(t, "images_per_prompt"), minimum=1)
     tags = t.get("tags", [])
