@@ -18,6 +18,7 @@ per process per spec and run under ``torch.inference_mode``.
 from __future__ import annotations
 
 import difflib
+import pickle
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
@@ -127,6 +128,10 @@ def load_open_clip(arch: str, weights: str, batch_size: int = 64) -> OpenClipExt
         raise InputError(f"open_clip architecture {arch!r} is not registered{hint}; or give a model-config JSON path")
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=str(w))
+    except pickle.UnpicklingError:
+        raise InputError(f"open_clip weights {weights}: refused: the file pickles objects other than tensors, which "
+                         "could run code; it is read only with torch.load(weights_only=True). Give a "
+                         ".safetensors file or a plain state dict") from None
     except (RuntimeError, KeyError, ValueError) as e:
         raise InputError(f"open_clip weights {weights}: do not fit architecture {name} ({str(e)[:200]})") from e
     tok = open_clip.get_tokenizer(name)
@@ -197,7 +202,8 @@ def load_hf_clip(directory: str, batch_size: int = 64) -> HFClipExtractor:
         raise InputError(f"hf-clip:{directory}: no config.json there; give a folder written by "
                          "CLIPModel.save_pretrained (plus the processor's files)")
     try:
-        model = CLIPModel.from_pretrained(str(d), local_files_only=True)
+        # safetensors only: a pytorch_model.bin (pickle) in the folder is never opened
+        model = CLIPModel.from_pretrained(str(d), local_files_only=True, use_safetensors=True)
         processor = CLIPProcessor.from_pretrained(str(d), local_files_only=True)
     except (OSError, ValueError) as e:
         raise InputError(f"hf-clip:{directory}: cannot load model and processor offline ({str(e)[:200]})") from e
