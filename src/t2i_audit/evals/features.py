@@ -201,6 +201,9 @@ def load_hf_clip(directory: str, batch_size: int = 64) -> HFClipExtractor:
     if not (d / "config.json").is_file():
         raise InputError(f"hf-clip:{directory}: no config.json there; give a folder written by "
                          "CLIPModel.save_pretrained (plus the processor's files)")
+    if not any(d.glob("*.safetensors")):
+        raise InputError(f"hf-clip:{directory}: no .safetensors weights there; pickle weights (pytorch_model.bin) are "
+                         "never loaded, since unpickling can run code: save with save_pretrained(safe_serialization=True)")
     try:
         # safetensors only: a pytorch_model.bin (pickle) in the folder is never opened
         model = CLIPModel.from_pretrained(str(d), local_files_only=True, use_safetensors=True)
