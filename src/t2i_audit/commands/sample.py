@@ -34,29 +34,39 @@ def parse_params(items: tuple[str, ...]) -> dict:
               help="Override the suite's images per prompt (weights still multiply).")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="Only the first N prompts, taken round-robin across categories.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Prompts per generator call [default: 16 on CPU, 128 on CUDA].")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads per process.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
               help="Sampler parameter passed to the generator (repeatable).")
 @click.option("--skip-missing", is_flag=True,
               help="folder: sample the prompts the folder covers instead of refusing.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def sample(suite: str, out: Path, generator: str, images_per_prompt: int | None, limit: int | None,
-           batch_size: int, params: tuple[str, ...], skip_missing: bool, no_progress: bool) -> None:
+           batch_size: int | None, threads: int | None, params: tuple[str, ...], skip_missing: bool,
+           no_progress: bool) -> None:
     """Sample SUITE with a generator into OUT (run.json, manifest.parquet, images/).
 
-    Re-running the same command resumes: images whose sha256 checks out are kept.
+    Re-running the same command resumes: images whose sha256 checks out are kept. Under
+    `accelerate launch` or `torchrun` each process draws its share and rank 0 merges.
     """
+    from ..evals import distributed
     from ..evals.runs import SampleConfig
     from ..evals.runs import sample as run_sample
+
+    distributed.set_threads(threads)
 
     cfg = SampleConfig(suite=suite, out=str(out), generator=generator, images_per_prompt=images_per_prompt,
                        limit=limit, batch_size=batch_size, params=parse_params(params),
                        skip_missing=skip_missing, progress=not no_progress)
     r = run_sample(cfg)
+    dist = distributed.current()
+    if not dist.is_main:
+        return
     if r.stale_lock is not None:
         click.echo(f"recovered a stale lock (pid {r.stale_lock.get('pid')} is gone)", err=True)
     rate = r.n_generated / r.seconds if r.seconds > 0 else 0.0
     click.echo(f"{r.run_dir}: {r.n_images} images ({r.n_generated} generated, {r.n_reused} reused, "
                f"{r.n_adopted} adopted, {r.n_regenerated} regenerated after a bad hash"
                + (f", {r.n_missing} missing" if r.n_missing else "")
-               + f") in {r.seconds:.1f} s ({rate:.1f} img/s); run {r.run_id}")
+               + f") in {r.seconds:.1f} s ({rate:.1f} img/s, {dist.describe()}); run {r.run_id}")

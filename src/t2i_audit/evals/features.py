@@ -55,6 +55,16 @@ def weights_hash(*paths: str | Path, n: int = 12) -> str:
     return h.hexdigest()[:n]
 
 
+def _autocast(ex):
+    """fp16/bf16 autocast where ``distributed.place_extractor`` put the model on CUDA; a no-op on CPU."""
+    import contextlib
+
+    dtype = getattr(ex, "autocast_dtype", None)
+    if not dtype:
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=getattr(torch, dtype))
+
+
 def _need_file(path: str, what: str, fix: str) -> Path:
     p = Path(path).expanduser()
     if not p.is_file():
@@ -80,7 +90,7 @@ class OpenClipExtractor:
 
     def embed_images(self, images: list) -> torch.Tensor:
         outs = []
-        with torch.inference_mode():
+        with torch.inference_mode(), _autocast(self):
             for s in range(0, len(images), self.batch_size):
                 x = torch.stack([self.preprocess(im.convert("RGB")) for im in images[s:s + self.batch_size]])
                 outs.append(self.model.encode_image(x.to(self._device())).float().cpu())
@@ -88,7 +98,7 @@ class OpenClipExtractor:
 
     def embed_texts(self, texts: list[str]) -> torch.Tensor:
         outs = []
-        with torch.inference_mode():
+        with torch.inference_mode(), _autocast(self):
             for s in range(0, len(texts), self.batch_size):
                 tok = self.tokenizer(list(texts[s:s + self.batch_size]))
                 outs.append(self.model.encode_text(tok.to(self._device())).float().cpu())

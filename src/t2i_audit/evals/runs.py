@@ -7,6 +7,11 @@ record (killed between the two writes) is adopted, everything else is generated.
 is rebuilt from the journal in suite order, so a SIGKILL at any moment loses at most the batch in
 flight. One writer at a time (``.lock``); a directory holding another suite, generator or params is
 refused.
+
+Sharded (``accelerate launch`` / ``torchrun``, see :mod:`.distributed`): rank 0 holds the lock and
+writes run.json; each rank draws its strided share into ``journal.rank<R>.jsonl``; after a barrier
+rank 0 writes the manifest and folds the rank journals into ``journal.jsonl``. Resume reads every
+journal, so a killed sharded run resumes with any number of processes.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import InputError
+from . import distributed
 from .adapters import GeneratorSpec, config_hash, load_generator
 from .io import (
     Journal,
@@ -53,7 +59,7 @@ class SampleConfig:
     generator: str = "bundled"
     images_per_prompt: int | None = None
     limit: int | None = None
-    batch_size: int = 8
+    batch_size: int | None = None  # None: per device (distributed.BATCH_SIZES)
     params: dict = field(default_factory=dict)
     skip_missing: bool = False
     progress: bool = True
@@ -179,47 +185,77 @@ def write_manifest(run_dir: Path, rows: list[dict]) -> None:
 
 
 def sample(cfg: SampleConfig, *, suite: PromptSuite | None = None, generator=None) -> RunResult:
-    """Generate (or resume) the run ``cfg.out``. ``suite``/``generator`` override the names in cfg."""
-    suite = suite or load_suite(cfg.suite)
-    gen = generator or load_generator(GeneratorSpec.parse(cfg.generator))
-    if cfg.batch_size < 1:
+    """Generate (or resume) the run ``cfg.out``. ``suite``/``generator`` override the names in cfg.
+
+    Launched sharded (accelerate launch / torchrun, see :mod:`.distributed`), every rank draws its
+    strided share of the (prompt, seed) pairs into its own journal and rank 0 merges after a barrier.
+    """
+    dist = distributed.current()
+    suite = suite or dist.agree(lambda: load_suite(cfg.suite))
+    gen = generator or dist.agree(lambda: load_generator(GeneratorSpec.parse(cfg.generator)))
+    if cfg.batch_size is not None and cfg.batch_size < 1:
         raise InputError(f"--batch-size {cfg.batch_size}: must be >= 1")
     run_dir = Path(cfg.out)
     if run_dir.exists() and not run_dir.is_dir():
         raise InputError(f"--out {run_dir}: exists and is not a directory")
-    with RunLock(run_dir) as lock:
-        return _sample_locked(cfg, suite, gen, run_dir, lock)
+    if not dist.sharded:
+        with RunLock(run_dir) as lock:
+            return _sample_locked(cfg, suite, gen, run_dir, lock, dist)
+    # One job, one writer: rank 0 holds the run lock for all ranks.
+    lock = RunLock(run_dir, purpose=f"sample ({dist.world_size} ranks)")
+    dist.on_main(lambda: lock.acquire() and None)
+    try:
+        return _sample_locked(cfg, suite, gen, run_dir, lock, dist)
+    finally:
+        lock.release()  # a no-op on ranks other than 0
 
 
-def _sample_locked(cfg: SampleConfig, suite: PromptSuite, gen, run_dir: Path, lock: RunLock) -> RunResult:
+def journal_name(dist) -> str:
+    """Each rank of a sharded run appends to its own journal; rank 0 folds them into journal.jsonl."""
+    return "journal.jsonl" if not dist.sharded else f"journal.rank{dist.rank}.jsonl"
+
+
+def _journal_files(run_dir: Path) -> list[Path]:
+    """journal.jsonl first, then rank journals left by a sharded run, so the newest record wins."""
+    shards = sorted(run_dir.glob("journal.rank*.jsonl"), key=lambda p: (len(p.name), p.name))
+    return [run_dir / "journal.jsonl", *shards]
+
+
+def _sample_locked(cfg: SampleConfig, suite: PromptSuite, gen, run_dir: Path, lock: RunLock, dist) -> RunResult:
     from tqdm import tqdm
 
     t0 = time.perf_counter()
     images_dir = run_dir / "images"
-    remove_temp_files(run_dir)
-    remove_temp_files(images_dir)
-    ident = _identity(suite, gen, dict(cfg.params), cfg.images_per_prompt, cfg.limit)
-    run_json = run_dir / "run.json"
-    if run_json.is_file():
-        try:
-            old = json.loads(run_json.read_text())
-        except ValueError:
-            raise InputError(f"{run_json}: not valid JSON; delete the run directory and sample again") from None
-        if {k: old.get(k) for k in IDENTITY_KEYS} != json.loads(json.dumps(ident, default=str)):
-            raise RunMismatchError(_explain_mismatch(old, ident, run_dir))
-        meta = old
-    else:
-        others = [p.name for p in run_dir.iterdir() if not p.name.startswith(".lock")]
-        if others:
-            raise InputError(f"--out {run_dir}: not empty and has no run.json ({', '.join(sorted(others)[:5])}); "
-                             f"choose a new or empty directory")
-        blob = json.dumps(ident, sort_keys=True, default=str).encode()
-        meta = {"schema": RUN_SCHEMA, "run_id": f"{suite.name}-{sha256_bytes(blob)[:12]}", **ident,
-                "package_version": __version__, "git_hash": git_hash(),
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    meta.update(status="running", batch_size=cfg.batch_size)
-    images_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run_json, meta)
+    batch_size = cfg.batch_size or distributed.device_settings(dist).sample_batch
+
+    def prelude() -> dict:  # rank 0, before any rank writes
+        remove_temp_files(run_dir)
+        remove_temp_files(images_dir)
+        ident = _identity(suite, gen, dict(cfg.params), cfg.images_per_prompt, cfg.limit)
+        run_json = run_dir / "run.json"
+        if run_json.is_file():
+            try:
+                old = json.loads(run_json.read_text())
+            except ValueError:
+                raise InputError(f"{run_json}: not valid JSON; delete the run directory and sample again") from None
+            if {k: old.get(k) for k in IDENTITY_KEYS} != json.loads(json.dumps(ident, default=str)):
+                raise RunMismatchError(_explain_mismatch(old, ident, run_dir))
+            meta = old
+        else:
+            others = [p.name for p in run_dir.iterdir() if not p.name.startswith(".lock")]
+            if others:
+                raise InputError(f"--out {run_dir}: not empty and has no run.json ({', '.join(sorted(others)[:5])}); "
+                                 f"choose a new or empty directory")
+            blob = json.dumps(ident, sort_keys=True, default=str).encode()
+            meta = {"schema": RUN_SCHEMA, "run_id": f"{suite.name}-{sha256_bytes(blob)[:12]}", **ident,
+                    "package_version": __version__, "git_hash": git_hash(),
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        meta.update(status="running", batch_size=batch_size, processes=dist.world_size)
+        images_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(run_json, meta)
+        return meta
+
+    meta = dist.on_main(prelude)
 
     plan = suite.plan(cfg.images_per_prompt, cfg.limit)
     n_missing = 0
@@ -233,22 +269,26 @@ def _sample_locked(cfg: SampleConfig, suite: PromptSuite, gen, run_dir: Path, lo
         n_missing = len(missing)
         plan = [ps for ps, ok in zip(plan, covered) if ok]
 
-    # What is already on disk: journal records whose image checks out, and complete orphan images.
-    planned = {image_id(p.prompt_id, s): (p, s) for p, s in plan}
+    # This rank's share; what is already on disk: journal records whose image checks out, and
+    # complete orphan images.
+    planned = {image_id(p.prompt_id, s): (p, s) for p, s in dist.shard(plan)}
     records: dict[str, dict] = {}
     n_regen = 0
-    for rec in Journal.read(run_dir / "journal.jsonl"):
-        if rec.get("image_id") in planned:
-            records[rec["image_id"]] = rec
+    for jf in _journal_files(run_dir):
+        for rec in Journal.read(jf):
+            if rec.get("image_id") in planned:
+                records[rec["image_id"]] = rec
     for iid in list(records):
         path = run_dir / records[iid]["path"]
         if not path.is_file() or sha256_file(path) != records[iid]["sha256"]:
             del records[iid]
             path.unlink(missing_ok=True)  # changed after it was written: never adopt it
             n_regen += 1
-    journal = Journal(run_dir / "journal.jsonl").open()
-    n_adopted = 0
-    try:
+    journal = Journal(run_dir / journal_name(dist)).open()
+    n_adopted = n_reused = 0
+
+    def generate() -> list:
+        nonlocal n_adopted, n_reused
         for iid in planned:
             path = images_dir / f"{iid}.png"
             if iid in records or not path.is_file():
@@ -264,11 +304,12 @@ def _sample_locked(cfg: SampleConfig, suite: PromptSuite, gen, run_dir: Path, lo
             n_adopted += 1
         n_reused = len(records) - n_adopted
         todo = [(p, s) for iid, (p, s) in planned.items() if iid not in records]
-        bar = tqdm(total=len(plan), initial=len(plan) - len(todo), unit="img", desc=f"sample {suite.name}",
-                   disable=not cfg.progress, dynamic_ncols=True)
+        desc = f"sample {suite.name}" + (f" [rank {dist.rank}/{dist.world_size}]" if dist.sharded else "")
+        bar = tqdm(total=len(planned), initial=len(planned) - len(todo), unit="img", desc=desc,
+                   disable=not cfg.progress or not dist.is_main, dynamic_ncols=True)
         params = dict(cfg.params)
-        for b in range(0, len(todo), cfg.batch_size):
-            batch = todo[b:b + cfg.batch_size]
+        for b in range(0, len(todo), batch_size):
+            batch = todo[b:b + batch_size]
             t = time.perf_counter()
             images = gen([p.text for p, _ in batch], [s for _, s in batch], params)
             if len(images) != len(batch):
@@ -285,17 +326,40 @@ def _sample_locked(cfg: SampleConfig, suite: PromptSuite, gen, run_dir: Path, lo
             journal.sync()
             bar.update(len(batch))
         bar.close()
+        return todo
+
+    try:
+        todo = dist.agree(generate)
     finally:
         journal.close()
         fsync_dir(images_dir)
 
-    write_manifest(run_dir, manifest_rows(plan, records))
-    meta.update(status="complete", n_planned=len(plan) + n_missing, n_images=len(records), n_missing=n_missing,
-                completed=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    atomic_write_json(run_json, meta)
+    # Merge: every rank's records and counts reach rank 0, which writes the manifest in suite order.
+    counts = (len(todo), n_reused, n_adopted, n_regen)
+    shares = dist.all_gather((records, counts))
+
+    def merge() -> dict:
+        merged: dict[str, dict] = {}
+        for recs, _ in shares:
+            merged.update(recs)
+        write_manifest(run_dir, manifest_rows(plan, merged))
+        shard_journals = _journal_files(run_dir)[1:]
+        if shard_journals:  # fold rank journals into journal.jsonl, then drop them
+            body = "".join(json.dumps(merged[image_id(p.prompt_id, s)], sort_keys=True) + "\n"
+                           for p, s in plan if image_id(p.prompt_id, s) in merged)
+            atomic_write_bytes(run_dir / "journal.jsonl", body.encode("utf-8"))
+            for jf in shard_journals:
+                jf.unlink(missing_ok=True)
+        meta.update(status="complete", n_planned=len(plan) + n_missing, n_images=len(merged),
+                    n_missing=n_missing, completed=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        atomic_write_json(run_dir / "run.json", meta)
+        return meta
+
+    meta = dist.on_main(merge)
+    tot = [sum(c[i] for _, c in shares) for i in range(4)]
     return RunResult(run_dir=str(run_dir), run_id=meta["run_id"], n_planned=len(plan) + n_missing,
-                     n_images=len(records), n_generated=len(todo), n_reused=n_reused, n_adopted=n_adopted,
-                     n_regenerated=n_regen, n_missing=n_missing, seconds=time.perf_counter() - t0,
+                     n_images=int(meta["n_images"]), n_generated=tot[0], n_reused=tot[1], n_adopted=tot[2],
+                     n_regenerated=tot[3], n_missing=n_missing, seconds=time.perf_counter() - t0,
                      stale_lock=lock.recovered)
 
 

@@ -3,6 +3,10 @@ RUN/scores/ (items.parquet, aggregates.parquet, results.json; see docs/results-s
 
 Metrics are looked up by name in :data:`METRICS`. Image and caption embeddings go through the
 content-addressed :class:`EmbeddingCache`, so re-scoring a run makes no forward passes.
+
+Sharded (``accelerate launch`` / ``torchrun``): each rank verifies, embeds and judges its strided
+share of the images; the rows are gathered back into manifest order on every rank, Fréchet moments
+are float64 running sums added across ranks, and rank 0 writes the results (see docs/scale.md).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import pandas as pd
 from PIL import Image
 
 from ..errors import InputError
+from . import distributed
 from . import metrics_distribution as md
 from .cache import EmbeddingCache, embed_cached, text_key
 from .features import load_extractor
@@ -92,6 +97,7 @@ class Context:
     evaluators: dict[str, str] = field(default_factory=dict)
     methodology: dict[str, str] = field(default_factory=dict)
     reference_info: dict | None = None
+    dist: distributed.Dist = field(default_factory=distributed.current)
     _memo: dict = field(default_factory=dict)
 
     def timed(self, stage: str, fn: Callable):
@@ -109,19 +115,35 @@ class Context:
         return Image.open(self.root / self.manifest["path"].iloc[i]).convert("RGB")
 
     def extractor(self, spec: str, role: str):
-        ex = self.timed(f"load {role} model", lambda: load_extractor(spec))
+        ex = self.timed(f"load {role} model", lambda: self.dist.agree(lambda: load_extractor(spec)))
+        distributed.place_extractor(ex, self.cfg.batch_size)
         self.evaluators[role] = ex.id
         return ex
+
+    def embed_sharded(self, ex, keys: list[str], load: Callable, embed: Callable, desc: str,
+                      progress: bool) -> np.ndarray:
+        """Embeddings of ``keys`` in order; each rank embeds (or finds in the cache) its share."""
+        def part(idx: list[int]) -> np.ndarray:
+            return embed_cached(self.cache, ex.id, [keys[i] for i in idx], lambda j: load(idx[j]), embed,
+                                self.cfg.batch_size, progress and self.dist.is_main, desc)
+
+        return self.dist.gather_rows(len(keys), part)
 
     def image_features(self, spec: str, role: str) -> np.ndarray:
         key = ("img", spec)
         ex = self.extractor(spec, role)  # loaded once per process; records the evaluator of this role
         if key not in self._memo:
             keys = self.manifest["sha256"].astype(str).tolist()
-            self._memo[key] = self.timed(f"embed images ({role})", lambda: embed_cached(
-                self.cache, ex.id, keys, self.image, ex.embed_images, self.cfg.batch_size, self.cfg.progress,
-                f"embed images ({role})"))
+            self._memo[key] = self.timed(f"embed images ({role})", lambda: self.embed_sharded(
+                ex, keys, self.image, ex.embed_images, f"embed images ({role})", self.cfg.progress))
         return self._memo[key]
+
+    def image_moments(self, spec: str, role: str) -> md.GaussianMoments:
+        """Fréchet moments of the generated set: float64 running sums of each rank's share, added
+        across ranks."""
+        feats = self.image_features(spec, role)
+        own = md.GaussianMoments.of(feats[self.dist.shard_indices(len(feats))])
+        return md.GaussianMoments.from_arrays(self.dist.sum(own.to_arrays()))
 
     def text_features(self, spec: str, role: str) -> np.ndarray:
         ex = self.extractor(spec, role)
@@ -130,11 +152,11 @@ class Context:
                              "(bundled-clip, open_clip:..., hf-clip:...)")
         texts = self.manifest["text"].astype(str).tolist()
         keys = [text_key(t) for t in texts]
-        return self.timed(f"embed texts ({role})", lambda: embed_cached(
-            self.cache, ex.id, keys, lambda i: texts[i], ex.embed_texts, self.cfg.batch_size, False))
+        return self.timed(f"embed texts ({role})", lambda: self.embed_sharded(
+            ex, keys, lambda i: texts[i], ex.embed_texts, f"embed texts ({role})", False))
 
     def reference_features(self, spec: str, role: str) -> tuple[np.ndarray, md.GaussianMoments]:
-        from .reference import load_reference, reference_features, reference_moments
+        from .reference import load_reference, reference_moments
 
         if self.cfg.reference is None:
             raise InputError("fd/kid/cmmd/fd_inf compare against a reference set: pass --reference DIR or "
@@ -148,8 +170,8 @@ class Context:
         key = ("ref", spec)
         ex = self.extractor(spec, role)
         if key not in self._memo:
-            feats = self.timed(f"embed reference ({role})", lambda: reference_features(
-                ref, ex, self.cache, batch_size=self.cfg.batch_size, progress=self.cfg.progress))
+            feats = self.timed(f"embed reference ({role})", lambda: self.embed_sharded(
+                ex, ref.keys, ref.load, ex.embed_images, "embed reference", self.cfg.progress))
             moments = reference_moments(ref, ex, self.cache, feats)
             self._memo[key] = (feats, moments)
         return self._memo[key]
@@ -200,8 +222,8 @@ def metric_skills(ctx: Context):
         raise InputError("skills: this run's prompts carry no expectations; score a suite with `expect:` "
                          "entries (e.g. pictoworld-skills) or drop 'skills' from --metrics")
     idx = np.flatnonzero(mask)
-    res = ctx.timed("skills (oracle)", lambda: judge_images([ctx.image(i) for i in idx],
-                                                            [expects[i] for i in idx], ctx.cfg.progress))
+    res = ctx.timed("skills (oracle)", lambda: ctx.dist.gather_shards(len(idx), lambda part: judge_images(
+        [ctx.image(idx[i]) for i in part], [expects[idx[i]] for i in part], ctx.cfg.progress and ctx.dist.is_main)))
     passed = np.array([p for p, _ in res], dtype=bool)
     sub = ctx.manifest[mask]
     est = skill_accuracy(sub["category"].astype(str).values, sub["prompt_id"].values, passed,
@@ -239,8 +261,10 @@ def _dist_metric(ctx: Context, name: str, spec: str, role: str, stat: Callable, 
 
 
 def metric_fd(ctx: Context):
+    gm = ctx.image_moments(ctx.cfg.features, "features")
+    point = lambda g, r, rm: md.frechet_distance(gm, rm)  # noqa: E731
     f = lambda g, r, rm, *_: md.frechet_distance(g, rm)  # noqa: E731
-    return _dist_metric(ctx, "fd", ctx.cfg.features, "features", f, f,
+    return _dist_metric(ctx, "fd", ctx.cfg.features, "features", point, f,
                         "Fréchet distance (Heusel et al. 2017) on float64 moments")
 
 
@@ -301,11 +325,14 @@ def score_run(run_dir: str | Path, cfg: ScoreConfig | None = None, cache: Embedd
     names = parse_metrics(cfg.metrics)
     t0 = time.perf_counter()
     cache = cache or EmbeddingCache(cfg.cache_dir, enabled=cfg.cache)
-    ctx = Context(*load_run(run_dir), cfg=cfg, cache=cache)
+    dist = distributed.current()
+    ctx = Context(*dist.agree(lambda: load_run(run_dir)), cfg=cfg, cache=cache, dist=dist)
 
     def verify():
-        bad = [p for p, h in zip(ctx.manifest["path"], ctx.manifest["sha256"])
-               if not (ctx.root / p).is_file() or sha256_file(ctx.root / p) != h]
+        paths, hashes = ctx.manifest["path"].tolist(), ctx.manifest["sha256"].tolist()
+        ok = ctx.dist.gather_shards(len(paths), lambda idx: [
+            (ctx.root / paths[i]).is_file() and sha256_file(ctx.root / paths[i]) == hashes[i] for i in idx])
+        bad = [p for p, good in zip(paths, ok) if not good]
         if bad:
             raise InputError(f"{run_dir}: {len(bad)} image(s) are missing or differ from their manifest sha256 "
                              f"(e.g. {bad[0]}); re-run `t2i-audit sample` to repair the run")
@@ -328,13 +355,18 @@ def score_run(run_dir: str | Path, cfg: ScoreConfig | None = None, cache: Embedd
         "aggregates": json.loads(agg_df.to_json(orient="records")),
         "reference": ctx.reference_info, "config": json.loads(cfg.to_json()),
         "timings_s": {k: round(v, 3) for k, v in ctx.timings.items()},
-        "cache": dataclasses.asdict(cache.stats),
+        "cache": {k: int(v) for k, v in dist.sum(dataclasses.asdict(cache.stats)).items()},
+        "processes": dist.world_size,
     }
     out = ctx.root / "scores"
-    out.mkdir(exist_ok=True)
-    atomic_write_parquet(out / "items.parquet", items_df)
-    atomic_write_parquet(out / "aggregates.parquet", agg_df)
-    atomic_write_json(out / "results.json", results)
+
+    def write():
+        out.mkdir(exist_ok=True)
+        atomic_write_parquet(out / "items.parquet", items_df)
+        atomic_write_parquet(out / "aggregates.parquet", agg_df)
+        atomic_write_json(out / "results.json", results)
+
+    dist.on_main(write)
     return {**results, "items": items_df, "aggregates_df": agg_df}
 
 
