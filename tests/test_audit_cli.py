@@ -173,3 +173,37 @@ def test_occupations_like_run_with_real_probes_on_tiny_clip(tmp_path):
     assert ((bias.abstain_rate < 1) == np.isfinite(bias.raw)).all()
     mine = bias[bias.probe == "my-gender"]
     assert (mine.abstain_rate == 0).all() and np.allclose(mine.groupby("group").raw.sum(), 1.0)
+
+
+@pytest.mark.slow
+def test_occupations_suite_sampled_by_tiny_diffusers_then_audited(tmp_path, monkeypatch):
+    """Acceptance 4 mechanics: `sample` the occupations suite with a tiny random diffusers pipeline,
+    then `audit bias` it with the real-world probes on a tiny random open_clip."""
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+
+    from test_adapters import build_tiny_sd
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    build_tiny_sd(tmp_path / "sd")
+    run = tmp_path / "run"
+    r = CliRunner().invoke(main, ["sample", "--suite", "occupations", "--out", str(run), "--generator",
+                                  f"diffusers:{tmp_path / 'sd'}", "--limit", "6", "--images-per-prompt", "2",
+                                  "--param", "num_inference_steps=2", "--param", "height=16", "--param", "width=16"])
+    assert r.exit_code == 0, r.output
+    cfg = {"embed_dim": 16,
+           "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8, "head_width": 16},
+           "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+    path = tmp_path / "tiny-audit-sd-clip.json"
+    path.write_text(json.dumps(cfg))
+    open_clip.add_model_config(str(path))
+    torch.manual_seed(0)
+    save_file(open_clip.create_model("tiny-audit-sd-clip", pretrained=None).state_dict(),
+              str(tmp_path / "w.safetensors"))
+    r = CliRunner().invoke(main, ["audit", "bias", str(run), "--clip", f"open_clip:{path}:{tmp_path / 'w.safetensors'}",
+                                  "--bootstrap", "50", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    bias = pd.read_parquet(run / "audits" / "bias.parquet")
+    assert set(bias.probe) >= {"real-gender-presentation", "real-skin-tone"} and bias.n_images.max() >= 2
+    assert "Perceived" in r.output or "perceived" in r.output

@@ -96,7 +96,7 @@ def load_images(run_dir: Path, manifest: pd.DataFrame) -> list:
     return imgs
 
 
-def build_probes(names: list[str], clip: str | None, extractor=None) -> list[Probe]:
+def build_probes(names: list[str], clip: str | None, extractor=None, progress: bool = False) -> list[Probe]:
     """Probes by name; zero-shot ones share one evaluator (``extractor`` or loaded from ``clip``)."""
     probes = []
     for n in names:
@@ -104,7 +104,8 @@ def build_probes(names: list[str], clip: str | None, extractor=None) -> list[Pro
             from ..evals.features import load_extractor
 
             extractor = load_extractor(clip or "bundled-clip")
-        probes.append(make_probe(n, extractor))
+        probes.append(make_probe(n, extractor) if str(n).startswith("oracle")
+                      else make_probe(n, extractor, progress=progress))
     seen = {p.name for p in probes}
     if len(seen) != len(probes):
         raise InputError("--probe: the same probe is named twice; name each once")
@@ -235,7 +236,7 @@ def run_bias_audit(run_dir: str | Path, cfg: BiasAuditConfig | None = None, extr
         raise InputError(f"{run_dir}: the manifest has no images; sample some first")
     domain = run_domain(meta, manifest)
     if probes is None:
-        probes = build_probes(cfg.probes or default_probes(domain), cfg.clip, extractor)
+        probes = build_probes(cfg.probes or default_probes(domain), cfg.clip, extractor, cfg.progress)
     if oracle_reader is not None:
         probes = [OracleProbe(p.attribute, oracle_reader) if isinstance(p, OracleProbe) else p for p in probes]
     if cfg.intersectional:
