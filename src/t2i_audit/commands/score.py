@@ -28,7 +28,8 @@ import click
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every bootstrap and subset draw.")
 @click.option("--kid-subsets", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--kid-subset-size", type=click.IntRange(min=2), default=1000, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Images per embedding forward pass [default: 64 on CPU, 256 on CUDA].")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the embedding cache.")
 @click.option("--cache-dir", default=None, help="Embedding cache folder (default $T2I_AUDIT_CACHE or "
               "~/.cache/t2i-audit/embeddings).")
@@ -36,19 +37,23 @@ import click
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 def score(run: Path, metrics: str, reference: str | None, reference_n: int, reference_seed: int, features: str,
           clip_spec: str, reps: int, dist_reps: int, seed: int, kid_subsets: int, kid_subset_size: int,
-          batch_size: int, no_cache: bool, cache_dir: str | None, threads: int | None, no_progress: bool) -> None:
-    """Score RUN: writes RUN/scores/{items,aggregates}.parquet and results.json, prints the table."""
+          batch_size: int | None, no_cache: bool, cache_dir: str | None, threads: int | None, no_progress: bool) -> None:
+    """Score RUN: writes RUN/scores/{items,aggregates}.parquet and results.json, prints the table.
+
+    Under `accelerate launch` or `torchrun` each process embeds and judges its share of the images.
+    """
+    from ..evals import distributed
     from ..evals.scoring import ScoreConfig, format_table, parse_metrics, score_run
 
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
+    distributed.set_threads(threads)
+    batch_size = batch_size or distributed.device_settings().embed_batch
     cfg = ScoreConfig(metrics=parse_metrics(metrics), features=features, clip=clip_spec, reference=reference,
                       reference_n=reference_n, reference_seed=reference_seed, reps=reps, dist_reps=dist_reps,
                       seed=seed, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, batch_size=batch_size,
                       cache=not no_cache, cache_dir=cache_dir, progress=not no_progress)
     res = score_run(run, cfg)
+    if not distributed.current().is_main:
+        return
     click.echo(format_table(res["aggregates_df"]))
     click.echo("")
     for role, ident in res["evaluators"].items():
