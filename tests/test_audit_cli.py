@@ -207,3 +207,10 @@ def test_occupations_suite_sampled_by_tiny_diffusers_then_audited(tmp_path, monk
     bias = pd.read_parquet(run / "audits" / "bias.parquet")
     assert set(bias.probe) >= {"real-gender-presentation", "real-skin-tone"} and bias.n_images.max() >= 2
     assert "Perceived" in r.output or "perceived" in r.output
+
+
+def test_bias_audit_config_round_trips():
+    from t2i_audit.audits.bias import BiasAuditConfig
+
+    c = BiasAuditConfig(probes=["oracle-skin"], reference="r.csv", bootstrap=77, group_slots=("occupation",))
+    assert BiasAuditConfig.from_dict(json.loads(c.to_json())) == c
