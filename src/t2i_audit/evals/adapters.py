@@ -187,7 +187,8 @@ class DiffusersAdapter:
         from diffusers import DiffusionPipeline
 
         if self._pipe is None:
-            kwargs = {"local_files_only": True}
+            # safetensors only: a component saved as a pickle (.bin/.pt/.ckpt) is refused, never opened
+            kwargs = {"local_files_only": True, "use_safetensors": True}
             if dtype:
                 kwargs["torch_dtype"] = getattr(torch, dtype)
             import diffusers
@@ -199,7 +200,9 @@ class DiffusersAdapter:
             try:
                 pipe = cls.from_pretrained(str(self.path), **kwargs)
             except (OSError, ValueError) as e:
-                raise InputError(f"diffusers:{self.path}: cannot load the pipeline offline: {e}") from None
+                hint = ("; weights are read from .safetensors only (pickle .bin/.ckpt files can run code when "
+                        "loaded): re-save with save_pretrained(safe_serialization=True)" if "safetensors" in str(e) else "")
+                raise InputError(f"diffusers:{self.path}: cannot load the pipeline offline: {e}{hint}") from None
             self._device = device or ("cuda" if torch.cuda.is_available() else "cpu")
             pipe = pipe.to(self._device)
             if hasattr(pipe, "set_progress_bar_config"):

@@ -18,8 +18,8 @@ per process per spec and run under ``torch.inference_mode``.
 from __future__ import annotations
 
 import difflib
-import pickle
 import hashlib
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
