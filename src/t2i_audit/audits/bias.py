@@ -225,7 +225,18 @@ def _training_spec(cfg: BiasAuditConfig, domain: str):
 
 def run_bias_audit(run_dir: str | Path, cfg: BiasAuditConfig | None = None, extractor=None,
                    oracle_reader=None, probes: list[Probe] | None = None) -> dict:
-    """Audit a run directory; writes RUN/audits/bias*.parquet and bias.json; returns the tables."""
+    """Audit a run directory; writes RUN/audits/bias*.parquet and bias.json; returns the tables.
+    Holds the run's ``.lock`` throughout: one writer per run directory."""
+    from ..evals.locking import RunLock
+    from ..evals.runs import load_run
+
+    load_run(run_dir)  # a complete run, checked before its lock is taken
+    with RunLock(run_dir, purpose="audit bias"):
+        return _run_bias_audit(run_dir, cfg, extractor, oracle_reader, probes)
+
+
+def _run_bias_audit(run_dir: str | Path, cfg: BiasAuditConfig | None, extractor, oracle_reader,
+                    probes: list[Probe] | None) -> dict:
     from ..evals.io import atomic_write_json, atomic_write_parquet
     from ..evals.runs import load_run
 

@@ -138,6 +138,7 @@ def memorization_cmd(run: Path, train_dir: Path, clip, space, target_fpr, pixel_
     """Nearest training neighbours of RUN's images; near-copy rate with a 95% interval."""
     from ..audits.memorization import MemorizationConfig, audit_memorization
     from ..evals.io import atomic_write_json, atomic_write_parquet
+    from ..evals.locking import RunLock
     from ..evals.runs import load_run
 
     meta, manifest = load_run(run)
@@ -154,9 +155,10 @@ def memorization_cmd(run: Path, train_dir: Path, clip, space, target_fpr, pixel_
     pairs, summ = audit_memorization(gen, train, cfg, ext, list(manifest["image_id"].astype(str)), train_ids)
     summ.update(run_id=meta.get("run_id"), train=str(train_dir), extractor=getattr(ext, "id", None))
     out = run / "audits"
-    out.mkdir(exist_ok=True)
-    atomic_write_parquet(out / "memorization.parquet", pairs)
-    atomic_write_json(out / "memorization.json", summ)
+    with RunLock(run, purpose="audit memorization"):  # one writer per run directory
+        out.mkdir(exist_ok=True)
+        atomic_write_parquet(out / "memorization.parquet", pairs)
+        atomic_write_json(out / "memorization.json", summ)
     t = summ["threshold"]
     click.echo(f"near-copies {summ['near_copies']}/{summ['n_generated']} = {summ['rate']:.4f} "
                f"[{summ['rate_ci_low']:.4f}, {summ['rate_ci_high']:.4f}] (95% Wilson), train n={summ['n_train']}")

@@ -30,7 +30,8 @@ from . import distributed
 from . import metrics_distribution as md
 from .cache import EmbeddingCache, embed_cached, text_key
 from .features import load_extractor
-from .io import atomic_write_json, atomic_write_parquet, sha256_file
+from .io import atomic_write_json, atomic_write_parquet, remove_temp_files, sha256_file
+from .locking import RunLock
 from .metrics_clip import FORMULA as CLIP_FORMULA
 from .metrics_clip import clip_score
 from .stats import Estimate, basic_interval, cluster_bootstrap_mean, cluster_resample
@@ -320,7 +321,27 @@ def parse_metrics(text: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
 
 def score_run(run_dir: str | Path, cfg: ScoreConfig | None = None, cache: EmbeddingCache | None = None) -> dict:
     """Compute the configured metrics for a run and write RUN/scores/. Returns the results dict
-    (plus ``items`` and ``aggregates`` DataFrames under the keys of the same names)."""
+    (plus ``items`` and ``aggregates`` DataFrames under the keys of the same names).
+
+    One writer per run directory: the run's ``.lock`` is held (by rank 0) while scoring, so a second
+    `score`, an audit or a `sample` into the same run is refused; leftovers of a killed score's
+    atomic writes are removed first."""
+    dist = distributed.current()
+    dist.agree(lambda: load_run(run_dir))  # a run directory, checked before its lock is taken
+    lock = RunLock(run_dir, purpose="score")
+
+    def take() -> None:
+        lock.acquire()
+        remove_temp_files(Path(run_dir) / "scores")
+
+    dist.on_main(take)
+    try:
+        return _score_run(run_dir, cfg, cache)
+    finally:
+        lock.release()  # a no-op on ranks other than 0
+
+
+def _score_run(run_dir: str | Path, cfg: ScoreConfig | None, cache: EmbeddingCache | None) -> dict:
     cfg = cfg or ScoreConfig()
     names = parse_metrics(cfg.metrics)
     t0 = time.perf_counter()
