@@ -6,6 +6,7 @@ user errors into one line on stderr with exit code 2.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 
@@ -13,6 +14,8 @@ import click
 
 from . import __version__
 from .errors import T2IAuditError
+
+_USER_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EISDIR}
 
 # (module, attribute) of each command or group; imported lazily so `--help` stays fast.
 COMMAND_MODULES = [
@@ -49,6 +52,16 @@ class _Main(click.Group):
             return super().invoke(ctx)
         except T2IAuditError as e:
             click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        except click.UsageError as e:  # bad option or argument: one line, like every other user error
+            where = e.ctx.command_path if e.ctx else "t2i-audit"
+            click.echo(f"error: {e.format_message()} (see `{where} --help`)", err=True)
+            sys.exit(2)
+        except OSError as e:  # the environment refuses a path (permissions, read-only, full disk)
+            if e.errno not in _USER_ERRNOS:
+                raise
+            click.echo(f"error: {e.filename or 'a file'}: {e.strerror}; fix its permissions, choose another "
+                       "path, or free space, then re-run", err=True)
             sys.exit(2)
 
 
