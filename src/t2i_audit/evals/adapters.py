@@ -269,6 +269,7 @@ class PythonAdapter:
 
 # ----------------------------------------------------------------------------------- image folder
 FOLDER_COLUMNS = ("prompt", "seed", "path")
+FOLDER_MODES = ("RGB", "RGBA", "L", "LA", "P")
 
 
 class FolderAdapter:
@@ -294,6 +295,7 @@ class FolderAdapter:
         self.csv = p.resolve()
         self.id = f"folder:{self.csv.parent}"
         self.rows = self._read()
+        self._check_images()
         self.has_seed = any(r[1] is not None for r in self.rows)
         self._map: dict[tuple[str, int], Path] = {}
         self.unmatched_prompts: list[str] = []
@@ -325,6 +327,33 @@ class FolderAdapter:
         if not rows:
             raise InputError(f"{self.csv}: no rows")
         return rows
+
+    def _check_images(self) -> None:
+        """Every image the CSV names and the folder holds must decode, in a mode that converts to RGB
+        faithfully, at one size; checked before a run directory is touched. Absent files are
+        reported by :meth:`prepare` (or skipped with --skip-missing)."""
+        from PIL import Image, UnidentifiedImageError
+
+        sizes: dict[tuple[int, int], Path] = {}
+        for _, _, path in self.rows:
+            if not path.is_file():
+                continue
+            try:
+                with Image.open(path) as im:
+                    im.load()
+                    mode, size = im.mode, im.size
+            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+                raise InputError(f"{self.csv}: image {path} does not decode ({str(e)[:80]}); re-export it as "
+                                 f"PNG or remove its row") from None
+            if mode not in FOLDER_MODES:
+                raise InputError(f"{self.csv}: image {path} has mode {mode}; save it as 8-bit RGB "
+                                 f"(modes accepted: {', '.join(FOLDER_MODES)})")
+            sizes.setdefault(size, path)
+            if len(sizes) > 1:
+                (a, pa), (b, pb) = list(sizes.items())[:2]
+                raise InputError(f"{self.csv}: images differ in size ({pa} is {a[0]}x{a[1]}, {pb} is "
+                                 f"{b[0]}x{b[1]}); a run's images come from one model at one size: resize or "
+                                 f"drop the odd ones")
 
     def config(self) -> dict:
         return {"csv": str(self.csv), "csv_sha256": sha256_file(self.csv)[:16], "rows": len(self.rows),

@@ -363,6 +363,20 @@ def _sample_locked(cfg: SampleConfig, suite: PromptSuite, gen, run_dir: Path, lo
                      stale_lock=lock.recovered)
 
 
+def read_run_json(path: str | Path) -> dict:
+    """run.json as a dict; refuses a file that does not parse or has another schema version."""
+    path = Path(path)
+    try:
+        meta = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise InputError(f"{path}: not valid JSON; re-run `t2i-audit sample` into a new --out") from None
+    schema = meta.get("schema") if isinstance(meta, dict) else None
+    if schema != RUN_SCHEMA:
+        raise InputError(f"{path}: schema {schema!r} is not {RUN_SCHEMA!r} (this is t2i-audit {__version__}); "
+                         f"read it with the version that wrote it, or sample the run again")
+    return meta
+
+
 def load_run(run_dir: str | Path, *, require_complete: bool = True):
     """Read a run directory: (run.json as a dict, manifest as a DataFrame)."""
     import pandas as pd
@@ -371,7 +385,7 @@ def load_run(run_dir: str | Path, *, require_complete: bool = True):
     rj = run_dir / "run.json"
     if not rj.is_file():
         raise InputError(f"{run_dir}: no run.json; create the run with `t2i-audit sample --out {run_dir}`")
-    meta = json.loads(rj.read_text())
+    meta = read_run_json(rj)
     if require_complete and meta.get("status") != "complete":
         raise InputError(f"{run_dir}: the run is not complete (status {meta.get('status')!r}); "
                          f"re-run the same `t2i-audit sample` command to finish it")

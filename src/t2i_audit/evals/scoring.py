@@ -77,7 +77,9 @@ def load_run(run_dir: str | Path) -> tuple[Path, dict, pd.DataFrame]:
     if not (root / "run.json").is_file() or not (root / "manifest.parquet").is_file():
         raise InputError(f"{run_dir}: not a generation run (needs run.json and manifest.parquet); "
                          "create one with `t2i-audit sample`")
-    info = json.loads((root / "run.json").read_text())
+    from .runs import read_run_json
+
+    info = read_run_json(root / "run.json")
     df = pd.read_parquet(root / "manifest.parquet")
     missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
     if missing:
