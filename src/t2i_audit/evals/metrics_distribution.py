@@ -168,6 +168,23 @@ def kid_subset_indices(n_real: int, n_fake: int, subsets: int, subset_size: int,
     return [(rng.permutation(n_real)[:subset_size], rng.permutation(n_fake)[:subset_size]) for _ in range(subsets)]
 
 
+def _feature_table(x, name: str):
+    """An (n, d) feature table indexed per subset, never copied whole."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    if not hasattr(x, "rows"):
+        x = np.asarray(x)
+    if len(x.shape) != 2:
+        raise InputError(f"{name}: expected a 2-d (images × features) array, got shape {tuple(x.shape)}")
+    if x.shape[0] < 2:
+        raise InputError(f"{name}: {x.shape[0]} image(s); this metric needs at least 2 images per set")
+    return x
+
+
+def _take(x, idx, name: str) -> np.ndarray:
+    return check_features(x.rows(idx) if hasattr(x, "rows") else x[np.asarray(idx)], name)
+
+
 @dataclass(frozen=True)
 class KID:
     mean: float
@@ -183,14 +200,19 @@ def kid(gen, ref, *, subsets: int = 100, subset_size: int = 1000, seed: int = 0,
 
     ``subset_size`` is capped at the smaller set's size (stated in ``method``). ``indices`` may
     give the subsets explicitly as [(ref_idx, gen_idx), ...] to reproduce another implementation.
+    ``gen``/``ref`` are (n, d) arrays of any float dtype, or objects with ``shape`` and
+    ``rows(indices)`` (features streamed from disk); only one subset's rows are ever held as
+    float64, so memory depends on ``subset_size``, not on n (NaN/Inf are checked per subset).
     """
-    g = check_features(gen, "generated set")
-    r = check_features(ref, "reference set")
-    _same_dim(g, r)
+    g, r = _feature_table(gen, "generated set"), _feature_table(ref, "reference set")
+    if g.shape[1] != r.shape[1]:
+        raise InputError(f"feature dimensions differ ({g.shape[1]} vs {r.shape[1]}); both sets must be "
+                         "embedded with the same extractor")
     m = min(subset_size, g.shape[0], r.shape[0])
     if indices is None:
         indices = kid_subset_indices(r.shape[0], g.shape[0], subsets, m, seed)
-    vals = np.array([poly_mmd2_unbiased(r[ir], g[ig], degree, gamma, coef) for ir, ig in indices])
+    vals = np.array([poly_mmd2_unbiased(_take(r, ir, "reference set"), _take(g, ig, "generated set"),
+                                        degree, gamma, coef) for ir, ig in indices])
     gtxt = "1/d" if gamma is None else f"{gamma:g}"
     meth = (f"KID (Bińkowski et al. 2018): unbiased MMD², kernel (γ·xᵀy + {coef:g})^{degree}, γ = {gtxt}; "
             f"mean ± std over {len(indices)} subsets of {m} images (seed {seed})")

@@ -1,0 +1,135 @@
+"""Sharded runs: shard assignment, single-process collectives, launcher detection, and (slow) an
+`accelerate launch` of sample + score on 2 CPU processes against a single-process run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from t2i_audit.errors import InputError
+from t2i_audit.evals import distributed
+from t2i_audit.evals.distributed import Dist, shard_indices, unsharded_launch_warning
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 16, 37])
+@pytest.mark.parametrize("world", [1, 2, 3, 8])
+def test_shards_partition_every_item_once_in_order(n, world):
+    parts = [shard_indices(n, r, world) for r in range(world)]
+    flat = sorted(i for p in parts for i in p)
+    assert flat == list(range(n))
+    assert all(p == sorted(p) for p in parts)
+    sizes = [len(p) for p in parts]
+    assert max(sizes, default=0) - min(sizes, default=0) <= 1  # balanced
+    with pytest.raises(InputError):
+        shard_indices(n, world, world)
+
+
+def test_single_process_collectives_are_the_identity():
+    d = Dist()
+    assert not d.sharded and d.is_main and d.describe() == "1 process"
+    assert d.gather_shards(4, lambda idx: [i * i for i in idx]) == [0, 1, 4, 9]
+    rows = d.gather_rows(3, lambda idx: np.arange(6, dtype=np.float32).reshape(3, 2)[idx])
+    assert rows.shape == (3, 2) and rows[2, 1] == 5
+    s = d.sum({"a": np.array([1.5, 2.0])})
+    assert s["a"].dtype == np.float64 and s["a"].tolist() == [1.5, 2.0]
+    assert d.on_main(lambda: "x") == "x" and d.all_gather(3) == [3]
+    with pytest.raises(ValueError, match="boom"):
+        d.agree(lambda: (_ for _ in ()).throw(ValueError("boom")))
+
+
+def test_accelerate_cpu_single_process_launch_is_detected():
+    asked = {"ACCELERATE_USE_CPU": "True", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+    msg = unsharded_launch_warning(asked)
+    assert msg and "--multi_gpu --num_processes N" in msg and "torchrun" in msg
+    assert unsharded_launch_warning({**asked, "WORLD_SIZE": "2"}) is None
+    assert unsharded_launch_warning({"ACCELERATE_USE_CPU": "True"}) is None  # --num_processes 1
+
+
+def test_device_settings_cpu_and_threads(monkeypatch):
+    monkeypatch.setenv(distributed.DEVICE_ENV, "cpu")
+    s = distributed.device_settings(Dist())
+    assert (s.device, s.dtype, s.kind) == ("cpu", "float32", "cpu")
+    assert (s.sample_batch, s.embed_batch) == distributed.BATCH_SIZES["cpu"]
+    monkeypatch.setenv(distributed.DEVICE_ENV, "tpu")
+    with pytest.raises(InputError, match="expected auto, cpu or cuda"):
+        distributed.device_settings(Dist())
+    with pytest.raises(InputError, match="--threads 0"):
+        distributed.set_threads(0)
+
+
+def test_bad_world_size_env_is_an_input_error(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(InputError, match="WORLD_SIZE"):
+        distributed._join()
+
+
+# ------------------------------------------------------------------------------------ acceptance 1
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _digest(run: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((run / "images").iterdir())}
+
+
+@pytest.mark.slow
+def test_accelerate_two_processes_equal_one_process(tmp_path):
+    """`accelerate launch` of sample and score on 2 CPU processes: byte-identical images, the same
+    manifest rows and items, aggregates equal to 1e-9, against a single process."""
+    from t2i_audit.cli import main
+    from t2i_audit.generator.presets import get_preset
+    from t2i_audit.generator.train import train_all
+
+    ckpt = tmp_path / "ckpt"
+    train_all(ckpt, get_preset("tiny"), progress=False, log=lambda *a: None)
+    sample_args = ["sample", "--suite", "pictoworld-skills", "--limit", "5", "--images-per-prompt", "2",
+                   "--generator", f"checkpoint:{ckpt}", "--param", "steps=2", "--param", "prior_steps=2",
+                   "--param", "micro_batch=4", "--batch-size", "3", "--threads", "1", "--no-progress"]
+    score_args = ["--metrics", "clip_score,skills,fd,kid", "--reference", "world", "--reference-n", "12",
+                  "--features", f"bundled-clip:{ckpt}", "--clip", f"bundled-clip:{ckpt}", "--reps", "50",
+                  "--dist-reps", "4", "--kid-subsets", "6", "--kid-subset-size", "5", "--threads", "1",
+                  "--no-progress"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    runner = CliRunner()
+    for args in (sample_args + ["--out", str(one)],
+                 ["score", str(one), *score_args, "--cache-dir", str(tmp_path / "cache1")]):
+        r = runner.invoke(main, args, catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "T2I_AUDIT_DEVICE": "cpu", "PYTHONWARNINGS": "ignore"}
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+              "--main_process_port", str(_free_port()), "-m", "t2i_audit"]
+    for args in (sample_args + ["--out", str(two)],
+                 ["score", str(two), *score_args, "--cache-dir", str(tmp_path / "cache2")]):
+        p = subprocess.run(launch + args, env=env, capture_output=True, text=True, timeout=900)
+        assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-4000:]
+    assert "rank 0 of 2" in p.stdout or json.loads((two / "scores" / "results.json").read_text())["processes"] == 2
+    assert json.loads((two / "run.json").read_text())["processes"] == 2
+    assert not list(two.glob("journal.rank*.jsonl"))  # folded into journal.jsonl by rank 0
+
+    # the same bytes, the same manifest rows (timings aside) in the same order
+    assert _digest(one) == _digest(two) and len(_digest(one)) == 10
+    m1, m2 = (pd.read_parquet(d / "manifest.parquet").drop(columns=["seconds"]) for d in (one, two))
+    pd.testing.assert_frame_equal(m1, m2)
+    i1, i2 = (pd.read_parquet(d / "scores" / "items.parquet") for d in (one, two))
+    pd.testing.assert_frame_equal(i1, i2, check_exact=False, rtol=1e-9, atol=1e-12)
+    a1, a2 = (pd.read_parquet(d / "scores" / "aggregates.parquet") for d in (one, two))
+    assert a1[["metric", "group", "n_prompts", "n_images"]].equals(a2[["metric", "group", "n_prompts", "n_images"]])
+    for col in ("value", "ci_low", "ci_high"):
+        np.testing.assert_allclose(a2[col].to_numpy(), a1[col].to_numpy(), rtol=1e-9, atol=1e-12)
+    assert {"fd", "kid", "clip_score", "skills"} <= set(a1.metric)
+    c2 = json.loads((two / "scores" / "results.json").read_text())["cache"]
+    assert c2["misses"] > 0 and c2["hits"] == 0  # each image embedded once, across both ranks
