@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     ("t2i_audit.commands.world", "world"),
     ("t2i_audit.commands.generator", "train"),
     ("t2i_audit.commands.generator", "generate"),
+    ("t2i_audit.commands.run", "run"),
     ("t2i_audit.commands.score", "score"),
     ("t2i_audit.commands.suites", "suites"),
     ("t2i_audit.commands.sample", "sample"),

@@ -1,0 +1,40 @@
+"""`t2i-audit run`: the main job (sample -> score -> bias audit -> report -> gate)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command("run")
+@click.option("--checkpoint", default="bundled", show_default=True,
+              help="'bundled', a checkpoint directory, or a generator spec (diffusers:DIR, folder:DIR, ...).")
+@click.option("--suite", default="pictoworld-audit", show_default=True, help="Built-in suite name or YAML file.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("t2i-audit-out"),
+              show_default=True)
+@click.option("--rules", type=click.Path(dir_okay=False), default=None, help="Gate rules YAML; sets the exit code.")
+@click.option("--baseline", type=click.Path(file_okay=False), default=None, help="Baseline run for relative rules.")
+@click.option("--images-per-prompt", type=click.IntRange(min=1), default=None)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N prompts.")
+@click.option("--metrics", default="clip_score,skills", show_default=True)
+@click.option("--no-bias", is_flag=True, help="Skip the bias audit.")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Sampler parameter (repeatable).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads (measure: 1 can beat 2).")
+@click.option("--no-progress", is_flag=True)
+def run(checkpoint, suite, out, rules, baseline, images_per_prompt, limit, metrics, no_bias, params, threads,
+        no_progress) -> None:
+    """Audit a checkpoint end to end and write the report. Re-running resumes."""
+    from ..evals.scoring import parse_metrics
+    from ..job import JobConfig, run_job
+    from .sample import parse_params
+
+    cfg = JobConfig(checkpoint=checkpoint, suite=suite, out=str(out), rules=rules, baseline=baseline,
+                    images_per_prompt=images_per_prompt, limit=limit, params=parse_params(params),
+                    metrics=parse_metrics(metrics), bias=not no_bias, threads=threads, progress=not no_progress)
+    res = run_job(cfg, echo=click.echo)
+    click.echo(res.summary)
+    click.echo(f"wall time: {res.stage_seconds['total'] / 60:.1f} min")
+    if res.gate_exit is not None:
+        sys.exit(res.gate_exit)

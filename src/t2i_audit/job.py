@@ -1,0 +1,141 @@
+"""The main job, `t2i-audit run`: sample -> score -> audits -> report (-> gate) for one checkpoint.
+
+Every stage is resumable: sampling skips images whose hash checks out, scoring hits the embedding
+cache, and the audit and report are recomputed from the files. The summary printed at the end
+carries n and a 95% interval for every number, and the wall time of each stage.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .errors import InputError
+
+DEFAULT_SUITE = "pictoworld-audit"
+# Metrics per suite kind: PictoWorld suites have oracle expectations; a quality suite has a reference.
+PICTOWORLD_METRICS = ("clip_score", "skills")
+
+
+@dataclass
+class JobConfig:
+    checkpoint: str = "bundled"  # 'bundled', a checkpoint DIR, or any --generator spec (diffusers:DIR, ...)
+    suite: str = DEFAULT_SUITE
+    out: str = "t2i-audit-out"
+    rules: str | None = None
+    baseline: str | None = None
+    images_per_prompt: int | None = None
+    limit: int | None = None
+    params: dict = field(default_factory=dict)
+    metrics: tuple[str, ...] = PICTOWORLD_METRICS
+    bias: bool = True
+    threads: int | None = None
+    progress: bool = True
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+def generator_spec(checkpoint: str) -> str:
+    if checkpoint == "bundled" or ":" in checkpoint.split("/")[0]:
+        return checkpoint
+    if Path(checkpoint).is_dir():
+        return f"checkpoint:{checkpoint}"
+    raise InputError(f"--checkpoint {checkpoint!r}: not 'bundled', a checkpoint directory, or a generator "
+                     "spec (checkpoint:DIR, diffusers:DIR, folder:DIR, python:module:callable)")
+
+
+@dataclass
+class JobResult:
+    run_dir: Path
+    report: Path | None
+    stage_seconds: dict
+    gate_exit: int | None
+    summary: str
+
+
+def run_job(cfg: JobConfig, echo=print) -> JobResult:
+    from .evals.runs import SampleConfig, sample
+    from .evals.scoring import ScoreConfig, format_table, score_run
+    from .reports.report import render_report
+
+    if cfg.threads:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+    t_all = time.perf_counter()
+    run_dir = Path(cfg.out)
+    times: dict[str, float] = {}
+    stages = ["sample", "score"] + (["bias audit"] if cfg.bias else []) + ["report"] + (
+        ["gate"] if cfg.rules else [])
+
+    def stage(name: str):
+        echo(f"[{stages.index(name) + 1}/{len(stages)}] {name} ...")
+        return time.perf_counter()
+
+    t = stage("sample")
+    r = sample(SampleConfig(suite=cfg.suite, out=str(run_dir), generator=generator_spec(cfg.checkpoint),
+                            images_per_prompt=cfg.images_per_prompt, limit=cfg.limit, params=cfg.params,
+                            progress=cfg.progress))
+    times["sample"] = time.perf_counter() - t
+    echo(f"      {r.n_images} images ({r.n_generated} generated, {r.n_reused} reused) in {times['sample']:.0f} s")
+
+    t = stage("score")
+    res = score_run(run_dir, ScoreConfig(metrics=cfg.metrics, progress=cfg.progress))
+    times["score"] = time.perf_counter() - t
+    table = format_table(res["aggregates"])
+
+    bias_text = ""
+    if cfg.bias:
+        from .audits.bias import BiasAuditConfig, run_bias_audit
+
+        t = stage("bias audit")
+        out = run_bias_audit(run_dir, BiasAuditConfig(progress=cfg.progress))
+        times["bias audit"] = time.perf_counter() - t
+        bias_text = bias_summary(out)
+
+    t = stage("report")
+    gate_exit = None
+    if cfg.rules:
+        from .reports.gate import gate_run_dir
+
+        times["report"] = 0.0
+        t2 = stage("gate")
+        g = gate_run_dir(run_dir, cfg.rules, cfg.baseline)
+        gate_exit = g.exit_code
+        times["gate"] = time.perf_counter() - t2
+        echo(g.table())
+        t = time.perf_counter()
+    paths = render_report(run_dir)
+    times["report"] = times.get("report", 0.0) + time.perf_counter() - t
+    times["total"] = time.perf_counter() - t_all
+    summary = "\n".join([
+        f"t2i-audit run: {cfg.suite} on {cfg.checkpoint} -> {run_dir}",
+        table, bias_text,
+        "stage times: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()),
+        f"report: {paths.html}",
+    ])
+    return JobResult(run_dir, paths.html, times, gate_exit, summary)
+
+
+def bias_summary(out: dict) -> str:
+    """Neutral-prompt shares per profession (corrected where calibrated), with 95% intervals."""
+    bias = out["bias"]
+    rows = bias[(bias.section == "neutral")] if "section" in bias else bias
+    lines = ["bias (neutral prompts; share [95% CI], corrected for probe error where calibrated):"]
+    for (probe, attr), d in rows.groupby(["probe", "attribute"], sort=False):
+        if "+" in attr or "×" in attr:
+            continue
+        lines.append(f"  {attr} ({probe})")
+        for grp, g in d.groupby("group", sort=False):
+            cells = []
+            for _, x in g.iterrows():
+                use_corr = x.corrected == x.corrected
+                v, lo, hi = ((x.corrected, x.corr_ci_low, x.corr_ci_high) if use_corr
+                             else (x.raw, x.raw_ci_low, x.raw_ci_high))
+                ref = f" ref {x.reference:.2f}" if x.reference == x.reference else ""
+                cells.append(f"{x.cls} {v:.2f} [{lo:.2f},{hi:.2f}]{ref}")
+            lines.append(f"    {grp:<20} n={int(g.iloc[0].n_images):<4} " + "; ".join(cells))
+    return "\n".join(lines)
