@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import re
 import sys
 
 import click
@@ -16,6 +17,13 @@ from . import __version__
 from .errors import T2IAuditError
 
 _USER_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EISDIR}
+
+
+def _one_line(msg: str) -> str:
+    """An error as one terminal-safe line: line breaks folded, other control characters escaped."""
+    msg = re.sub(r"\s*[\r\n]+\s*", " ", msg.strip())
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in msg)
+
 
 # (module, attribute) of each command or group; imported lazily so `--help` stays fast.
 COMMAND_MODULES = [
@@ -52,11 +60,11 @@ class _Main(click.Group):
         try:
             return super().invoke(ctx)
         except T2IAuditError as e:
-            click.echo(f"error: {e}", err=True)
+            click.echo(f"error: {_one_line(str(e))}", err=True)
             sys.exit(2)
         except click.UsageError as e:  # bad option or argument: one line, like every other user error
             where = e.ctx.command_path if e.ctx else "t2i-audit"
-            click.echo(f"error: {e.format_message()} (see `{where} --help`)", err=True)
+            click.echo(f"error: {_one_line(e.format_message())} (see `{where} --help`)", err=True)
             sys.exit(2)
         except OSError as e:  # the environment refuses a path (permissions, read-only, full disk)
             if e.errno not in _USER_ERRNOS:
