@@ -233,3 +233,13 @@ def test_cli_suites_ls_show_validate(tmp_path):
 def test_control_characters_in_a_template_are_refused():
     with pytest.raises(InputError, match=r"x\.yaml:3: templates\[0\]\.template: control character '\\x07'"):
         parse_suite('name: x\ntemplates:\n  - template: "a \\a b"\n', "x.yaml")
+
+
+def test_included_prompts_keep_their_own_seed_policy(tmp_path):
+    write(tmp_path, "name: outer\nseeds: {kind: range, start: 100}\ninclude: [pictoworld-bias]\n"
+                    "templates:\n  - template: a square\n", "outer.yaml")
+    outer = load_suite(tmp_path / "outer.yaml")
+    bias = load_suite("pictoworld-bias")
+    seeds = {(p.prompt_id, s) for p, s in outer.plan()}
+    assert {(p.prompt_id, s) for p, s in bias.plan()} <= seeds  # the same images as the bias suite alone
+    assert [s for p, s in outer.plan() if p.text == "a square"] == [100]

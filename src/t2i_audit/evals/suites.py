@@ -101,6 +101,12 @@ class PromptSuite:
     images_per_prompt: int = 1
     source: str = "<memory>"
     includes: list[str] = field(default_factory=list)
+    # Prompts brought in by ``include`` keep the seed policy of the suite that defines them, so an
+    # including suite draws the same images as the included one.
+    included_policies: dict[str, SeedPolicy] = field(default_factory=dict)
+
+    def policy_for(self, prompt_id: str) -> SeedPolicy:
+        return self.included_policies.get(prompt_id, self.seed_policy)
 
     @property
     def categories(self) -> list[str]:
@@ -110,7 +116,9 @@ class PromptSuite:
         """The normalised content the hash covers (the description and formatting are left out)."""
         return {"name": self.name, "version": self.version, "reference": self.reference,
                 "seed_policy": self.seed_policy.to_dict(), "images_per_prompt": self.images_per_prompt,
-                "prompts": [p.to_dict() for p in self.prompts]}
+                "prompts": [p.to_dict() for p in self.prompts],
+                **({"included_seed_policies": {k: v.to_dict() for k, v in sorted(self.included_policies.items())}}
+                   if self.included_policies else {})}
 
     @property
     def hash(self) -> str:
@@ -139,7 +147,7 @@ class PromptSuite:
              ) -> list[tuple[PromptSpec, int]]:
         """(prompt, seed) pairs to generate, in suite order."""
         return [(p, s) for p in self.select(limit)
-                for s in self.seed_policy.seeds_for(p.prompt_id, p.n_images(images_per_prompt))]
+                for s in self.policy_for(p.prompt_id).seeds_for(p.prompt_id, p.n_images(images_per_prompt))]
 
     def summary(self) -> dict:
         cats = {}
@@ -212,6 +220,7 @@ def parse_suite(text: str, source: str = "<string>", base: Path | None = None,
         includes = [includes]
     wi = w.key(data, "include")
     included_names = []
+    included_policies: dict[str, SeedPolicy] = {}
     for i, inc in enumerate(includes):
         wii = wi.item(includes, i) if isinstance(includes, LList) else wi
         cats = None
@@ -233,6 +242,8 @@ def parse_suite(text: str, source: str = "<string>", base: Path | None = None,
                     raise wii.error(f"suite {sub.name!r} has no category {c!r}{suggest(c, sub.categories)}")
             sub_prompts = [p for p in sub_prompts if p.category in cats]
         prompts.extend(sub_prompts)
+        for p in sub_prompts:
+            included_policies[p.prompt_id] = sub.policy_for(p.prompt_id)
         included_names.append(f"{sub.name}@{sub.hash}")
     templates = data.get("templates", []) or []
     wt = w.key(data, "templates")
@@ -251,4 +262,4 @@ def parse_suite(text: str, source: str = "<string>", base: Path | None = None,
         seen[p.prompt_id] = p
     return PromptSuite(name=name, version=version, description=str(data.get("description", "")).strip(),
                        seed_policy=policy, prompts=prompts, reference=reference, images_per_prompt=ipp,
-                       source=source, includes=included_names)
+                       source=source, includes=included_names, included_policies=included_policies)
