@@ -156,8 +156,12 @@ class Estimate:
     scheme: str
 
     def ci(self, reps: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-        lo = np.nanquantile(reps, (1 - level) / 2, axis=0)
-        hi = np.nanquantile(reps, 1 - (1 - level) / 2, axis=0)
+        import warnings
+
+        with warnings.catch_warnings():  # a group the probe never answered has no interval (NaN)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lo = np.nanquantile(reps, (1 - level) / 2, axis=0)
+            hi = np.nanquantile(reps, 1 - (1 - level) / 2, axis=0)
         return lo, hi
 
 
