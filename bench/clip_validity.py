@@ -124,7 +124,8 @@ def shifted(scene, p: float, rng: random.Random):
     return dataclasses.replace(scene, shapes=tuple(dataclasses.replace(s, color="red") for s in scene.shapes))
 
 
-def monotonicity(ex, n_ref: int, n_gen: int, seed: int, kid_subsets: int, kid_size: int) -> None:
+def monotonicity(ex, n_ref: int, n_gen: int, seed: int, kid_subsets: int, kid_size: int,
+                 levels: dict[str, tuple[float, ...]]) -> None:
     spec = BiasSpec.load()
     ref_scenes = [s for _, s in iter_scenes(n_ref, seed, spec)]
     gen_scenes = [s for _, s in iter_scenes(n_gen, seed + 1, spec)]
@@ -138,17 +139,19 @@ def monotonicity(ex, n_ref: int, n_gen: int, seed: int, kid_subsets: int, kid_si
 
     base = metrics(clean)
     series = {
-        "noise σ": (NOISE, lambda lv: [gaussian_noise(im, lv, seed=seed + i) for i, im in enumerate(clean)]),
-        "blur radius": (BLUR, lambda lv: [gaussian_blur(im, lv) for im in clean]),
-        "colour shift": (SHIFT, lambda lv: [render(shifted(s, lv, random.Random(seed * 7919 + i)))
+        "noise σ": (levels["noise"], lambda lv: [gaussian_noise(im, lv, seed=seed + i) for i, im in enumerate(clean)]),
+        "blur radius": (levels["blur"], lambda lv: [gaussian_blur(im, lv) for im in clean]),
+        "colour shift": (levels["shift"], lambda lv: [render(shifted(s, lv, random.Random(seed * 7919 + i)))
                                             for i, s in enumerate(gen_scenes)]),
     }
     print(f"\n2. FD / KID / CMMD vs a clean reference ({n_ref} renders, seed {seed}); corrupted sets of {n_gen} other "
           f"renders (seed {seed + 1}); KID {kid_subsets} subsets of {kid_size}")
     print(f"   level 0 (clean): FD {base[0]:.4g}  KID {base[1]:.4g}  CMMD {base[2]:.4g}")
-    for name, (levels, make) in series.items():
-        vals = np.array([metrics(make(lv)) for lv in levels])
-        print(f"   {name}: levels {levels}")
+    for name, (lvls, make) in series.items():
+        if not lvls:
+            continue
+        vals = np.array([metrics(make(lv)) for lv in lvls])
+        print(f"   {name}: levels {lvls}", flush=True)
         for j, m in enumerate(("FD", "KID", "CMMD")):
             v = vals[:, j]
             strict = bool(np.all(np.diff(v) > 0))
@@ -167,6 +170,9 @@ def main() -> None:
     ap.add_argument("--kid-subset-size", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--noise", default=",".join(map(str, NOISE)), help="noise sigmas ('' skips the series)")
+    ap.add_argument("--blur", default=",".join(map(str, BLUR)), help="blur radii in pixels ('' skips)")
+    ap.add_argument("--shift", default=",".join(map(str, SHIFT)), help="shares of recoloured scenes ('' skips)")
     ap.add_argument("--skip-ranking", action="store_true")
     ap.add_argument("--skip-monotonicity", action="store_true")
     a = ap.parse_args()
@@ -178,7 +184,8 @@ def main() -> None:
     if not a.skip_ranking:
         caption_ranking(ex, a.n, a.seed)
     if not a.skip_monotonicity:
-        monotonicity(ex, a.n_ref, a.n_gen, a.seed, a.kid_subsets, a.kid_subset_size)
+        levels = {k: tuple(float(x) for x in getattr(a, k).split(",") if x.strip()) for k in ("noise", "blur", "shift")}
+        monotonicity(ex, a.n_ref, a.n_gen, a.seed, a.kid_subsets, a.kid_subset_size, levels)
     print(f"\nwall time {time.perf_counter() - t:.1f} s")
 
 
