@@ -1,0 +1,104 @@
+"""Shared pieces of the speed benchmarks: checkpoint resolution, threads, timing, tables.
+
+Timings are taken as both wall time and process CPU time. On a shared machine the CPU time of the
+process (all its threads) is the steadier measure of work done, so ratios are computed from it
+when ``--clock cpu`` (the default on CPU); on CUDA, wall time (with synchronisation) is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_TRAINING_CKPT = Path("/work/ckpt/default")
+
+
+def add_common_args(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--checkpoint", default=None,
+                    help="generator checkpoint dir (default: the bundled one, else /work/ckpt/default)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (bench/gpu.py passes cuda)")
+    ap.add_argument("--clock", choices=("cpu", "wall"), default=None,
+                    help="time base of the ratios (default: cpu on CPU, wall on CUDA)")
+
+
+def resolve_checkpoint(arg: str | None) -> str:
+    from t2i_audit.errors import InputError
+    from t2i_audit.generator.clip import bundled_dir
+
+    if arg:
+        if not (Path(arg) / "index.json").is_file():
+            raise InputError(f"--checkpoint {arg}: no index.json there; pass a directory written by `t2i-audit train`")
+        return str(Path(arg).resolve())
+    if (bundled_dir() / "index.json").is_file():
+        return str(bundled_dir())
+    if (DEFAULT_TRAINING_CKPT / "index.json").is_file():
+        return str(DEFAULT_TRAINING_CKPT)
+    raise InputError("no checkpoint: the bundled one is not installed and /work/ckpt/default has no index.json; "
+                     "pass --checkpoint DIR (e.g. from `t2i-audit train --preset tiny --out DIR`)")
+
+
+def setup(args) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, int(args.threads)))
+    torch.set_flush_denormal(True)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.clock is None:
+        args.clock = "wall" if str(args.device).startswith("cuda") else "cpu"
+
+
+@dataclass
+class Timing:
+    wall: float = 0.0
+    cpu: float = 0.0
+
+    def get(self, clock: str) -> float:
+        return self.cpu if clock == "cpu" else self.wall
+
+
+@contextmanager
+def timed(device: str = "cpu"):
+    """``with timed() as t: ...`` fills ``t.wall`` and ``t.cpu`` (process CPU seconds)."""
+    import torch
+
+    def sync():
+        if str(device).startswith("cuda"):
+            torch.cuda.synchronize()
+
+    t = Timing()
+    sync()
+    w0, c0 = time.perf_counter(), time.process_time()
+    yield t
+    sync()
+    t.wall, t.cpu = time.perf_counter() - w0, time.process_time() - c0
+
+
+def table(headers: list[str], rows: list[list], title: str | None = None) -> str:
+    cells = [[str(h) for h in headers]] + [[c if isinstance(c, str) else _fmt(c) for c in r] for r in rows]
+    w = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(r)) for r in cells]
+    lines.insert(1, "  ".join("-" * x for x in w))
+    return ((title + "\n") if title else "") + "\n".join(lines)
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
+    return str(v)
+
+
+def machine_line(args) -> str:
+    import platform
+
+    import torch
+
+    dev = torch.cuda.get_device_name(0) if str(args.device).startswith("cuda") else platform.processor() or "cpu"
+    return (f"machine: {dev}, {os.cpu_count()} cores visible, torch {torch.__version__}, "
+            f"threads {args.threads}, clock {args.clock}")

@@ -1,0 +1,152 @@
+"""Sampling speed and oracle accuracy of the bundled generator, side by side on the same prompt/seed
+pairs from pictoworld-skills (issue 3 acceptance 5, issue 7 acceptance 2):
+
+- the checkpoint's default sampler, DDPM-1000 (the reference), DDIM-50 and DPM-Solver++-20, all
+  through ``Pipeline`` (CFG branches in one batch, inference_mode, SDPA, fixed micro-batches);
+- the same default sampler driven through a plain diffusers-style loop: a fresh scheduler per
+  batch, separate conditional and unconditional forward passes, ``torch.no_grad``.
+
+Accuracy is the PictoWorld oracle's pass rate against each prompt's expectation, with a 95% Wilson
+interval (one image per prompt). Acceptance: default >= 40x DDPM-1000's images/s, and its accuracy
+inside DDPM-1000's interval.
+
+    python bench/sampling_speed.py [--n 128] [--checkpoint DIR] [--threads 1] [--skip-ddpm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+
+from _common import add_common_args, machine_line, resolve_checkpoint, setup, table, timed  # noqa: E402
+
+
+def pairs(n: int):
+    from t2i_audit.evals.suites import load_suite
+
+    plan = load_suite("pictoworld-skills").plan(images_per_prompt=1, limit=n)
+    return [p.text for p, _ in plan], [int(s) for _, s in plan], [p.expect for p, _ in plan]
+
+
+def accuracy(images, expects) -> tuple[float, float, float]:
+    from t2i_audit.evals.metrics_skills import judge_images
+    from t2i_audit.evals.stats import wilson_interval
+
+    ok = sum(p for p, _ in judge_images(images, expects))
+    lo, hi = wilson_interval(ok, len(images))
+    return ok / len(images), lo, hi
+
+
+@torch.no_grad()
+def plain_loop(pipe, prompts, seeds, p, batch: int, device: str = "cpu"):
+    """The same prior, decoder and autoencoder driven the plain way: one scheduler per batch, the
+    conditional and unconditional passes run separately, no inference_mode, no fixed shapes."""
+    from PIL import Image
+
+    from t2i_audit.generator.autoencoder import to_uint8
+    from t2i_audit.generator.samplers import initial_noise, make_scheduler
+
+    def run(model_fn, x, sched, steps, scale, gens):
+        sched.set_timesteps(steps)
+        x = x * sched.init_noise_sigma
+        n = x.shape[0]
+        for t in sched.timesteps:
+            tt = torch.full((n,), int(t), dtype=torch.long, device=x.device)
+            xin = sched.scale_model_input(x, t)
+            out = model_fn(xin, tt, torch.zeros(n, dtype=torch.bool, device=x.device))
+            if scale != 1.0:
+                unc = model_fn(xin, tt, torch.ones(n, dtype=torch.bool, device=x.device))
+                out = unc + scale * (out - unc)
+            x = sched.step(out, t, x, generator=gens).prev_sample
+        return x
+
+    from t2i_audit.generator.clip import text_states
+
+    def draw(pr, sd):
+        gens = [torch.Generator().manual_seed(s) for s in sd]
+        tokens = pipe.clip.tokenizer(pr).to(device)
+        states, pooled = text_states(pipe.clip.model, tokens)
+        pooled = torch.nn.functional.normalize(pooled, dim=-1)
+        valid = tokens != 0
+        x = initial_noise((pipe.prior.config.embed_dim,), gens).to(device)
+        x = run(lambda x, t, d: pipe.prior(x, t, states, pooled, valid, d), x,
+                make_scheduler(p.prior_sampler, pipe.prior_scheduler), p.prior_steps, p.prior_guidance, gens)
+        emb = torch.nn.functional.normalize(x, dim=-1)
+        c = pipe.decoder.config
+        z = initial_noise((c.in_channels, c.input_size, c.input_size), gens).to(device)
+        z = run(lambda z, t, d: pipe.decoder(z, t, emb, states, valid, d, d), z,
+                make_scheduler(p.sampler, pipe.decoder_scheduler), p.steps, p.guidance, gens)
+        px = to_uint8(pipe.autoencoder.decode(z).float()).cpu()
+        return [Image.fromarray(a.permute(1, 2, 0).numpy()) for a in px]
+
+    images = []
+    for i in range(0, len(prompts), batch):
+        images += draw(prompts[i:i + batch], seeds[i:i + batch])
+    return images
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=128, help="prompt/seed pairs (one image each)")
+    ap.add_argument("--ddpm-steps", type=int, default=1000)
+    ap.add_argument("--skip-ddpm", action="store_true", help="leave out DDPM (slow on CPU)")
+    add_common_args(ap)
+    args = ap.parse_args()
+    setup(args)
+    from t2i_audit.generator.pipeline import Pipeline
+
+    ckpt = resolve_checkpoint(args.checkpoint)
+    pipe = Pipeline.load(ckpt)
+    if args.device != "cpu":
+        if not hasattr(pipe, "to"):
+            sys.exit("this Pipeline has no .to(device); run on CPU")
+        pipe.to(args.device)
+    prompts, seeds, expects = pairs(args.n)
+    d = pipe.defaults
+    configs = [(f"default ({d.sampler}-{d.steps}, prior {d.prior_sampler}-{d.prior_steps})", {})]
+    if not args.skip_ddpm:
+        configs.append((f"DDPM-{args.ddpm_steps}", {"sampler": "ddpm", "steps": args.ddpm_steps}))
+    configs += [("DDIM-50", {"sampler": "ddim", "steps": 50}), ("DPM-Solver++-20", {"sampler": "dpm++", "steps": 20})]
+
+    pipe(prompts[:2], seeds[:2])  # warm-up (allocations, kernel selection)
+    results = {}
+    for name, over in configs:
+        with timed(args.device) as t:
+            imgs = pipe(prompts, seeds, **over).images
+        results[name] = (t, accuracy(imgs, expects))
+        print(f"  {name}: {len(imgs) / t.wall:.2f} img/s wall", file=sys.stderr, flush=True)
+    p = pipe.resolve_params()
+    with timed(args.device) as t:
+        imgs = plain_loop(pipe, prompts, seeds, p, p.micro_batch, args.device)
+    plain_name = "default, plain diffusers-style loop"
+    results[plain_name] = (t, accuracy(imgs, expects))
+
+    default = configs[0][0]
+    ddpm = f"DDPM-{args.ddpm_steps}"
+    base = results[default][0].get(args.clock)
+    rows = []
+    for name, (t, (acc, lo, hi)) in results.items():
+        rate = args.n / t.get(args.clock)
+        rows.append([name, rate, args.n / t.wall, base and t.get(args.clock) / base, acc, f"[{lo:.3f}, {hi:.3f}]"])
+    print(machine_line(args))
+    print(f"checkpoint {ckpt}; {args.n} prompt/seed pairs from pictoworld-skills (one image each)")
+    print(table(["sampler", f"img/s ({args.clock})", "img/s (wall)", "default is N x faster", "oracle acc",
+                 "95% CI (Wilson)"], rows))
+    if ddpm in results:
+        speed = results[ddpm][0].get(args.clock) / base
+        acc, _ = results[default][1][0], None
+        _, lo, hi = results[ddpm][1]
+        inside = lo <= acc <= hi
+        print(f"acceptance: default vs {ddpm}: {speed:.1f}x faster (target >= 40x: {'PASS' if speed >= 40 else 'FAIL'}); "
+              f"accuracy {acc:.3f} inside DDPM's [{lo:.3f}, {hi:.3f}]: {'PASS' if inside else 'FAIL'}")
+    fast = results[plain_name][0].get(args.clock) / base
+    print(f"fast paths: the pipeline is {fast:.2f}x the plain loop's speed at the same settings")
+
+
+if __name__ == "__main__":
+    main()

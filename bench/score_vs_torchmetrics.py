@@ -1,0 +1,200 @@
+"""`score` (CLIPScore + FD) on a fresh run against torchmetrics' CLIPScore + FID on the same images,
+reference set and CLIP model, then re-scoring with a warm embedding cache (issue 7, acceptance 3:
+fresh >= 2x faster than torchmetrics; warm <= 5% of cold).
+
+Setup (untimed): sample a run of ``--n`` images (pictoworld-skills, 2 per prompt) and write a
+reference folder of ``--ref-n`` PictoWorld renders. torchmetrics is given the bundled CLIP through
+its documented hooks: ``CLIPScore(model_name_or_path=factory)`` with a model/processor pair around
+the same open_clip model and preprocessing, and ``FrechetInceptionDistance(feature=module)`` with
+the same image tower. Both paths load the PNGs from disk inside the timed region; both results are
+printed so that agreement can be checked.
+
+    python bench/score_vs_torchmetrics.py [--n 256] [--ref-n 1000] [--checkpoint DIR] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from _common import add_common_args, machine_line, resolve_checkpoint, setup, table, timed  # noqa: E402
+
+
+class _TMModel(torch.nn.Module):
+    """The bundled open_clip CLIP behind the two methods torchmetrics' CLIPScore calls."""
+
+    def __init__(self, clip):
+        super().__init__()
+        self.clip = clip
+        self.config = SimpleNamespace()  # no text_config: tokens are already within the context length
+
+    def get_image_features(self, pixel_values):
+        return self.clip.encode_image(pixel_values)
+
+    def get_text_features(self, input_ids, attention_mask=None):
+        return self.clip.encode_text(input_ids)
+
+
+class _TMProcessor:
+    """Uint8 CHW tensors / captions -> the bundled CLIP's inputs (the same preprocessing as ours)."""
+
+    def __init__(self, preprocess, tokenizer, device):
+        self.preprocess, self.tokenizer, self.device = preprocess, tokenizer, device
+
+    def __call__(self, images=None, text=None, return_tensors="pt", padding=True):
+        from PIL import Image
+
+        if images is not None:
+            px = [self.preprocess(Image.fromarray(t.permute(1, 2, 0).numpy())) for t in images]
+            return {"pixel_values": torch.stack(px)}
+        ids = self.tokenizer(list(text))
+        return {"input_ids": ids, "attention_mask": (ids != 0).long()}
+
+
+class _Tower(torch.nn.Module):
+    """FID feature module: uint8 images -> the same CLIP image embedding (resized like ours if needed)."""
+
+    def __init__(self, clip, size, mean, std):
+        super().__init__()
+        self.clip, self.size = clip, size
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+
+    def forward(self, x):
+        x = x.float() / 255.0
+        if x.shape[-1] != self.size:
+            x = torch.nn.functional.interpolate(x, size=(self.size, self.size), mode="bicubic", antialias=True)
+        return self.clip.encode_image((x - self.mean) / self.std)
+
+
+def make_run(ckpt: str, out: Path, n: int) -> None:
+    from t2i_audit.evals.runs import SampleConfig, sample
+
+    sample(SampleConfig(suite="pictoworld-skills", out=str(out), generator=f"checkpoint:{ckpt}",
+                        images_per_prompt=2, limit=max(1, n // 2), progress=False))
+
+
+def make_reference(out: Path, n: int, size: int) -> None:
+    from t2i_audit.evals.reference import world_reference
+
+    ref = world_reference(n, seed=0, size=size)
+    out.mkdir(parents=True, exist_ok=True)
+    for i in range(ref.n):
+        ref.load(i).save(out / f"ref-{i:06d}.png")
+
+
+def ours(run: Path, ref: Path, spec: str, cache: Path, batch: int) -> dict:
+    from t2i_audit.evals.scoring import ScoreConfig, score_run
+
+    cfg = ScoreConfig(metrics=("clip_score", "fd"), features=spec, clip=spec, reference=str(ref),
+                      batch_size=batch, cache_dir=str(cache), progress=False)
+    return score_run(run, cfg)
+
+
+def torchmetrics_path(run: Path, ref: Path, ex, batch: int, device: str) -> tuple[float, float]:
+    import pandas as pd
+    from PIL import Image
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.multimodal.clip_score import CLIPScore
+
+    man = pd.read_parquet(run / "manifest.parquet")
+    clip = ex.model
+    size = int(ex.preprocess.transforms[0].size if hasattr(ex.preprocess.transforms[0], "size") else 32) \
+        if hasattr(ex.preprocess, "transforms") else 32
+    norm = [t for t in getattr(ex.preprocess, "transforms", []) if type(t).__name__ == "Normalize"]
+    mean, std = (norm[0].mean, norm[0].std) if norm else ((0.5,) * 3, (0.25,) * 3)
+    cs = CLIPScore(model_name_or_path=lambda: (_TMModel(clip), _TMProcessor(ex.preprocess, ex.tokenizer, device)))
+    fid = FrechetInceptionDistance(feature=_Tower(clip, size, mean, std), normalize=False,
+                                   reset_real_features=False)
+    cs, fid = cs.to(device), fid.to(device)
+
+    def load(paths):
+        return torch.stack([torch.from_numpy(np.asarray(Image.open(p).convert("RGB")).copy()).permute(2, 0, 1)
+                            for p in paths]).to(device)
+
+    ref_paths = sorted(ref.glob("*.png"))
+    with torch.inference_mode():
+        for s in range(0, len(ref_paths), batch):
+            fid.update(load(ref_paths[s:s + batch]), real=True)
+        paths = [run / p for p in man["path"]]
+        texts = man["text"].astype(str).tolist()
+        for s in range(0, len(paths), batch):
+            imgs = load(paths[s:s + batch])
+            cs.update(list(imgs.cpu()), texts[s:s + batch])
+            fid.update(imgs, real=False)
+        return float(cs.compute()), float(fid.compute())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=256, help="images in the fresh run")
+    ap.add_argument("--ref-n", type=int, default=1000, help="reference images")
+    ap.add_argument("--batch", type=int, default=None, help="embedding batch (default: score's default)")
+    ap.add_argument("--keep", default=None, help="keep the run, reference and cache under this folder")
+    add_common_args(ap)
+    args = ap.parse_args()
+    setup(args)
+    import os
+
+    from t2i_audit.evals import distributed
+    from t2i_audit.evals.features import load_extractor
+
+    if args.device.startswith("cuda"):
+        os.environ.pop(distributed.DEVICE_ENV, None)
+    else:
+        os.environ[distributed.DEVICE_ENV] = "cpu"
+    ckpt = resolve_checkpoint(args.checkpoint)
+    batch = args.batch or distributed.device_settings().embed_batch
+    work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="t2i-bench-score-"))
+    try:
+        run, ref, cache = work / "run", work / "reference", work / "cache"
+        if not (run / "run.json").is_file():
+            make_run(ckpt, run, args.n)
+        if not ref.is_dir():
+            make_reference(ref, args.ref_n, 32)
+        shutil.rmtree(cache, ignore_errors=True)
+        spec = f"bundled-clip:{ckpt}"
+        ex = load_extractor(spec)  # loaded once per process, as in `score`; not part of either timing
+        distributed.place_extractor(ex, batch)
+        with timed(args.device) as t_cold:
+            cold = ours(run, ref, spec, cache, batch)
+        with timed(args.device) as t_warm:
+            warm = ours(run, ref, spec, cache, batch)
+        with timed(args.device) as t_tm:
+            tm_cs, tm_fid = torchmetrics_path(run, ref, ex, batch, args.device)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def agg(res, metric):
+        a = res["aggregates_df"]
+        return float(a[(a.metric == metric) & (a.group == "overall")].value.iloc[0])
+
+    c = args.clock
+    rows = [["torchmetrics CLIPScore + FID", t_tm.get(c), t_tm.wall, 1.0, tm_cs, tm_fid],
+            ["t2i-audit score, fresh run (cold cache)", t_cold.get(c), t_cold.wall, t_tm.get(c) / t_cold.get(c),
+             agg(cold, "clip_score"), agg(cold, "fd")],
+            ["t2i-audit score, re-score (warm cache)", t_warm.get(c), t_warm.wall, t_tm.get(c) / t_warm.get(c),
+             agg(warm, "clip_score"), agg(warm, "fd")]]
+    print(machine_line(args))
+    print(f"checkpoint {ckpt}; {args.n} generated images, {args.ref_n} reference renders, batch {batch}")
+    print(table(["path", f"seconds ({c})", "seconds (wall)", "speed-up vs torchmetrics", "CLIPScore", "FD"], rows))
+    print(f"warm cache: {warm['cache']['hits']} hits, {warm['cache']['forward_passes']} forward passes")
+    speed = t_tm.get(c) / t_cold.get(c)
+    frac = t_warm.get(c) / t_cold.get(c)
+    print(f"acceptance: fresh score {speed:.2f}x faster than torchmetrics (target >= 2: "
+          f"{'PASS' if speed >= 2 else 'FAIL'}); warm re-score {100 * frac:.1f}% of cold (target <= 5%: "
+          f"{'PASS' if frac <= 0.05 else 'FAIL'})")
+
+
+if __name__ == "__main__":
+    main()
