@@ -89,8 +89,16 @@ def folder_reference(directory: str | Path) -> ReferenceSet:
     if missing:
         raise InputError(f"--reference {directory}: {len(missing)} listed image(s) are missing, e.g. {missing[0]}")
     keys = [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
-    return ReferenceSet("folder", f"{len(paths)} images from {d}", keys,
-                        lambda i: Image.open(paths[i]).convert("RGB"))
+
+    def load(i: int) -> Image.Image:
+        try:
+            with Image.open(paths[i]) as im:
+                return im.convert("RGB")
+        except (OSError, SyntaxError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
+            raise InputError(f"--reference {directory}: image {paths[i]} does not decode ({str(e)[:80]}); "
+                             "remove or re-export it") from None
+
+    return ReferenceSet("folder", f"{len(paths)} images from {d}", keys, load)
 
 
 def load_reference(spec: str, *, n: int = 1000, seed: int = 0, size: int = 32) -> ReferenceSet:

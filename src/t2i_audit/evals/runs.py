@@ -199,8 +199,13 @@ def sample(cfg: SampleConfig, *, suite: PromptSuite | None = None, generator=Non
     if run_dir.exists() and not run_dir.is_dir():
         raise InputError(f"--out {run_dir}: exists and is not a directory")
     if not dist.sharded:
-        with RunLock(run_dir) as lock:
-            return _sample_locked(cfg, suite, gen, run_dir, lock, dist)
+        fresh = not run_dir.exists()
+        try:
+            with RunLock(run_dir) as lock:
+                return _sample_locked(cfg, suite, gen, run_dir, lock, dist)
+        except InputError as e:
+            _discard_if_untouched(run_dir, fresh, e)
+            raise
     # One job, one writer: rank 0 holds the run lock for all ranks.
     lock = RunLock(run_dir, purpose=f"sample ({dist.world_size} ranks)")
     dist.on_main(lambda: lock.acquire() and None)
@@ -208,6 +213,21 @@ def sample(cfg: SampleConfig, *, suite: PromptSuite | None = None, generator=Non
         return _sample_locked(cfg, suite, gen, run_dir, lock, dist)
     finally:
         lock.release()  # a no-op on ranks other than 0
+
+
+def _discard_if_untouched(run_dir: Path, fresh: bool, error: InputError) -> None:
+    """A new run refused before its first image (e.g. a folder generator missing files) leaves no
+    directory behind; any run with images, or a directory that existed before, is kept."""
+    from .locking import RunLockedError
+
+    if not fresh or isinstance(error, RunLockedError) or not run_dir.is_dir():
+        return
+    images = run_dir / "images"
+    if (images.is_dir() and any(images.iterdir())) or any(run_dir.glob("journal*.jsonl")):
+        return
+    import shutil
+
+    shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def journal_name(dist) -> str:
@@ -392,4 +412,8 @@ def load_run(run_dir: str | Path, *, require_complete: bool = True):
     mf = run_dir / "manifest.parquet"
     if not mf.is_file():
         raise InputError(f"{run_dir}: no manifest.parquet; re-run `t2i-audit sample` to rebuild it")
-    return meta, pd.read_parquet(mf)
+    try:
+        return meta, pd.read_parquet(mf)
+    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        raise InputError(f"{mf}: unreadable ({str(e)[:80]}); re-run `t2i-audit sample` with the same options "
+                         "to rebuild it") from None

@@ -80,7 +80,11 @@ def load_run(run_dir: str | Path) -> tuple[Path, dict, pd.DataFrame]:
     from .runs import read_run_json
 
     info = read_run_json(root / "run.json")
-    df = pd.read_parquet(root / "manifest.parquet")
+    try:
+        df = pd.read_parquet(root / "manifest.parquet")
+    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        raise InputError(f"{root / 'manifest.parquet'}: unreadable ({str(e)[:80]}); re-run `t2i-audit sample` "
+                         "with the same options to rebuild it") from None
     missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
     if missing:
         raise InputError(f"{root / 'manifest.parquet'}: missing columns {', '.join(missing)}")
