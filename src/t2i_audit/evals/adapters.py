@@ -128,7 +128,12 @@ class PipelineAdapter:
 
     def _load(self):
         if self._pipe is None:
+            from .distributed import device_settings
+
             self._pipe = _pipeline_module().Pipeline.load(self.target)
+            ds = device_settings()  # this rank's GPU with bf16/fp16 autocast where present, else CPU fp32
+            if ds.kind == "cuda" and hasattr(self._pipe, "to"):
+                self._pipe.to(ds.device, ds.dtype)
         return self._pipe
 
     def _directory(self) -> Path | None:

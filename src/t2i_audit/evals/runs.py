@@ -270,7 +270,9 @@ def _sample_locked(cfg: SampleConfig, suite: PromptSuite, gen, run_dir: Path, lo
             meta = {"schema": RUN_SCHEMA, "run_id": f"{suite.name}-{sha256_bytes(blob)[:12]}", **ident,
                     "package_version": __version__, "git_hash": git_hash(),
                     "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        meta.update(status="running", batch_size=batch_size, processes=dist.world_size)
+        ds = distributed.device_settings(dist)
+        meta.update(status="running", batch_size=batch_size, processes=dist.world_size, device=ds.kind,
+                    dtype=ds.dtype)
         images_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run_json, meta)
         return meta

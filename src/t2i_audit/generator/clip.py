@@ -71,12 +71,14 @@ class ClipBundle:
         else:
             batches = [torch.stack([self.preprocess(im) for im in images[i:i + batch_size]])
                        for i in range(0, len(images), batch_size)]
-        out = [self.model.encode_image(b, normalize=normalize) for b in batches]
+        dev = next(self.model.parameters()).device
+        out = [self.model.encode_image(b.to(dev), normalize=normalize).float().cpu() for b in batches]
         return torch.cat(out) if out else torch.empty(0, self.config.embed_dim)
 
     @torch.inference_mode()
     def encode_texts(self, texts: list[str], normalize: bool = True) -> torch.Tensor:
-        return self.model.encode_text(self.tokenizer(texts), normalize=normalize)
+        dev = next(self.model.parameters()).device
+        return self.model.encode_text(self.tokenizer(texts).to(dev), normalize=normalize).float().cpu()
 
     def save(self, directory: str | Path) -> None:
         save_clip(self.model, self.config, self.tokenizer, directory)

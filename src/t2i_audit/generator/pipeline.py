@@ -52,8 +52,30 @@ class Pipeline:
         self.prior_scheduler, self.decoder_scheduler = prior_scheduler, decoder_scheduler
         self.defaults = defaults or SamplerParams()
         self.index = index or {}
+        self.device, self.autocast_dtype = torch.device("cpu"), None
         for m in (clip.model, prior, decoder, autoencoder):
             m.eval()
+
+    def to(self, device: str | torch.device, dtype: str | torch.dtype | None = None) -> Pipeline:
+        """Run on ``device``. On CUDA the networks run under autocast in ``dtype`` (float16/bfloat16;
+        default bfloat16 where supported); on CPU everything stays fp32. Noise is always drawn on the
+        CPU from each image's own generator, so a seed means the same starting point everywhere."""
+        self.device = torch.device(device)
+        for m in (self.clip.model, self.prior, self.decoder, self.autoencoder):
+            m.to(self.device)
+        if self.device.type == "cuda":
+            dtype = dtype or ("bfloat16" if torch.cuda.is_bf16_supported() else "float16")
+            self.autocast_dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+        else:
+            self.autocast_dtype = None
+        return self
+
+    def _autocast(self):
+        import contextlib
+
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     # ------------------------------------------------------------------ identity
     @property
@@ -86,7 +108,7 @@ class Pipeline:
     # ------------------------------------------------------------------ generation
     @torch.inference_mode()
     def encode_text(self, prompts: list[str]):
-        tokens = self.clip.tokenizer(prompts)
+        tokens = self.clip.tokenizer(prompts).to(self.device)
         states, pooled = text_states(self.clip.model, tokens)
         return states, torch.nn.functional.normalize(pooled, dim=-1), tokens != 0
 
@@ -105,24 +127,28 @@ class Pipeline:
 
         def prior_fn(x, t, drop):
             n = x.shape[0]
-            return self.prior(x, t, rep(states, n), rep(pooled, n), rep(valid, n), drop)
+            with self._autocast():
+                return self.prior(x, t, rep(states, n), rep(pooled, n), rep(valid, n), drop.to(x.device)).float()
 
         pcfg = self.prior.config
-        x = initial_noise((pcfg.embed_dim,), gens)
+        x = initial_noise((pcfg.embed_dim,), gens).to(self.device)
         x = sample(guided(prior_fn, p.prior_guidance), x, make_scheduler(p.prior_sampler, self.prior_scheduler),
                    p.prior_steps, gens)
         img_emb = torch.nn.functional.normalize(x, dim=-1)
 
         def decoder_fn(z, t, drop):
             n = z.shape[0]
-            return self.decoder(z, t, rep(img_emb, n), rep(states, n), rep(valid, n), drop, drop)
+            d = drop.to(z.device)
+            with self._autocast():
+                return self.decoder(z, t, rep(img_emb, n), rep(states, n), rep(valid, n), d, d).float()
 
         dcfg = self.decoder.config
-        z = initial_noise((dcfg.in_channels, dcfg.input_size, dcfg.input_size), gens)
+        z = initial_noise((dcfg.in_channels, dcfg.input_size, dcfg.input_size), gens).to(self.device)
         z = sample(guided(decoder_fn, p.guidance), z, make_scheduler(p.sampler, self.decoder_scheduler),
                    p.steps, gens)
-        pixels = to_uint8(self.autoencoder.decode(z))
-        return pixels[:n], img_emb[:n]
+        with self._autocast():
+            pixels = to_uint8(self.autoencoder.decode(z).float()).cpu()
+        return pixels[:n], img_emb[:n].float().cpu()
 
     @torch.inference_mode()
     def __call__(self, prompts: list[str] | str, seeds: list[int] | int | None = None,

@@ -51,7 +51,7 @@ def sample(denoise: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: tor
     scheduler.set_timesteps(steps)
     x = x * scheduler.init_noise_sigma
     for t in scheduler.timesteps:
-        tt = torch.full((x.shape[0],), int(t), dtype=torch.long)
+        tt = torch.full((x.shape[0],), int(t), dtype=torch.long, device=x.device)
         out = denoise(scheduler.scale_model_input(x, t), tt)
         x = scheduler.step(out, t, x, generator=generators).prev_sample
     return x
