@@ -73,7 +73,9 @@ def main() -> None:
     from t2i_audit.world.render import render
     from t2i_audit.world.scene import sample_scene, scene_rng
 
-    ckpt = resolve_checkpoint(args.checkpoint)
+    # Only the CLIP is needed: a checkpoint still training (clip/ done, no index.json yet) will do.
+    clip_only = args.checkpoint and (Path(args.checkpoint) / "clip" / "config.json").is_file()
+    ckpt = str(Path(args.checkpoint).resolve()) if clip_only else resolve_checkpoint(args.checkpoint)
     batch = args.batch or distributed.BATCH_SIZES["cuda" if args.device.startswith("cuda") else "cpu"][1]
     ex = load_extractor(f"bundled-clip:{ckpt}")
     model = ex.model.to(args.device)

@@ -1,7 +1,8 @@
 """Sampling speed and oracle accuracy of the bundled generator, side by side on the same prompt/seed
 pairs from pictoworld-skills (issue 3 acceptance 5, issue 7 acceptance 2):
 
-- the checkpoint's default sampler, DDPM-1000 (the reference), DDIM-50 and DPM-Solver++-20, all
+- the checkpoint's default sampler, DDPM-1000 (the reference: ancestral sampling with 1000 steps
+  for both the prior and the decoder), DDIM-50 and DPM-Solver++-20 (decoder), all
   through ``Pipeline`` (CFG branches in one batch, inference_mode, SDPA, fixed micro-batches);
 - the same default sampler driven through a plain diffusers-style loop: a fresh scheduler per
   batch, separate conditional and unconditional forward passes, ``torch.no_grad``.
@@ -95,6 +96,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=128, help="prompt/seed pairs (one image each)")
     ap.add_argument("--ddpm-steps", type=int, default=1000)
     ap.add_argument("--skip-ddpm", action="store_true", help="leave out DDPM (slow on CPU)")
+    ap.add_argument("--ddpm-decoder-only", action="store_true",
+                    help="DDPM for the decoder only, the prior at its default sampler")
     add_common_args(ap)
     args = ap.parse_args()
     setup(args)
@@ -109,8 +112,11 @@ def main() -> None:
     prompts, seeds, expects = pairs(args.n)
     d = pipe.defaults
     configs = [(f"default ({d.sampler}-{d.steps}, prior {d.prior_sampler}-{d.prior_steps})", {})]
-    if not args.skip_ddpm:
-        configs.append((f"DDPM-{args.ddpm_steps}", {"sampler": "ddpm", "steps": args.ddpm_steps}))
+    if not args.skip_ddpm:  # the reference: ancestral sampling throughout (prior and decoder)
+        ddpm = {"sampler": "ddpm", "steps": args.ddpm_steps}
+        if not args.ddpm_decoder_only:
+            ddpm.update(prior_sampler="ddpm", prior_steps=args.ddpm_steps)
+        configs.append((f"DDPM-{args.ddpm_steps}", ddpm))
     configs += [("DDIM-50", {"sampler": "ddim", "steps": 50}), ("DPM-Solver++-20", {"sampler": "dpm++", "steps": 20})]
 
     pipe(prompts[:2], seeds[:2])  # warm-up (allocations, kernel selection)
@@ -134,8 +140,11 @@ def main() -> None:
         rate = args.n / t.get(args.clock)
         rows.append([name, rate, args.n / t.wall, base and t.get(args.clock) / base, acc, f"[{lo:.3f}, {hi:.3f}]"])
     print(machine_line(args))
-    print(f"checkpoint {ckpt}; {args.n} prompt/seed pairs from pictoworld-skills (one image each)")
-    print(table(["sampler", f"img/s ({args.clock})", "img/s (wall)", "default is N x faster", "oracle acc",
+    print(f"checkpoint {ckpt}; {args.n} prompt/seed pairs from pictoworld-skills (one image each); "
+          f"DDPM runs {'the decoder only' if args.ddpm_decoder_only else 'prior and decoder'}, DDIM/DPM++ rows "
+          f"change the decoder sampler only (prior {d.prior_sampler}-{d.prior_steps}); guidance {d.guidance}; "
+          f"micro-batch {d.micro_batch} (use --n a multiple of it)")
+    print(table(["sampler", f"img/s ({args.clock})", "img/s (wall)", "default is N x as fast", "oracle acc",
                  "95% CI (Wilson)"], rows))
     if ddpm in results:
         speed = results[ddpm][0].get(args.clock) / base
