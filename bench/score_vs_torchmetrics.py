@@ -189,6 +189,8 @@ def main() -> None:
     print(f"checkpoint {ckpt}; {args.n} generated images, {args.ref_n} reference renders, batch {batch}")
     print(table(["path", f"seconds ({c})", "seconds (wall)", "speed-up vs torchmetrics", "CLIPScore", "FD"], rows))
     print(f"warm cache: {warm['cache']['hits']} hits, {warm['cache']['forward_passes']} forward passes")
+    print("CLIPScore: torchmetrics clamps the mean of 100·cos at 0, t2i-audit clamps each image's score; the "
+          "two agree when no cosine is negative (a trained CLIP). FD: same moments, same formula.")
     speed = t_tm.get(c) / t_cold.get(c)
     frac = t_warm.get(c) / t_cold.get(c)
     print(f"acceptance: fresh score {speed:.2f}x faster than torchmetrics (target >= 2: "
