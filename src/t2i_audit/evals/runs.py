@@ -100,6 +100,21 @@ def git_hash() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def environment() -> dict:
+    """What besides the identity can change an image's bytes: versions and the torch thread count
+    (recorded in run.json; `t2i-audit reproduce` compares them)."""
+    import platform
+
+    env = {"package": __version__, "python": platform.python_version(), "platform": platform.machine()}
+    try:
+        import torch
+
+        env.update(torch=torch.__version__, threads=torch.get_num_threads())
+    except ImportError:  # pragma: no cover - a folder/python generator needs no torch
+        pass
+    return env
+
+
 def _identity(suite: PromptSuite, gen, params: dict, ipp: int | None, limit: int | None) -> dict:
     cfg = gen.config()
     return {
@@ -268,7 +283,7 @@ def _sample_locked(cfg: SampleConfig, suite: PromptSuite, gen, run_dir: Path, lo
                                  f"choose a new or empty directory")
             blob = json.dumps(ident, sort_keys=True, default=str).encode()
             meta = {"schema": RUN_SCHEMA, "run_id": f"{suite.name}-{sha256_bytes(blob)[:12]}", **ident,
-                    "package_version": __version__, "git_hash": git_hash(),
+                    "package_version": __version__, "git_hash": git_hash(), "environment": environment(),
                     "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         ds = distributed.device_settings(dist)
         meta.update(status="running", batch_size=batch_size, processes=dist.world_size, device=ds.kind,

@@ -1,0 +1,43 @@
+"""`t2i-audit reproduce RUN IMAGE_ID`: regenerate one image from the run's record and check its sha256."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command("reproduce")
+@click.argument("run", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("image_id")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the regenerated PNG here.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch threads (default: as recorded in run.json).")
+def reproduce(run: Path, image_id: str, out: Path | None, threads: int | None) -> None:
+    """Regenerate IMAGE_ID of RUN from run.json and the manifest (generator, params, prompt, seed) and
+    compare its sha256 with the manifest's: exit 0 on a match, 1 on a mismatch."""
+    import json
+
+    import torch
+
+    from ..evals.reproduce import reproduce as run_reproduce
+
+    recorded = None
+    try:
+        recorded = (json.loads((run / "run.json").read_text()).get("environment") or {}).get("threads")
+    except (OSError, ValueError):
+        pass  # load_run below reports a missing or malformed run.json
+    if threads or recorded:
+        torch.set_num_threads(int(threads or recorded))
+    r = run_reproduce(run, image_id, out)
+    state = "match" if r.match else "mismatch"
+    click.echo(f"{state}: {r.image_id} (prompt {r.prompt!r}, seed {r.seed}): sha256 {r.sha256} "
+               f"{'==' if r.match else '!='} {r.expected_sha256} (manifest)")
+    for d in r.differences:
+        click.echo(f"  differs from the run: {d}")
+    if r.out:
+        click.echo(f"wrote {r.out}")
+    if not r.match:
+        sys.exit(1)
