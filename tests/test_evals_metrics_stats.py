@@ -84,3 +84,12 @@ def test_skill_accuracy_is_mean_of_categories():
     assert est["overall"].value == pytest.approx(0.625)  # not the pooled 8/12
     assert est["overall"].ci_low <= 0.625 <= est["overall"].ci_high
     assert est["overall"].n_clusters == 6 and est["overall"].n == 12
+
+
+def test_centred_interval_removes_resampling_shift():
+    from t2i_audit.evals.stats import basic_interval, centred_interval
+
+    boot = 10.0 + np.linspace(-1, 1, 201)  # every replicate above the estimate 5
+    lo, hi = centred_interval(5.0, boot)
+    assert lo < 5.0 < hi and hi - lo == pytest.approx(1.9, abs=1e-9)
+    assert basic_interval(5.0, boot)[1] < 5.0  # the reflected interval misses the estimate here

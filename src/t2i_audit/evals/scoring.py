@@ -34,7 +34,7 @@ from .io import atomic_write_json, atomic_write_parquet, remove_temp_files, sha2
 from .locking import RunLock
 from .metrics_clip import FORMULA as CLIP_FORMULA
 from .metrics_clip import clip_score
-from .stats import Estimate, basic_interval, cluster_bootstrap_mean, cluster_resample
+from .stats import Estimate, centred_interval, cluster_bootstrap_mean, cluster_resample
 
 SCHEMA = "t2i-audit/scores/1"
 MANIFEST_COLUMNS = ("prompt_id", "category", "text", "seed", "image_id", "path", "sha256")
@@ -256,10 +256,11 @@ def _dist_metric(ctx: Context, name: str, spec: str, role: str, stat: Callable, 
         return value, boot
 
     value, boot = ctx.timed(name, run)
-    lo, hi = basic_interval(value, boot) if reps >= 2 else (math.nan, math.nan)
+    lo, hi = centred_interval(value, boot) if reps >= 2 else (math.nan, math.nan)
     full = (f"{method}; evaluator {ctx.evaluators[role]}; reference: {ctx.reference_info['description']} "
-            f"(hash {ctx.reference_info['hash']}); 95% basic bootstrap interval over prompts of the generated "
-            f"set ({reps} reps, seed {ctx.cfg.seed}; reference fixed)")
+            f"(hash {ctx.reference_info['hash']}); 95% interval: percentile bootstrap over prompts of the generated "
+            f"set, shifted to remove the resampling bias ({reps} reps, seed {ctx.cfg.seed}; reference fixed); "
+            "it gives the sampling variability at this N, not an interval for the N → ∞ value")
     ctx.methodology[name] = full
     e = Estimate(float(value), float(max(lo, 0.0)) if name != "kid" else float(lo), float(hi),
                  len(set(prompts.tolist())), int(gen.shape[0]), full)

@@ -63,10 +63,22 @@ def percentile_interval(boot: np.ndarray, level: float = LEVEL) -> tuple[float, 
 
 
 def basic_interval(estimate: float, boot: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
-    """Basic (reverse-percentile) bootstrap interval 2θ̂ − q: centred on θ̂ even when the
-    statistic is biased under resampling (as Fréchet distance and KID are in the sample size)."""
+    """Basic (reverse-percentile) bootstrap interval 2θ̂ − q, for the population value under the
+    bootstrap principle θ̂ − θ ~ θ* − θ̂ (it moves below θ̂ when replicates are biased upward)."""
     lo, hi = percentile_interval(boot, level)
     return float(2 * estimate - hi), float(2 * estimate - lo)
+
+
+def centred_interval(estimate: float, boot: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    """Percentile interval of the bootstrap distribution shifted so that its mean is the estimate:
+    θ̂ + (q − mean(θ*)). For statistics biased in the number of distinct samples (Fréchet distance,
+    KID), resampling with replacement duplicates images and shifts every replicate upward; this
+    removes that shift and keeps the spread, i.e. it describes the sampling variability of the
+    statistic at the run's N (it is not an interval for the N → ∞ value: see FD∞)."""
+    b = np.asarray(boot, dtype=np.float64)
+    lo, hi = percentile_interval(b, level)
+    shift = float(b.mean()) - estimate
+    return float(lo - shift), float(hi - shift)
 
 
 def _ratio_boot(sums: np.ndarray, counts: np.ndarray, reps: int, seed: int, block: int = 4_000_000) -> np.ndarray:
