@@ -429,3 +429,38 @@ def test_prompt_text_never_reaches_a_file_name(tmp_path):
     assert all(f.startswith(("run/", "run-gen/", "run-suite")) for f in files), files
     for p in (r / "images").iterdir():
         assert p.name.startswith("tiny-") and p.suffix == ".png" and "<" not in p.name and "\\" not in p.name
+
+
+# ------------------------------------------------------------------ fuzzing beyond the suite and rule parsers
+# (tests/test_suites_fuzz.py fuzzes the suite parser, tests/test_gate_rules.py single gate rules.)
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_subnormal=False),
+                     st.text(alphabet="abmnw .-_:[]*<>=", max_size=10))
+_keys = st.sampled_from(["name", "version", "professions", "joint", "presentation", "skin", "man", "woman",
+                         "light", "medium", "dark", "chef", "firefighter", "rules", "alpha", "x"])
+_trees = st.recursive(_scalars, lambda c: st.one_of(st.lists(c, max_size=3), st.dictionaries(_keys, c, max_size=4)),
+                      max_leaves=20)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(_trees, st.text(max_size=120)))
+def test_fuzz_bias_spec_and_gate_documents_never_crash(tmp_path_factory, doc):
+    """Random YAML documents (or raw text) as a bias spec file and as a gate rules file: either they
+    load, or they raise InputError with a one-line message naming the file."""
+    import yaml
+
+    from t2i_audit.errors import InputError
+    from t2i_audit.reports.gate_rules import load_rules
+    from t2i_audit.world.bias import BiasSpec
+
+    d = tmp_path_factory.mktemp("fz")
+    text = doc if isinstance(doc, str) else yaml.safe_dump(doc)
+    for name, load in (("spec.yaml", BiasSpec.load), ("rules.yaml", load_rules)):
+        p = d / name
+        p.write_text(text)
+        try:
+            load(p)
+        except InputError as e:
+            assert name in str(e)
