@@ -125,10 +125,10 @@ class SamplerParams(_JsonConfig):
     """Sampling settings; the defaults are the documented default sampler."""
 
     sampler: str = "dpm++"  # dpm++ | ddim | ddpm
-    steps: int = 20
+    steps: int = 15
     guidance: float = 2.0
     prior_sampler: str = "ddim"
-    prior_steps: int = 25
+    prior_steps: int = 15
     prior_guidance: float = 1.0
     rerank: int = 1  # draw k candidates per image, keep the CLIP-best
     # The model always runs on exactly this many images at once (the last chunk is padded), so an

@@ -91,3 +91,38 @@ def assemble(out: Path, preset: Preset, spec: BiasSpec, defaults: SamplerParams 
                      "data": "PictoWorld renders streamed by scene index (renderer version 1)"},
     }
     (out / "index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+
+
+def bundle(src: str | Path, dst: str | Path | None = None) -> Path:
+    """Copy a trained checkpoint's components into the package (fp16 safetensors), as shipped.
+
+    Only the four component folders, sampler.json and index.json are copied; training state and
+    logs stay behind. Loading casts the fp16 weights back to fp32.
+    """
+    import shutil
+
+    import torch
+
+    from .clip import bundled_dir
+    from .weights import load_state, save_safetensors
+
+    src, dst = Path(src), Path(dst) if dst is not None else bundled_dir()
+    if not (src / "index.json").is_file():
+        from ..errors import InputError
+
+        raise InputError(f"{src}: not an assembled checkpoint (index.json missing); finish `t2i-audit train`")
+    if dst.exists():
+        shutil.rmtree(dst)
+    for stage in STAGES:
+        (dst / stage).mkdir(parents=True)
+        for f in (src / stage).glob("*.json"):
+            shutil.copy2(f, dst / stage / f.name)
+        save_safetensors(load_state(src / stage / "model.safetensors"), dst / stage / "model.safetensors",
+                         torch.float16)
+    shutil.copy2(src / "sampler.json", dst / "sampler.json")
+    index = json.loads((src / "index.json").read_text())
+    index["weights_dtype"] = "float16"
+    index["weights_hash"] = weights_hash(dst)
+    index["id"] = f"pictoworld-unclip-{index.get('preset', 'default')}@{index['weights_hash']}"
+    (dst / "index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    return dst
