@@ -18,7 +18,7 @@ SUITE_KEYS = ("name", "version", "description", "reference", "images_per_prompt"
 TEMPLATE_KEYS = ("template", "category", "tags", "slots", "expect", "images_per_prompt", "sample",
                  "distinct")
 SEED_KEYS = {"range": ("kind", "start"), "fixed": ("kind", "seeds"), "prompt_hash": ("kind", "start")}
-INCLUDE_KEYS = ("suite", "categories")
+INCLUDE_KEYS = ("suite", "categories", "images_per_prompt")
 SLOT_VALUE_RESERVED = ("text", "weight", "article")
 EXPECT_KEYS = ("objects", "count", "relation", "person")
 OBJECT_KEYS = ("shape", "color", "position")

@@ -7,6 +7,8 @@ policy. Expansion takes the product of the slot values a template uses. Format: 
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import itertools
 import json
@@ -223,10 +225,13 @@ def parse_suite(text: str, source: str = "<string>", base: Path | None = None,
     included_policies: dict[str, SeedPolicy] = {}
     for i, inc in enumerate(includes):
         wii = wi.item(includes, i) if isinstance(includes, LList) else wi
-        cats = None
+        cats, inc_ipp = None, None
         if isinstance(inc, dict):
             check_keys(inc, INCLUDE_KEYS, wii, "an include")
             cats = inc.get("categories")
+            inc_ipp = inc.get("images_per_prompt")
+            if inc_ipp is not None and (isinstance(inc_ipp, bool) or not isinstance(inc_ipp, int) or inc_ipp < 1):
+                raise wii.error(f"images_per_prompt: expected a whole number >= 1, got {inc_ipp!r}")
             inc = require(inc, "suite", wii, "an include")
         ref = check_str(inc, wii)
         try:
@@ -241,6 +246,8 @@ def parse_suite(text: str, source: str = "<string>", base: Path | None = None,
                 if c not in sub.categories:
                     raise wii.error(f"suite {sub.name!r} has no category {c!r}{suggest(c, sub.categories)}")
             sub_prompts = [p for p in sub_prompts if p.category in cats]
+        if inc_ipp is not None:  # the including suite sets the images per prompt of what it includes
+            sub_prompts = [dataclasses.replace(p, images_per_prompt=inc_ipp) for p in sub_prompts]
         prompts.extend(sub_prompts)
         for p in sub_prompts:
             included_policies[p.prompt_id] = sub.policy_for(p.prompt_id)
