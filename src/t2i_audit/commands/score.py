@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import click
@@ -44,7 +43,7 @@ def score(run: Path, metrics: str, reference: str | None, reference_n: int, refe
     Under `accelerate launch` or `torchrun` each process embeds and judges its share of the images.
     """
     from ..evals import distributed
-    from ..evals.scoring import ScoreConfig, parse_metrics, score_run
+    from ..evals.scoring import ScoreConfig, format_table, parse_metrics, score_run
 
     distributed.set_threads(threads)
     batch_size = batch_size or distributed.device_settings().embed_batch
@@ -67,21 +66,3 @@ def score(run: Path, metrics: str, reference: str | None, reference_n: int, refe
     click.echo(f"cache: {c['hits']} hits, {c['misses']} misses, {c['forward_passes']} forward passes"
                + ("" if cfg.cache else " (cache disabled)"))
     click.echo(f"wrote {run / 'scores'}")
-
-
-def _fmt(v: float) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "—"
-    return f"{v:.4g}" if abs(v) < 1000 else f"{v:.1f}"
-
-
-def format_table(agg) -> str:
-    """The aggregates as an aligned text table (metric, group, value, 95% CI, n prompts, n images)."""
-    rows = [("metric", "group", "value", "95% CI", "n prompts", "n images")]
-    for r in agg.itertuples():
-        ci = "—" if math.isnan(r.ci_low) else f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]"
-        rows.append((r.metric, r.group, _fmt(r.value), ci, str(r.n_prompts), str(r.n_images)))
-    w = [max(len(row[i]) for row in rows) for i in range(6)]
-    lines = ["  ".join(c.ljust(w[i]) if i < 2 or i == 3 else c.rjust(w[i]) for i, c in enumerate(row)) for row in rows]
-    lines.insert(1, "  ".join("-" * x for x in w))
-    return "\n".join(lines)

@@ -396,3 +396,22 @@ def _score_run(run_dir: str | Path, cfg: ScoreConfig | None, cache: EmbeddingCac
 
     dist.on_main(write)
     return {**results, "items": items_df, "aggregates_df": agg_df}
+
+
+def _fmt(v: float) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    return f"{v:.4g}" if abs(v) < 1000 else f"{v:.1f}"
+
+
+def format_table(agg) -> str:
+    """Aggregates (a DataFrame or results.json records) as an aligned text table."""
+    agg = pd.DataFrame(agg) if not isinstance(agg, pd.DataFrame) else agg
+    rows = [("metric", "group", "value", "95% CI", "n prompts", "n images")]
+    for r in agg.itertuples():
+        ci = "—" if r.ci_low is None or math.isnan(r.ci_low) else f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}]"
+        rows.append((r.metric, r.group, _fmt(r.value), ci, str(r.n_prompts), str(r.n_images)))
+    w = [max(len(row[i]) for row in rows) for i in range(6)]
+    lines = ["  ".join(c.ljust(w[i]) if i < 2 or i == 3 else c.rjust(w[i]) for i, c in enumerate(row)) for row in rows]
+    lines.insert(1, "  ".join("-" * x for x in w))
+    return "\n".join(lines)
