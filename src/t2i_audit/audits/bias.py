@@ -252,6 +252,10 @@ def _run_bias_audit(run_dir: str | Path, cfg: BiasAuditConfig | None, extractor,
         probes = [OracleProbe(p.attribute, oracle_reader) if isinstance(p, OracleProbe) else p for p in probes]
     if cfg.intersectional:
         probes = add_joint_probes(probes)
+    grouped = manifest["slots"].map(lambda s: any(
+        k in (json.loads(s) if isinstance(s, str) and s else {}) for k in cfg.group_slots))
+    if grouped.any() and not grouped.all():  # a mixed suite: audit only the prompts about people
+        manifest = manifest[grouped].reset_index(drop=True)
     images = image_table(manifest, cfg.group_slots)
     reference = read_reference(cfg.reference, probes)
     calibrations = calibrate(probes, cfg, domain)
