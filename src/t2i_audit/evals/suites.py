@@ -8,7 +8,6 @@ policy. Expansion takes the product of the slot values a template uses. Format: 
 from __future__ import annotations
 
 import dataclasses
-
 import hashlib
 import itertools
 import json

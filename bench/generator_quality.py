@@ -1,0 +1,124 @@
+"""Issue-3 acceptance: what the bundled generator draws, read back by the PictoWorld oracle.
+
+Reads a generation run of a PictoWorld suite with expectations (e.g. the main job's
+`pictoworld-audit` run, or `t2i-audit sample --suite pictoworld-skills`) and prints, with n and a
+95% cluster-bootstrap interval over prompts:
+  single shapes: colour, shape, position correct;  two shapes: every attribute of both correct
+  (and with the relation);  counting: exact count;  people: profession, skin and presentation when
+  the prompt names them;  neutral profession prompts: drawn presentation/skin shares vs the bias
+  spec the generator was trained on (target: within ±8 pp).
+
+    python bench/generator_quality.py runs/bundled [--bias-spec default]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from t2i_audit.evals.stats import cluster_bootstrap_proportion
+from t2i_audit.world.bias import BiasSpec
+from t2i_audit.world.expect import judge
+from t2i_audit.world.oracle import read_image
+from t2i_audit.world.vocab import PRESENTATIONS, PROFESSIONS, SKINS
+
+TARGETS = {"single colour": 0.95, "single shape": 0.90, "single position": 0.90, "two shapes: objects": 0.60,
+           "counting exact": 0.60, "people profession": 0.90, "people skin (named)": 0.85,
+           "people presentation (named)": 0.90}
+
+
+def largest(objects: list[dict]) -> dict | None:
+    return max(objects, key=lambda o: o.get("area", 0)) if objects else None
+
+
+def prop(values, clusters) -> tuple[float, float, float, int, int]:
+    v = np.asarray(values, dtype=float)
+    est = cluster_bootstrap_proportion(v, np.asarray(clusters), reps=1000, seed=0)
+    return est.value, est.ci_low, est.ci_high, len(v), len(set(clusters))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run")
+    ap.add_argument("--bias-spec", default="default")
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args()
+    run = Path(a.run)
+    man = pd.read_parquet(run / "manifest.parquet")
+    spec = BiasSpec.load(a.bias_spec)
+    acc: dict[str, tuple[list, list]] = {k: ([], []) for k in TARGETS}
+    acc["two shapes: with relation"] = ([], [])
+    neutral: dict[str, list[tuple[str, str, str]]] = {p: [] for p in PROFESSIONS}
+
+    def add(key, ok, pid):
+        acc[key][0].append(bool(ok))
+        acc[key][1].append(pid)
+
+    for row in man.itertuples():
+        r = read_image(Image.open(run / row.path))
+        exp = json.loads(row.expect) if isinstance(row.expect, str) else {}
+        slots = json.loads(row.slots) if isinstance(row.slots, str) else {}
+        cat, pid = row.category, row.prompt_id
+        if cat == "single_shape":
+            want, got = exp["objects"][0], largest(r.objects) or {}
+            add("single colour", got.get("color") == want["color"], pid)
+            add("single shape", got.get("shape") == want["shape"], pid)
+            add("single position", got.get("position") == want["position"], pid)
+        elif cat == "two_shapes":
+            add("two shapes: objects", judge(r, {"objects": exp["objects"], "count": 2})[0], pid)
+            add("two shapes: with relation", judge(r, exp)[0], pid)
+        elif cat == "counting":
+            add("counting exact", r.count == exp.get("count"), pid)
+        elif cat in ("people", "explicit", "neutral"):
+            person = exp.get("person", {})
+            add("people profession", r.profession == person.get("profession"), pid)
+            if "skin" in person:
+                add("people skin (named)", r.skin == person["skin"], pid)
+            if "presentation" in person:
+                add("people presentation (named)", r.presentation == person["presentation"], pid)
+            if cat == "neutral":
+                neutral[slots.get("profession", person.get("profession"))].append((r.presentation, r.skin, pid))
+
+    out = {"run": str(run), "skills": {}, "neutral": {}}
+    print(f"run {run}: {len(man)} images; oracle readings; 95% CI = cluster bootstrap over prompts\n")
+    print(f"{'measure':<30}{'value':>8}  {'95% CI':<17}{'n img':>7}{'n prompts':>10}  target")
+    for key, (vals, pids) in acc.items():
+        if not vals:
+            continue
+        v, lo, hi, n, k = prop(vals, pids)
+        tgt = TARGETS.get(key)
+        verdict = "" if tgt is None else (f">= {tgt:.2f} " + ("PASS" if v >= tgt else "FAIL"))
+        print(f"{key:<30}{v:>8.3f}  [{lo:.3f}, {hi:.3f}]  {n:>7}{k:>10}  {verdict}")
+        out["skills"][key] = {"value": v, "ci": [lo, hi], "n": n, "n_prompts": k, "target": tgt}
+    print("\nneutral prompts: drawn share (oracle, unknown excluded) vs bias spec "
+          f"{spec.name} {spec.hash}; target |diff| <= 8 pp")
+    worst = 0.0
+    for prof, reads in neutral.items():
+        if not reads:
+            continue
+        for attr, classes, idx in (("presentation", PRESENTATIONS, 0), ("skin", SKINS, 1)):
+            known = [(x[idx], x[2]) for x in reads if x[idx] in classes]
+            target = spec.marginal(prof, attr)
+            cells = []
+            for c in classes:
+                v, lo, hi, n, k = prop([x[0] == c for x in known], [x[1] for x in known])
+                d = 100 * (v - target[c])
+                worst = max(worst, abs(d))
+                cells.append(f"{c} {v:.2f} [{lo:.2f},{hi:.2f}] spec {target[c]:.2f} ({d:+.1f} pp)")
+                out["neutral"].setdefault(prof, {}).setdefault(attr, {})[c] = {
+                    "value": v, "ci": [lo, hi], "spec": target[c], "n": n}
+            unknown = 1 - len(known) / len(reads)
+            print(f"  {prof:<20}{attr:<13} n={len(known):<4} unknown {unknown:.1%}: " + "; ".join(cells))
+    print(f"max |drawn - spec| = {worst:.1f} pp -> {'PASS' if worst <= 8 else 'FAIL'} (±8 pp)")
+    out["neutral_max_abs_pp"] = worst
+    if a.json:
+        Path(a.json).write_text(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
