@@ -36,12 +36,24 @@ def matmul_flops(n: int, seconds: float, device: str, clock: str) -> float:
     return 2.0 * n ** 3 * reps / spent
 
 
-def vision_flops(model, x: torch.Tensor) -> float:
+def vision_flops(model, x: torch.Tensor) -> tuple[float, dict]:
+    """FLOPs per image and their split by op. Counted with autograd enabled: under inference_mode
+    nn.MultiheadAttention takes its fused fast path (aten._native_multi_head_attention), which
+    FlopCounterMode has no formula for, so the attention projections and products would go
+    uncounted; the slow path computes the same products through addmm and SDPA, which it counts."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    with torch.inference_mode(), FlopCounterMode(display=False) as fc:
-        model.encode_image(x)
-    return fc.get_total_flops() / x.shape[0]
+    flags = [p.requires_grad for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(True)
+    try:
+        with torch.enable_grad(), FlopCounterMode(display=False) as fc:
+            model.encode_image(x)
+    finally:
+        for p, f in zip(model.parameters(), flags):
+            p.requires_grad_(f)
+    by_op = {str(k).split(".")[-1]: v / x.shape[0] for k, v in fc.get_flop_counts().get("Global", {}).items()}
+    return fc.get_total_flops() / x.shape[0], by_op
 
 
 def forward_rate(model, x: torch.Tensor, seconds: float, device: str, clock: str, autocast=None) -> float:
@@ -86,7 +98,7 @@ def main() -> None:
     x_all = torch.stack([ex.preprocess(im) for im in images]).to(args.device)
 
     peak = matmul_flops(args.matmul_n, args.seconds, args.device, args.clock)
-    per_img = vision_flops(model, x_all[:batch])
+    per_img, by_op = vision_flops(model, x_all[:batch])
     amp = None
     if args.device.startswith("cuda"):
         amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -114,7 +126,8 @@ def main() -> None:
                  100.0 * per_img * r / peak])
 
     print(machine_line(args))
-    print(f"vision tower of {ex.id}: {per_img / 1e6:.2f} MFLOP per {size}x{size} image (FlopCounterMode); "
+    print(f"vision tower of {ex.id}: {per_img / 1e6:.2f} MFLOP per {size}x{size} image (FlopCounterMode: "
+          f"{', '.join(f'{k} {v / 1e6:.2f}' for k, v in sorted(by_op.items()))}); "
           f"measured fp32 matmul ({args.matmul_n}^3): {peak / 1e9:.1f} GFLOP/s")
     print(table(["path", "images/s", "GFLOP/s", "% of matmul"], rows))
     default_util = rows[[r[0] for r in rows].index(next(r[0] for r in rows if "(default)" in r[0]))][3]
