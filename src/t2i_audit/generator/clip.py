@@ -32,9 +32,22 @@ def build_open_clip(cfg: ClipConfig, name: str = "pictoworld-clip"):
         path = Path(d) / f"{name}.json"
         path.write_text(json.dumps(cfg.open_clip_config()))
         open_clip.add_model_config(path)
-    model = open_clip.create_model(name, pretrained=None)
+    import logging
+
+    root = logging.getLogger()
+    quiet = _NoPretrainedWarning()
+    root.addFilter(quiet)  # open_clip warns "initialized randomly"; our weights are loaded next
+    try:
+        model = open_clip.create_model(name, pretrained=None)
+    finally:
+        root.removeFilter(quiet)
     model.eval()
     return model
+
+
+class _NoPretrainedWarning:
+    def filter(self, record) -> bool:
+        return "No pretrained weights loaded" not in record.getMessage()
 
 
 class ClipBundle:
