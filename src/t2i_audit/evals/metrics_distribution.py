@@ -165,7 +165,9 @@ def kid_subset_indices(n_real: int, n_fake: int, subsets: int, subset_size: int,
     """Per subset: (indices into the reference set, indices into the generated set), each drawn
     without replacement by a seeded numpy Generator."""
     rng = np.random.default_rng(seed)
-    return [(rng.permutation(n_real)[:subset_size], rng.permutation(n_fake)[:subset_size]) for _ in range(subsets)]
+    # .copy(): a slice would keep each whole n-long permutation alive (memory O(subsets·n))
+    return [(rng.permutation(n_real)[:subset_size].copy(), rng.permutation(n_fake)[:subset_size].copy())
+            for _ in range(subsets)]
 
 
 def _feature_table(x, name: str):
