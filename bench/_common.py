@@ -1,5 +1,6 @@
 """Shared pieces of the speed benchmarks: checkpoint resolution, threads, timing, tables.
 
+Import this module before numpy/torch: it sizes the BLAS/OpenMP pools from ``--threads``.
 Timings are taken as both wall time and process CPU time. On a shared machine the CPU time of the
 process (all its threads) is the steadier measure of work done, so ratios are computed from it
 when ``--clock cpu`` (the default on CPU); on CUDA, wall time (with synchronisation) is used.
@@ -9,10 +10,30 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+
+def _early_threads() -> str:
+    """BLAS/OpenMP thread pools read their size when numpy/torch load, so ``--threads`` is applied
+    to them here, before those imports (import this module first). Unlimited BLAS threads on a
+    busy machine spin and can make a 0.1 s eigendecomposition take seconds."""
+    argv = sys.argv[1:]
+    n = "1"
+    for i, a in enumerate(argv):
+        if a == "--threads" and i + 1 < len(argv):
+            n = argv[i + 1]
+        elif a.startswith("--threads="):
+            n = a.split("=", 1)[1]
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, n)
+    return n
+
+
+_early_threads()
 
 DEFAULT_TRAINING_CKPT = Path("/work/ckpt/default")
 

@@ -18,6 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _common  # noqa: E402, F401 - first: sizes the BLAS/OpenMP pools from --threads
+
+# isort: split
 import torch  # noqa: E402
 
 from _common import add_common_args, machine_line, resolve_checkpoint, setup, table, timed  # noqa: E402
