@@ -73,6 +73,44 @@ def test_bad_world_size_env_is_an_input_error(monkeypatch):
         distributed._join()
 
 
+def test_killed_sharded_run_resumes_in_one_process(tmp_path):
+    """Rank journals left by a killed 2-process run are read on resume (by any world size), only the
+    missing images are drawn, the journals are folded into journal.jsonl, and the manifest equals an
+    uninterrupted run's."""
+    from t2i_audit.evals.io import Journal
+    from t2i_audit.evals.runs import SampleConfig, load_run, sample
+    from test_runs import GEN_SOURCE, N_IMAGES, SUITE
+
+    (tmp_path / "gen.py").write_text(GEN_SOURCE)
+    (tmp_path / "s.yaml").write_text(SUITE)
+
+    def cfg(out):
+        return SampleConfig(suite=str(tmp_path / "s.yaml"), out=str(out), generator=f"python:{tmp_path / 'gen.py'}:draw",
+                            batch_size=4, progress=False)
+
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    sample(cfg(ref))
+    sample(cfg(run))
+    # What a 2-process run killed before its merge leaves: rank journals (strided shares), no
+    # journal.jsonl, no manifest, status running, and a few images of each rank not yet drawn.
+    recs = Journal.read(run / "journal.jsonl")
+    for r in range(2):
+        (run / f"journal.rank{r}.jsonl").write_text("".join(json.dumps(x) + "\n" for x in recs[r::2][:-2]))
+    for x in recs[-4:]:
+        (run / x["path"]).unlink()
+    (run / "journal.jsonl").unlink()
+    (run / "manifest.parquet").unlink()
+    meta = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**meta, "status": "running"}))
+
+    r = sample(cfg(run))
+    assert (r.n_generated, r.n_reused) == (4, N_IMAGES - 4)
+    assert not list(run.glob("journal.rank*.jsonl")) and len(Journal.read(run / "journal.jsonl")) == N_IMAGES
+    a, b = (load_run(d)[1].drop(columns=["seconds"]) for d in (ref, run))
+    pd.testing.assert_frame_equal(a, b)
+    assert _digest(ref) == _digest(run)
+
+
 # ------------------------------------------------------------------------------------ acceptance 1
 def _free_port() -> int:
     with socket.socket() as s:
