@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import torch
-from tqdm import tqdm
 
 from ..world.bias import BiasSpec
 from .autoencoder import Autoencoder, to_pixels
 from .configs import AutoencoderConfig
-from .training import EMA, Stage, world_batch
+from .training import run_stage, world_batch
 from .weights import save_safetensors
 
 
@@ -36,30 +35,17 @@ def train_autoencoder(out, *, cfg: AutoencoderConfig | None = None, steps: int =
     spec = spec or BiasSpec.load()
     cfg = cfg or AutoencoderConfig()
     torch.manual_seed(seed)
-    model = Autoencoder(cfg).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    ema = EMA(model, 0.995)
-    stage = Stage(out, "autoencoder")
-    start = stage.resume(model, ema, opt)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 100) * max(0.05, 1 - s / steps))
-    for _ in range(start):
-        sched.step()
-    bar = tqdm(range(start, steps), initial=start, total=steps, desc="autoencoder", disable=not progress)
-    for step in bar:
+    model = Autoencoder(cfg)
+
+    def step_fn(step: int):
         imgs, _, _ = world_batch(data_seed, step * batch, batch, spec, cfg.image_size)
-        torch.manual_seed(seed * 1_000_003 + step)
+        torch.manual_seed(seed * 1_000_003 + step)  # the latent noise of this step
         loss, parts = model.loss(to_pixels(imgs))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        ema.update(model, step)
-        bar.set_postfix(l1=f"{parts['l1']:.4f}")
-        if step % 10 == 0:
-            stage.log(step, loss=loss.item(), **parts)
-        if (step + 1) % save_every == 0 or step + 1 == steps:
-            stage.save(model, ema, opt, step + 1)
+        return loss, parts
+
+    ema = run_stage("autoencoder", out, model, step_fn, steps=steps, lr=lr, ema_decay=0.995,
+                    save_every=save_every, progress=progress)
     final = ema.model.eval()
     calibrate_scaling(final, spec)
-    save_autoencoder(final, stage.dir / "autoencoder")
+    save_autoencoder(final, f"{out}/autoencoder")
     return final
