@@ -42,7 +42,8 @@ def run_header(res: RunResults) -> list[tuple[str, str]]:
         ("suite", f"{suite.get('name', '?')} v{suite.get('version', '?')} (hash {suite.get('hash', '?')})"),
         ("generator", f"{gen.get('id', '?')} ({gen.get('kind', '?')}, config {gen.get('config_hash', '?')})"),
         ("params", ", ".join(f"{k}={v}" for k, v in (run.get("params") or {}).items()) or "–"),
-        ("prompts × images", f"{n_prompts} prompts, {images} images, {run.get('images_per_prompt', '?')} per prompt"),
+        ("prompts × images", f"{n_prompts} prompts, {images} images, "
+                              f"{run.get('images_per_prompt') or 'the suite default number of images'} per prompt"),
         ("created", str(run.get("created", "–"))),
     ]
 
