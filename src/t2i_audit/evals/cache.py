@@ -73,16 +73,33 @@ class EmbeddingCache:
         if self._con is None:
             try:
                 self.directory.mkdir(parents=True, exist_ok=True)
-                con = sqlite3.connect(self.directory / DB_NAME, timeout=60.0, isolation_level=None)
-                con.execute("PRAGMA journal_mode=WAL")
-                con.execute("PRAGMA synchronous=NORMAL")
-                con.execute("CREATE TABLE IF NOT EXISTS emb (extractor TEXT NOT NULL, key TEXT NOT NULL, "
-                            "dim INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (extractor, key))")
+                con = self._open_with_retry()
             except (OSError, sqlite3.Error) as e:
                 raise InputError(f"embedding cache {self.directory}: cannot open ({e}); set --cache-dir or "
                                  f"${ENV_VAR} to a writable folder, or pass --no-cache") from e
             self._con = con
         return self._con
+
+    def _open_with_retry(self, attempts: int = 200) -> sqlite3.Connection:
+        """Open the database. Switching a new database to WAL takes an exclusive lock that SQLite's
+        busy timeout does not cover, so processes opening the same new cache at once (sharded
+        runs) retry briefly instead of failing with "database is locked"."""
+        import time
+
+        for i in range(attempts):
+            con = sqlite3.connect(self.directory / DB_NAME, timeout=60.0, isolation_level=None)
+            try:
+                con.execute("PRAGMA journal_mode=WAL")
+                con.execute("PRAGMA synchronous=NORMAL")
+                con.execute("CREATE TABLE IF NOT EXISTS emb (extractor TEXT NOT NULL, key TEXT NOT NULL, "
+                            "dim INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (extractor, key))")
+                return con
+            except sqlite3.OperationalError as e:
+                con.close()
+                if "locked" not in str(e) or i == attempts - 1:
+                    raise
+                time.sleep(0.05)
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         if self._con is not None:
