@@ -225,7 +225,24 @@ def _join() -> Dist:
         local = _env_int("LOCAL_RANK", default=rank)
     backend = td.get_backend() if td.is_initialized() else None
     group = None if backend == "gloo" else td.new_group(backend="gloo")
+    import atexit
+
+    atexit.register(_shutdown)
     return Dist(rank, world, local, launcher, backend, group)
+
+
+def _shutdown() -> None:
+    """Leave the process group before the interpreter exits: letting gloo's threads die with the
+    interpreter can abort a process that finished its work ("terminate called without an active
+    exception"), which turns a successful sharded run into a failed exit code."""
+    try:
+        import torch.distributed as td
+
+        if td.is_initialized():
+            td.barrier()
+            td.destroy_process_group()
+    except Exception:  # noqa: BLE001 - best effort at exit; the work is already written
+        pass
 
 
 def current() -> Dist:
