@@ -43,20 +43,8 @@ class EMA:
 def world_batch(seed: int, start: int, n: int, spec: BiasSpec, size: int = 32,
                 kind_weights: dict | None = None, person_modes: dict | None = None):
     """Scenes ``start..start+n-1`` of stream ``seed``: uint8 images (N,3,S,S), captions, scenes."""
-    from ..world import scene as scene_mod
-
-    scenes = []
-    for i in range(start, start + n):
-        rng = scene_rng(seed, i)
-        if person_modes:
-            old = scene_mod.PERSON_CAPTION_MODES
-            scene_mod.PERSON_CAPTION_MODES = person_modes
-            try:
-                scenes.append(sample_scene(rng, spec, kind_weights))
-            finally:
-                scene_mod.PERSON_CAPTION_MODES = old
-        else:
-            scenes.append(sample_scene(rng, spec, kind_weights))
+    scenes = [sample_scene(scene_rng(seed, i), spec, kind_weights, person_modes=person_modes)
+              for i in range(start, start + n)]
     imgs = np.stack([np.asarray(render(s, size)) for s in scenes])
     return torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous(), [caption(s) for s in scenes], scenes
 

@@ -151,11 +151,12 @@ def sample_multi(rng: random.Random, background: int) -> Scene:
 
 
 def sample_person(rng: random.Random, background: int, spec, profession: str | None = None,
-                  mode: str | None = None) -> Scene:
+                  mode: str | None = None, modes: dict[str, float] | None = None) -> Scene:
     """A person pictogram. Attributes the caption states are drawn uniformly; attributes it leaves
-    unsaid are drawn from the bias spec, P(presentation, skin | profession, what was said)."""
+    unsaid are drawn from the bias spec, P(presentation, skin | profession, what was said).
+    ``modes`` weights what the caption states (default PERSON_CAPTION_MODES)."""
     profession = profession or rng.choice(PROFESSIONS)
-    mode = mode or _pick(rng, PERSON_CAPTION_MODES)
+    mode = mode or _pick(rng, modes or PERSON_CAPTION_MODES)
     said = {"neutral": (), "presentation": ("presentation",), "skin": ("skin",),
             "both": ("presentation", "skin")}[mode]
     presentation = rng.choice(PRESENTATIONS) if "presentation" in said else None
@@ -180,8 +181,9 @@ def sample_background(rng: random.Random) -> int:
 
 
 def sample_scene(rng: random.Random, spec, kind_weights: dict[str, float] | None = None,
-                 kind: str | None = None, **kwargs) -> Scene:
-    """Draw one scene. ``kind`` forces a scene kind; extra kwargs go to that kind's sampler."""
+                 kind: str | None = None, person_modes: dict[str, float] | None = None, **kwargs) -> Scene:
+    """Draw one scene. ``kind`` forces a scene kind; extra kwargs go to that kind's sampler;
+    ``person_modes`` weights what person captions state."""
     kind = kind or _pick(rng, kind_weights or DEFAULT_KIND_WEIGHTS)
     if kind not in SCENE_KINDS:
         raise ValueError(f"unknown scene kind {kind!r}; expected one of {', '.join(SCENE_KINDS)}")
@@ -194,7 +196,7 @@ def sample_scene(rng: random.Random, spec, kind_weights: dict[str, float] | None
         return sample_count(rng, bg, **kwargs)
     if kind == "multi":
         return sample_multi(rng, bg)
-    return sample_person(rng, bg, spec, **kwargs)
+    return sample_person(rng, bg, spec, modes=person_modes, **kwargs)
 
 
 def scene_rng(seed: int, index: int) -> random.Random:
