@@ -8,7 +8,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, did_you_mean
 
 
 class _JsonConfig:
@@ -23,12 +23,8 @@ class _JsonConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
-            import difflib
-
-            hint = difflib.get_close_matches(unknown[0], names, n=1)
             raise InputError(f"{source}: unknown key {unknown[0]!r} for {cls.__name__}"
-                             + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                             + f"; valid keys: {', '.join(sorted(names))}")
+                             f"{did_you_mean(unknown[0], names)}; valid keys: {', '.join(sorted(names))}")
         return cls(**d)
 
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import InputError
+from ..errors import InputError, did_you_mean
 from .configs import AutoencoderConfig, ClipConfig, DiTConfig, PriorConfig, _JsonConfig
 
 STAGES = ("clip", "autoencoder", "prior", "decoder")
@@ -59,8 +59,5 @@ def get_preset(name_or_path: str) -> Preset:
         return PRESETS[name_or_path]()
     if Path(name_or_path).is_file():
         return Preset.load(name_or_path)
-    import difflib
-
-    hint = difflib.get_close_matches(name_or_path, PRESETS, n=1)
-    raise InputError(f"unknown preset {name_or_path!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                     + f"; choose {', '.join(PRESETS)} or a preset JSON file")
+    raise InputError(f"unknown preset {name_or_path!r}{did_you_mean(name_or_path, PRESETS)}; "
+                     f"choose {', '.join(PRESETS)} or a preset JSON file")

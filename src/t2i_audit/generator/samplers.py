@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, did_you_mean
 from .configs import SchedulerConfig
 
 SAMPLERS = ("ddpm", "ddim", "dpm++")
@@ -31,11 +31,8 @@ def make_scheduler(name: str, cfg: SchedulerConfig):
     if name in ("dpm++", "dpmpp", "dpm-solver++"):
         return DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2,
                                            timestep_spacing="trailing", final_sigmas_type="zero")
-    import difflib
-
-    hint = difflib.get_close_matches(name, SAMPLERS, n=1)
-    raise InputError(f"unknown sampler {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                     + f"; choose one of {', '.join(SAMPLERS)}")
+    raise InputError(f"unknown sampler {name!r}{did_you_mean(name, SAMPLERS)}; "
+                     f"choose one of {', '.join(SAMPLERS)}")
 
 
 def initial_noise(shape: tuple[int, ...], generators: list[torch.Generator]) -> torch.Tensor:

@@ -8,7 +8,6 @@ hash of its normalised form (formatting and key order do not change the hash).
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import random
@@ -19,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import InputError
+from ..errors import did_you_mean as _suggest
 from .vocab import PRESENTATIONS, PROFESSIONS, SKINS
 
 TOLERANCE = 1e-6
@@ -28,9 +28,12 @@ class BiasSpecError(InputError):
     """A bias spec is malformed. The message names the file, the key and the fix."""
 
 
-def _suggest(name: str, valid) -> str:
-    close = difflib.get_close_matches(str(name), list(valid), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+def _prob(where: str, v) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+        raise BiasSpecError(f"{where}: probability must be a number, got {v!r}")
+    if v < 0 or v > 1:
+        raise BiasSpecError(f"{where}: probability {v} is outside [0, 1]")
+    return float(v)
 
 
 def _check_dist(where: str, dist, classes) -> dict[str, float]:
@@ -41,11 +44,7 @@ def _check_dist(where: str, dist, classes) -> dict[str, float]:
         if k not in classes:
             raise BiasSpecError(f"{where}: unknown class {k!r}{_suggest(k, classes)}; "
                                 f"valid: {', '.join(classes)}")
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
-            raise BiasSpecError(f"{where}.{k}: probability must be a number, got {v!r}")
-        if v < 0 or v > 1:
-            raise BiasSpecError(f"{where}.{k}: probability {v} is outside [0, 1]")
-        out[k] = float(v)
+        out[k] = _prob(f"{where}.{k}", v)
     missing = [c for c in classes if c not in out]
     if missing:
         raise BiasSpecError(f"{where}: missing {', '.join(missing)} (give every class, 0 if never)")
@@ -106,9 +105,7 @@ class BiasSpec:
                         if skin not in SKINS:
                             raise BiasSpecError(f"{where}.joint.{pres}: unknown skin {skin!r}"
                                                 f"{_suggest(skin, SKINS)}")
-                        if isinstance(p, bool) or not isinstance(p, (int, float)) or p != p or p < 0:
-                            raise BiasSpecError(f"{where}.joint.{pres}.{skin}: bad probability {p!r}")
-                        cells[(pres, skin)] = float(p)
+                        cells[(pres, skin)] = _prob(f"{where}.joint.{pres}.{skin}", p)
                 for pres in PRESENTATIONS:
                     for skin in SKINS:
                         cells.setdefault((pres, skin), 0.0)
