@@ -37,16 +37,16 @@ def random_checkpoint(d: Path) -> Path:
     from t2i_audit.generator.autoencoder import Autoencoder
     from t2i_audit.generator.clip import load_clip
     from t2i_audit.generator.configs import SamplerParams, SchedulerConfig
-    from t2i_audit.generator.dit import DiT
     from t2i_audit.generator.pipeline import Pipeline
     from t2i_audit.generator.presets import get_preset
     from t2i_audit.generator.prior import Prior
+    from t2i_audit.generator.unet import build_decoder
 
     preset = get_preset("tiny")
     clip = load_clip(_random_clip(d / "_clip"))
     torch.manual_seed(1)
     prior = Prior(preset.prior_config())
-    decoder = DiT(preset.decoder_config(), clip.config.context_length)
+    decoder = build_decoder(preset.decoder_config(), clip.config.context_length)
     for p in decoder.parameters():  # break zero-initialised output layers, so images depend on weights
         p.data.add_(torch.randn_like(p) * 0.02)
     ae = Autoencoder(preset.autoencoder_config())

@@ -167,3 +167,49 @@ def test_tokenizer_truncates_explicitly():
     assert ids.shape == (1, 8) and int(ids[0, -1]) == tok.eot
     assert tok.truncated == 1
     assert "truncated to 8 tokens" in tok.methodology()
+
+
+def test_decoder_configs_dispatch_on_architecture_and_round_trip():
+    from t2i_audit.generator.unet import UNetConfig, decoder_config_from_dict
+
+    u = UNetConfig(block_out_channels=(16, 32), norm_num_groups=8)
+    assert decoder_config_from_dict(json.loads(u.to_json())) == u
+    # checkpoints written before the key existed hold DiT configs without "architecture"
+    old = DiTConfig(width=32).to_dict()
+    old.pop("architecture")
+    assert isinstance(decoder_config_from_dict(old), DiTConfig)
+    with pytest.raises(InputError, match="did you mean 'unet'"):
+        decoder_config_from_dict({"architecture": "unte"})
+
+
+def test_a_dit_decoder_checkpoint_still_saves_and_loads(pipe, tmp_path):
+    from t2i_audit.generator.dit import DiT
+
+    c = pipe.clip.config
+    torch.manual_seed(0)
+    dit = DiT(DiTConfig(width=32, layers=1, heads=2, cond_dim=c.embed_dim, text_dim=c.text_width, cond_tokens=1),
+              c.context_length)
+    for p in dit.parameters():
+        p.data.add_(torch.randn_like(p) * 0.02)
+    p2 = Pipeline(pipe.clip, pipe.prior, dit, pipe.autoencoder, pipe.prior_scheduler, pipe.decoder_scheduler,
+                  pipe.defaults, pipe.index)
+    p2.save(tmp_path / "dit")
+    back = Pipeline.load(tmp_path / "dit")
+    assert isinstance(back.decoder, DiT)
+    a = p2(["a red circle"], [3], **FAST).images[0]
+    b = back(["a red circle"], [3], **FAST).images[0]
+    assert np.array_equal(arr(a), arr(b))
+
+
+def test_object_mask_covers_exactly_the_drawn_object():
+    from t2i_audit.generator.train_decoder import object_mask
+    from t2i_audit.generator.training import world_batch
+    from t2i_audit.world.bias import BiasSpec
+
+    imgs, _, scenes = world_batch(7, 0, 6, BiasSpec.load(), 32, {"single": 1.0})
+    m = object_mask(imgs, [s.background for s in scenes], 32)
+    for img, s, mk in zip(imgs, scenes, m):
+        differs = (img.int() - s.background).abs().amax(0) > 12
+        assert torch.equal(mk[0].bool(), differs)
+        assert 0.01 < mk.mean() < 0.3  # one shape covers a small part of the canvas
+    assert object_mask(imgs, [s.background for s in scenes], 16).shape == (6, 1, 16, 16)

@@ -83,6 +83,7 @@ class AutoencoderConfig(_JsonConfig):
 class DiTConfig(_JsonConfig):
     """A DiT-style transformer denoiser over latent patches, conditioned in context."""
 
+    architecture: str = "dit"
     in_channels: int = 4
     input_size: int = 16
     patch_size: int = 2

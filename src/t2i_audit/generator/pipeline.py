@@ -22,10 +22,10 @@ from .. import __version__
 from ..errors import InputError
 from .autoencoder import Autoencoder, to_uint8
 from .clip import ClipBundle, bundled_dir, load_clip, text_states
-from .configs import AutoencoderConfig, DiTConfig, PriorConfig, SamplerParams, SchedulerConfig
-from .dit import DiT
+from .configs import AutoencoderConfig, PriorConfig, SamplerParams, SchedulerConfig
 from .prior import Prior
 from .samplers import guided, initial_noise, make_scheduler, sample
+from .unet import build_decoder, load_decoder_config
 from .weights import load_safetensors_into, save_safetensors
 
 CHECKPOINT_FORMAT = "t2i-audit-checkpoint/1"
@@ -45,7 +45,7 @@ def candidate_seed(seed: int, j: int) -> int:
 
 
 class Pipeline:
-    def __init__(self, clip: ClipBundle, prior: Prior, decoder: DiT, autoencoder: Autoencoder,
+    def __init__(self, clip: ClipBundle, prior: Prior, decoder: torch.nn.Module, autoencoder: Autoencoder,
                  prior_scheduler: SchedulerConfig, decoder_scheduler: SchedulerConfig,
                  defaults: SamplerParams | None = None, index: dict | None = None):
         self.clip, self.prior, self.decoder, self.autoencoder = clip, prior, decoder, autoencoder
@@ -214,7 +214,7 @@ class Pipeline:
         clip = load_clip(d / "clip")
         prior = Prior(PriorConfig.load(d / "prior" / "config.json"))
         load_safetensors_into(prior, d / "prior" / "model.safetensors")
-        decoder = DiT(DiTConfig.load(d / "decoder" / "config.json"), clip.config.context_length)
+        decoder = build_decoder(load_decoder_config(d / "decoder" / "config.json"), clip.config.context_length)
         load_safetensors_into(decoder, d / "decoder" / "model.safetensors")
         ae = Autoencoder(AutoencoderConfig.load(d / "autoencoder" / "config.json"))
         load_safetensors_into(ae, d / "autoencoder" / "model.safetensors")

@@ -50,6 +50,8 @@ def train_all(out: str | Path, preset: Preset, *, spec: BiasSpec | None = None,
             log(f"{stage}: done ({steps} steps), skipping")
             continue
         common = dict(steps=steps, batch=batch, spec=spec, save_every=preset.save_every, progress=progress)
+        if stage in preset.lr:
+            common["lr"] = preset.lr[stage]
         if stage == "clip":
             train_clip(out, cfg=preset.clip_config(), **common)
         elif stage == "autoencoder":
@@ -58,7 +60,7 @@ def train_all(out: str | Path, preset: Preset, *, spec: BiasSpec | None = None,
             train_prior(out, load_clip(out / "clip"), cfg=preset.prior_config(), **common)
         elif stage == "decoder":
             train_decoder(out, load_clip(out / "clip"), load_autoencoder(out / "autoencoder"),
-                          cfg=preset.decoder_config(), **common)
+                          cfg=preset.decoder_config(), object_weight=preset.object_weight, **common)
     if all((out / s / "model.safetensors").is_file() for s in STAGES):
         assemble(out, preset, spec)
     return out

@@ -1,6 +1,7 @@
-"""Stage 4: train the latent DiT decoder conditioned on the CLIP image embedding of the training
-image and on the caption's text states (frozen CLIP, frozen autoencoder); v-prediction, cosine
-schedule, EMA, conditioning dropout for classifier-free guidance."""
+"""Stage 4: train the latent decoder (a UNet by default, or a DiT) conditioned on the CLIP image
+embedding of the training image and on the caption's text states (frozen CLIP, frozen
+autoencoder); v-prediction, cosine schedule, EMA, conditioning dropout for classifier-free
+guidance, and a loss that weighs object pixels above the plain background."""
 
 from __future__ import annotations
 
@@ -10,31 +11,40 @@ import torch.nn.functional as F
 from ..world.bias import BiasSpec
 from .autoencoder import Autoencoder, to_pixels
 from .clip import ClipBundle
-from .configs import DiTConfig, SchedulerConfig
-from .dit import DiT
+from .configs import SchedulerConfig
 from .train_prior import clip_targets, save_component
 from .training import run_stage, world_batch
+from .unet import UNetConfig, build_decoder
 
 DECODER_SCHEDULER = SchedulerConfig(prediction_type="v_prediction")
 
 
-def train_decoder(out, clip: ClipBundle, autoencoder: Autoencoder, *, cfg: DiTConfig | None = None,
+def object_mask(imgs: torch.Tensor, backgrounds: list[int], latent_size: int, threshold: int = 12) -> torch.Tensor:
+    """(B,1,h,w) float mask of latent pixels whose image footprint holds any non-background pixel
+    (PictoWorld backgrounds are one flat grey, so this is exact on training renders)."""
+    bg = torch.tensor(backgrounds, dtype=torch.int16)[:, None, None, None]
+    fg = ((imgs.to(torch.int16) - bg).abs().amax(dim=1, keepdim=True) > threshold).float()
+    return F.adaptive_max_pool2d(fg, latent_size)
+
+
+def train_decoder(out, clip: ClipBundle, autoencoder: Autoencoder, *, cfg=None,
                   steps: int = 3000, batch: int = 64, lr: float = 4e-4, seed: int = 4,
                   spec: BiasSpec | None = None, drop_both: float = 0.1, drop_one: float = 0.05,
-                  save_every: int = 200, progress: bool = True, data_seed: int = 404) -> DiT:
+                  object_weight: float = 0.0, save_every: int = 200, progress: bool = True,
+                  data_seed: int = 404) -> torch.nn.Module:
     from diffusers import DDPMScheduler
 
     spec = spec or BiasSpec.load()
     ae = autoencoder.eval()
-    cfg = cfg or DiTConfig(in_channels=ae.config.latent_channels, input_size=ae.latent_size,
-                           cond_dim=clip.config.embed_dim, text_dim=clip.config.text_width)
+    cfg = cfg or UNetConfig(in_channels=ae.config.latent_channels, input_size=ae.latent_size,
+                            cond_dim=clip.config.embed_dim, text_dim=clip.config.text_width)
     torch.manual_seed(seed)
-    model = DiT(cfg, clip.config.context_length)
+    model = build_decoder(cfg, clip.config.context_length)
     noise_sched = DDPMScheduler(**DECODER_SCHEDULER.to_dict())
     clip.model.eval()
 
     def step_fn(step: int):
-        imgs, caps, _ = world_batch(data_seed, step * batch, batch, spec, ae.config.image_size)
+        imgs, caps, scenes = world_batch(data_seed, step * batch, batch, spec, ae.config.image_size)
         states, _, valid, img = clip_targets(clip, imgs, caps)
         with torch.no_grad():
             x0 = ae.encode(to_pixels(imgs))
@@ -45,8 +55,12 @@ def train_decoder(out, clip: ClipBundle, autoencoder: Autoencoder, *, cfg: DiTCo
         drop_img = (r < drop_both) | ((r >= drop_both) & (r < drop_both + drop_one))
         drop_txt = (r < drop_both) | ((r >= drop_both + drop_one) & (r < drop_both + 2 * drop_one))
         pred = model(noise_sched.add_noise(x0, noise, t), t, img, states, valid, drop_img, drop_txt)
-        loss = F.mse_loss(pred, noise_sched.get_velocity(x0, noise, t))
-        return loss, {}
+        err = (pred - noise_sched.get_velocity(x0, noise, t)).pow(2)
+        if object_weight:
+            w = 1.0 + object_weight * object_mask(imgs, [s.background for s in scenes], x0.shape[-1])
+            loss = (err * w).mean() / w.mean()
+            return loss, {"mse": err.mean().item()}
+        return err.mean(), {}
 
     def on_save(ema_model, step):
         save_component(ema_model, f"{out}/decoder", DECODER_SCHEDULER)
