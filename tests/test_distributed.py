@@ -1,11 +1,13 @@
-"""Sharded runs: shard assignment, single-process collectives, launcher detection, and (slow) an
-`accelerate launch` of sample + score on 2 CPU processes against a single-process run."""
+"""Sharded runs: shard assignment, single-process collectives, launcher detection, and (slow)
+`accelerate launch --cpu --num_processes 2` (mpirun underneath) of sample + score, and
+`accelerate launch --multi_gpu` (torchrun underneath) of sample, against a single-process run."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -18,7 +20,7 @@ from click.testing import CliRunner
 
 from t2i_audit.errors import InputError
 from t2i_audit.evals import distributed
-from t2i_audit.evals.distributed import Dist, shard_indices, unsharded_launch_warning
+from t2i_audit.evals.distributed import Dist, launch_env, shard_indices, unsharded_launch_warning
 
 
 @pytest.mark.parametrize("n", [0, 1, 5, 16, 37])
@@ -47,12 +49,31 @@ def test_single_process_collectives_are_the_identity():
         d.agree(lambda: (_ for _ in ()).throw(ValueError("boom")))
 
 
-def test_accelerate_cpu_single_process_launch_is_detected():
+def test_accelerate_cpu_single_process_launch_is_detected(monkeypatch):
     asked = {"ACCELERATE_USE_CPU": "True", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
     msg = unsharded_launch_warning(asked)
-    assert msg and "--multi_gpu --num_processes N" in msg and "torchrun" in msg
+    assert msg and "--mpirun_hostfile" in msg and "localhost:N" in msg and "torchrun" in msg
     assert unsharded_launch_warning({**asked, "WORLD_SIZE": "2"}) is None
+    assert unsharded_launch_warning({**asked, "PMI_SIZE": "2"}) is None  # mpirun started the ranks
     assert unsharded_launch_warning({"ACCELERATE_USE_CPU": "True"}) is None  # --num_processes 1
+    monkeypatch.setenv("PATH", "")  # no mpirun: the warning says how to get one
+    assert "apt-get install mpich" in unsharded_launch_warning(asked)
+
+
+def test_launch_env_maps_mpirun_variables_to_torch_names():
+    mpich = {"PMI_SIZE": "2", "PMI_RANK": "1", "MPI_LOCALRANKID": "1", "MPI_LOCALNRANKS": "2",
+             "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29600"}
+    assert launch_env(mpich) == {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"}
+    ompi = {"OMPI_COMM_WORLD_SIZE": "3", "OMPI_COMM_WORLD_RANK": "0", "OMPI_COMM_WORLD_LOCAL_RANK": "0",
+            "OMPI_COMM_WORLD_LOCAL_SIZE": "3"}
+    assert launch_env(ompi) == {"RANK": "0", "WORLD_SIZE": "3", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "3",
+                                "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+    assert launch_env({**mpich, "WORLD_SIZE": "2", "RANK": "1"}) == {}  # torchrun's names win
+    assert launch_env({}) == {}
+    with pytest.raises(InputError, match="rank 2"):
+        launch_env({**mpich, "PMI_RANK": "2"})
+    with pytest.raises(InputError, match="MASTER_ADDR"):  # two machines need rank 0's address
+        launch_env({**ompi, "OMPI_COMM_WORLD_LOCAL_SIZE": "1"})
 
 
 def test_device_settings_cpu_and_threads(monkeypatch):
@@ -70,6 +91,11 @@ def test_device_settings_cpu_and_threads(monkeypatch):
 def test_bad_world_size_env_is_an_input_error(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "two")
     with pytest.raises(InputError, match="WORLD_SIZE"):
+        distributed._join()
+    monkeypatch.delenv("WORLD_SIZE")
+    monkeypatch.setenv("PMI_SIZE", "2")
+    monkeypatch.setenv("PMI_RANK", "x")
+    with pytest.raises(InputError, match="PMI_RANK"):
         distributed._join()
 
 
@@ -122,46 +148,79 @@ def _digest(run: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((run / "images").iterdir())}
 
 
-@pytest.mark.slow
-def test_accelerate_two_processes_equal_one_process(tmp_path):
-    """`accelerate launch` of sample and score on 2 CPU processes: byte-identical images, the same
-    manifest rows and items, aggregates equal to 1e-9, against a single process."""
+def _accelerate(*flags: str) -> list[str]:
+    return [sys.executable, "-m", "accelerate.commands.launch", *flags, "--num_machines", "1",
+            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
+            "-m", "t2i_audit"]
+
+
+def _launch(cmd: list[str], **extra: str) -> subprocess.CompletedProcess:
+    # Open MPI refuses to start as root without these (MPICH ignores them).
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", "OMPI_ALLOW_RUN_AS_ROOT": "1",
+           "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", **extra}
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-4000:]
+    return p
+
+
+SCORE_ARGS = ["--metrics", "clip_score,skills,fd,kid", "--reference", "world", "--reference-n", "12",
+              "--reps", "50", "--dist-reps", "4", "--kid-subsets", "6", "--kid-subset-size", "5",
+              "--threads", "1", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory):
+    """A tiny-preset checkpoint, and `sample` + `score` of 10 images in this one process."""
     from t2i_audit.cli import main
     from t2i_audit.generator.presets import get_preset
     from t2i_audit.generator.train import train_all
 
-    ckpt = tmp_path / "ckpt"
+    tmp = tmp_path_factory.mktemp("one_process")
+    ckpt = tmp / "ckpt"
     train_all(ckpt, get_preset("tiny"), progress=False, log=lambda *a: None)
     sample_args = ["sample", "--suite", "pictoworld-skills", "--limit", "5", "--images-per-prompt", "2",
                    "--generator", f"checkpoint:{ckpt}", "--param", "steps=2", "--param", "prior_steps=2",
                    "--param", "micro_batch=4", "--batch-size", "3", "--threads", "1", "--no-progress"]
-    score_args = ["--metrics", "clip_score,skills,fd,kid", "--reference", "world", "--reference-n", "12",
-                  "--features", f"bundled-clip:{ckpt}", "--clip", f"bundled-clip:{ckpt}", "--reps", "50",
-                  "--dist-reps", "4", "--kid-subsets", "6", "--kid-subset-size", "5", "--threads", "1",
-                  "--no-progress"]
-    one, two = tmp_path / "one", tmp_path / "two"
-    runner = CliRunner()
-    for args in (sample_args + ["--out", str(one)],
-                 ["score", str(one), *score_args, "--cache-dir", str(tmp_path / "cache1")]):
-        r = runner.invoke(main, args, catch_exceptions=False)
+    score_args = [*SCORE_ARGS, "--features", f"bundled-clip:{ckpt}", "--clip", f"bundled-clip:{ckpt}"]
+    run = tmp / "one"
+    for args in (sample_args + ["--out", str(run)], ["score", str(run), *score_args, "--cache-dir", str(tmp / "cache")]):
+        r = CliRunner().invoke(main, args, catch_exceptions=False)
         assert r.exit_code == 0, r.output
+    return run, sample_args, score_args
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "T2I_AUDIT_DEVICE": "cpu", "PYTHONWARNINGS": "ignore"}
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-              "--main_process_port", str(_free_port()), "-m", "t2i_audit"]
-    for args in (sample_args + ["--out", str(two)],
-                 ["score", str(two), *score_args, "--cache-dir", str(tmp_path / "cache2")]):
-        p = subprocess.run(launch + args, env=env, capture_output=True, text=True, timeout=900)
-        assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-4000:]
-    assert "rank 0 of 2" in p.stdout or json.loads((two / "scores" / "results.json").read_text())["processes"] == 2
+
+def _same_sample(one: Path, two: Path) -> None:
+    """The same bytes, the same manifest rows (timings aside) in the same order, merged by rank 0."""
     assert json.loads((two / "run.json").read_text())["processes"] == 2
     assert not list(two.glob("journal.rank*.jsonl"))  # folded into journal.jsonl by rank 0
-
-    # the same bytes, the same manifest rows (timings aside) in the same order
     assert _digest(one) == _digest(two) and len(_digest(one)) == 10
     m1, m2 = (pd.read_parquet(d / "manifest.parquet").drop(columns=["seconds"]) for d in (one, two))
     pd.testing.assert_frame_equal(m1, m2)
+
+
+@pytest.mark.slow
+def test_accelerate_cpu_two_processes_equal_one_process(one_process, tmp_path, monkeypatch):
+    """Acceptance 1: `accelerate launch --cpu --num_processes 2` of sample and score (Accelerate's CPU
+    launcher, which runs mpirun; gloo): byte-identical images, the same manifest rows and items, and
+    aggregates equal to 1e-9, against a single process."""
+    if not (shutil.which("mpirun") or shutil.which("mpiexec")):
+        pytest.fail("mpirun is not installed: `accelerate launch --cpu --num_processes 2` starts its 2 "
+                    "processes only through mpirun. Install it (Debian/Ubuntu: apt-get install mpich; "
+                    ".ci/run does) and run again")
+    one, sample_args, score_args = one_process
+    hostfile = tmp_path / "hostfile"
+    mpich = b"Open MPI" not in subprocess.run(["mpirun", "--version"], capture_output=True).stdout
+    hostfile.write_text("localhost:2\n" if mpich else "localhost slots=2\n")
+    launch = _accelerate("--cpu", "--num_processes", "2", "--mpirun_hostfile", str(hostfile))
+    two = tmp_path / "two"
+    monkeypatch.delenv("T2I_AUDIT_DEVICE", raising=False)  # --cpu alone must keep the ranks on the CPU
+    p = _launch(launch + sample_args + ["--out", str(two)])
+    assert "rank 0 of 2 (accelerate+mpirun, gloo)" in p.stdout, p.stdout + p.stderr[-2000:]
+    _launch(launch + ["score", str(two), *score_args, "--cache-dir", str(tmp_path / "cache")])
+    _same_sample(one, two)
+    meta = json.loads((two / "run.json").read_text())
+    assert (meta["device"], meta["dtype"]) == ("cpu", "float32")
+
     i1, i2 = (pd.read_parquet(d / "scores" / "items.parquet") for d in (one, two))
     pd.testing.assert_frame_equal(i1, i2, check_exact=False, rtol=1e-9, atol=1e-12)
     a1, a2 = (pd.read_parquet(d / "scores" / "aggregates.parquet") for d in (one, two))
@@ -169,5 +228,18 @@ def test_accelerate_two_processes_equal_one_process(tmp_path):
     for col in ("value", "ci_low", "ci_high"):
         np.testing.assert_allclose(a2[col].to_numpy(), a1[col].to_numpy(), rtol=1e-9, atol=1e-12)
     assert {"fd", "kid", "clip_score", "skills"} <= set(a1.metric)
-    c2 = json.loads((two / "scores" / "results.json").read_text())["cache"]
-    assert c2["misses"] > 0 and c2["hits"] == 0  # each image embedded once, across both ranks
+    res = json.loads((two / "scores" / "results.json").read_text())
+    assert res["processes"] == 2
+    assert res["cache"]["misses"] > 0 and res["cache"]["hits"] == 0  # each image embedded once, across both ranks
+
+
+@pytest.mark.slow
+def test_accelerate_multi_gpu_launcher_on_cpu_equal_one_process(one_process, tmp_path):
+    """Accelerate's other launcher (torchrun underneath, no MPI needed) sharding `sample` on the CPU:
+    the same images and manifest as one process."""
+    one, sample_args, _ = one_process
+    two = tmp_path / "two"
+    p = _launch(_accelerate("--multi_gpu", "--num_processes", "2") + sample_args + ["--out", str(two)],
+                T2I_AUDIT_DEVICE="cpu")
+    assert "rank 0 of 2 (accelerate, gloo)" in p.stdout, p.stdout + p.stderr[-2000:]
+    _same_sample(one, two)

@@ -1,12 +1,21 @@
 """Sharded runs across processes: rank and world size, shard assignment, collectives, devices.
 
-t2i-audit does not launch processes itself: Hugging Face Accelerate (``accelerate launch -m
-t2i_audit ...``) or torchrun (``torchrun --nproc_per_node N -m t2i_audit ...``) does, and sets
-``WORLD_SIZE``/``RANK``/``LOCAL_RANK``. :func:`current` reads them once per process; with a world
-size above one it joins the process group through accelerate's ``PartialState`` (gloo on CPU, NCCL
-on CUDA), or through ``torch.distributed`` when accelerate is not installed. Without a launcher the
-world size is one and every collective below is the identity, so single-process runs take exactly
-the same code path.
+t2i-audit does not launch processes itself; a launcher does, and says where each process stands
+through environment variables:
+
+- torchrun, and ``accelerate launch --multi_gpu`` (torchrun underneath): ``WORLD_SIZE``/``RANK``/
+  ``LOCAL_RANK``;
+- ``accelerate launch --cpu --num_processes N --mpirun_hostfile FILE``: Accelerate's CPU launcher
+  runs ``mpirun``, which sets MPI's variables (``PMI_SIZE``/``PMI_RANK``/``MPI_LOCALRANKID`` for
+  MPICH and Intel MPI, ``OMPI_COMM_WORLD_*`` for Open MPI, ``MV2_COMM_WORLD_*`` for MVAPICH) and
+  Accelerate adds ``MASTER_ADDR``/``MASTER_PORT``. Without ``--mpirun_hostfile`` that launcher starts
+  a single process, which :func:`unsharded_launch_warning` reports.
+
+:func:`current` reads them once per process (:func:`launch_env` maps MPI's variables to torch's);
+with a world size above one it joins the process group through accelerate's ``PartialState`` (gloo
+on CPU, NCCL on CUDA), or through ``torch.distributed`` when accelerate is not installed. Without a
+launcher the world size is one and every collective below is the identity, so single-process runs
+take exactly the same code path.
 
 Shards are strided: item ``i`` of a list in suite order belongs to rank ``i % world_size``. Because
 the bundled generator draws every image in a fixed-size micro-batch from its own seeded generator,
@@ -37,18 +46,6 @@ class RankFailedError(InputError):
     """Another rank of a sharded run failed; its message is repeated here."""
 
 
-def _env_int(*names: str, default: int) -> int:
-    for n in names:
-        v = os.environ.get(n)
-        if v not in (None, ""):
-            try:
-                return int(v)
-            except ValueError:
-                raise InputError(f"${n}={v!r}: not an integer; it is set by the launcher "
-                                 "(accelerate launch / torchrun)") from None
-    return default
-
-
 @dataclass
 class Dist:
     """This process's place in a (possibly one-process) run, and the collectives over it."""
@@ -56,7 +53,7 @@ class Dist:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
-    launcher: str = "single"  # single | accelerate | torchrun
+    launcher: str = "single"  # single | accelerate | accelerate+mpirun | mpirun | torchrun
     backend: str | None = None
     _group: Any = None
 
@@ -182,23 +179,96 @@ def shard_indices(n: int, rank: int, world_size: int) -> list[int]:
 
 _CURRENT: Dist | None = None
 
+# Where each launcher puts a process's place: torch's names first (torchrun, accelerate --multi_gpu),
+# then mpirun's (MPICH/Intel MPI, Open MPI, MVAPICH), which accelerate's CPU launcher goes through.
+WORLD_VARS = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+RANK_VARS = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
+LOCAL_RANK_VARS = ("LOCAL_RANK", "MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "MV2_COMM_WORLD_LOCAL_RANK")
+LOCAL_WORLD_VARS = ("LOCAL_WORLD_SIZE", "MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "MV2_COMM_WORLD_LOCAL_SIZE")
+DEFAULT_PORT = "29500"  # accelerate's and torchrun's default
+
+
+def _truthy(v: str | None) -> bool:
+    return (v or "").strip().lower() in ("1", "true", "yes")
+
+
+def _first_int(env, names: Sequence[str], default: int) -> int:
+    for n in names:
+        v = env.get(n)
+        if v not in (None, ""):
+            try:
+                return int(v)
+            except ValueError:
+                raise InputError(f"${n}={v!r}: not an integer; it is set by the launcher "
+                                 "(accelerate launch / torchrun / mpirun)") from None
+    return default
+
+
+def launch_env(env: dict | None = None) -> dict[str, str]:
+    """The torch-style variables (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``,
+    ``MASTER_ADDR``, ``MASTER_PORT``) a process started by mpirun lacks, worked out from MPI's
+    variables; ``{}`` when the launcher set torch's names itself or there is no launcher.
+
+    One machine (local world size = world size) rendezvouses on 127.0.0.1; several need
+    ``MASTER_ADDR`` (accelerate sets it from ``--main_process_ip``)."""
+    env = os.environ if env is None else env
+    if env.get("WORLD_SIZE") not in (None, "") or not any(env.get(k) for k in WORLD_VARS[1:]):
+        return {}
+    world = _first_int(env, WORLD_VARS, 1)
+    rank = _first_int(env, RANK_VARS, -1)
+    if not 0 <= rank < world:
+        raise InputError(f"launched by mpirun with world size {world} but rank {rank}: expected one of "
+                         f"${', $'.join(RANK_VARS[1:])} between 0 and {world - 1}")
+    local_world = _first_int(env, LOCAL_WORLD_VARS, 1)
+    out = {"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(_first_int(env, LOCAL_RANK_VARS, 0)),
+           "LOCAL_WORLD_SIZE": str(local_world)}
+    if not env.get("MASTER_ADDR"):
+        if local_world != world:
+            raise InputError(f"mpirun started {world} processes on several machines but $MASTER_ADDR is not set; "
+                             "pass --main_process_ip (rank 0's address) to accelerate launch, or export MASTER_ADDR")
+        out["MASTER_ADDR"] = "127.0.0.1"
+    if not env.get("MASTER_PORT"):
+        out["MASTER_PORT"] = DEFAULT_PORT
+    return out
+
 
 def unsharded_launch_warning(env: dict | None = None) -> str | None:
-    """accelerate's ``--cpu`` launcher forks several processes only through mpirun (with
-    ``--mpirun_hostfile``); without it, ``accelerate launch --cpu --num_processes N`` starts one
-    process (it still sets MASTER_ADDR). Say so instead of silently running unsharded."""
+    """``accelerate launch --cpu --num_processes N`` starts several processes only through mpirun,
+    which it runs when given ``--mpirun_hostfile``; without it, it starts one process (and still
+    sets MASTER_ADDR). Say so instead of silently running unsharded."""
     env = os.environ if env is None else env
-    asked = env.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes") and "MASTER_ADDR" in env
-    if not asked or any(env.get(k) for k in ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE")):
+    asked = _truthy(env.get("ACCELERATE_USE_CPU")) and "MASTER_ADDR" in env
+    if not asked or any(env.get(k) for k in WORLD_VARS):
         return None
-    return ("accelerate launch --cpu started a single process (its CPU launcher needs mpirun and "
-            "--mpirun_hostfile for more); running unsharded. For N CPU processes use `accelerate launch "
-            "--multi_gpu --num_processes N -m t2i_audit ...` (torchrun launcher; gloo on CPU) or "
-            "`torchrun --nproc_per_node N -m t2i_audit ...`")
+    import shutil
+
+    missing = "" if shutil.which("mpirun") or shutil.which("mpiexec") else \
+        " mpirun is not installed here (Debian/Ubuntu: apt-get install mpich)."
+    return ("accelerate launch --cpu started a single process: Accelerate starts N CPU processes only "
+            "through mpirun, when given --mpirun_hostfile FILE (FILE: one line `localhost:N` for MPICH, "
+            f"`localhost slots=N` for Open MPI).{missing} Running unsharded. Other launchers need no MPI: "
+            "`accelerate launch --multi_gpu --num_processes N -m t2i_audit ...` (torchrun underneath; "
+            "gloo on CPU) or `torchrun --nproc_per_node N -m t2i_audit ...`")
+
+
+def _use_cpu() -> bool:
+    import torch
+
+    want = os.environ.get(DEVICE_ENV, "").strip().lower()
+    if want in ("cpu", "cuda"):
+        return want == "cpu" or not torch.cuda.is_available()
+    return _truthy(os.environ.get("ACCELERATE_USE_CPU")) or not torch.cuda.is_available()
+
+
+def _launcher() -> str:
+    mpi = any(os.environ.get(k) for k in WORLD_VARS[1:])
+    acc = any(k.startswith("ACCELERATE_") for k in os.environ)
+    return {(True, True): "accelerate+mpirun", (True, False): "accelerate",
+            (False, True): "mpirun", (False, False): "torchrun"}[(acc, mpi)]
 
 
 def _join() -> Dist:
-    world = _env_int("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", default=1)
+    world = _first_int(os.environ, WORLD_VARS, 1)
     if world <= 1:
         warning = unsharded_launch_warning()
         if warning:
@@ -206,23 +276,26 @@ def _join() -> Dist:
 
             warnings.warn(warning, stacklevel=3)
         return Dist()
-    launcher = "accelerate" if any(k.startswith("ACCELERATE_") for k in os.environ) else "torchrun"
-    import torch
+    launcher = _launcher()
+    os.environ.update(launch_env())  # mpirun's variables as torch's, for PartialState and env://
     import torch.distributed as td
 
-    cpu = os.environ.get(DEVICE_ENV, "").lower() == "cpu" or not torch.cuda.is_available()
+    cpu = _use_cpu()
     try:
         from accelerate import PartialState
     except ImportError:
         PartialState = None
     if PartialState is not None:
-        st = PartialState(cpu=cpu)  # MULTI_CPU with gloo when there is no GPU, NCCL otherwise
-        rank, world, local = st.process_index, st.num_processes, st.local_process_index
+        st = PartialState(cpu=cpu)  # MULTI_CPU with gloo on CPU, NCCL on CUDA
+        rank, got, local = st.process_index, st.num_processes, st.local_process_index
     else:
         if not td.is_initialized():
             td.init_process_group(backend="gloo" if cpu else "nccl")
-        rank, world = td.get_rank(), td.get_world_size()
-        local = _env_int("LOCAL_RANK", default=rank)
+        rank, got = td.get_rank(), td.get_world_size()
+        local = _first_int(os.environ, LOCAL_RANK_VARS, rank)
+    if got != world:
+        raise RuntimeError(f"the launcher asked for {world} processes but the process group has {got} "
+                           f"({launcher}); launch with accelerate launch, torchrun or mpirun as in docs/scale.md")
     backend = td.get_backend() if td.is_initialized() else None
     group = None if backend == "gloo" else td.new_group(backend="gloo")
     import atexit
@@ -268,7 +341,8 @@ class DeviceSettings:
 
 def device_settings(dist: Dist | None = None) -> DeviceSettings:
     """CUDA (this rank's local GPU, bf16 where supported else fp16) when present and not disabled
-    with ``T2I_AUDIT_DEVICE=cpu``; otherwise CPU in fp32. Batch sizes follow the device."""
+    with ``T2I_AUDIT_DEVICE=cpu`` (or, with it unset, by ``accelerate launch --cpu``); otherwise CPU
+    in fp32. Batch sizes follow the device."""
     import torch
 
     want = os.environ.get(DEVICE_ENV, "auto").strip().lower()
@@ -276,6 +350,8 @@ def device_settings(dist: Dist | None = None) -> DeviceSettings:
         raise InputError(f"${DEVICE_ENV}={want!r}: expected auto, cpu or cuda")
     if want == "cuda" and not torch.cuda.is_available():
         raise InputError(f"${DEVICE_ENV}=cuda but no CUDA device is visible; unset it to run on CPU")
+    if want == "auto" and _truthy(os.environ.get("ACCELERATE_USE_CPU")):
+        want = "cpu"  # accelerate launch --cpu
     if want != "cpu" and torch.cuda.is_available():
         local = (dist or current()).local_rank % torch.cuda.device_count()
         dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
