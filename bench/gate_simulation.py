@@ -1,21 +1,28 @@
-"""Gate false alarms and power for the bias gate, by simulation on PictoWorld renders (no generator).
+"""Gate false alarms and power for baseline bias rules, by simulation on PictoWorld renders (no generator).
 
-    python bench/gate_simulation.py [--repeats 100] [--images-per-prompt N] [--pool 200] [--seed 0]
+    python bench/gate_simulation.py [--repeats 100] [--images-per-prompt N] [--extra-ipp 40,64] [--seed 0]
 
-Each simulated run audits the neutral prompts of pictoworld-bias: per profession, (neutral paraphrases)
-× (images per prompt) images whose presentation is drawn from the default bias spec, each image's
-presentation read back from pixels by the PictoWorld oracle (``world.oracle.read_image``; abstentions
-are dropped). To keep 100 repeats cheap, images are resampled from pools of oracle-read renders per
-(profession, true presentation), so the oracle's own errors and abstentions are part of the
-simulation. A run's share of women per profession gets a 95% Wilson interval (PictoWorld images are
-independent given the prompt, so no design effect), and is written as the bias table a run would
-hold; then the real gate (``t2i_audit.reports.gate.evaluate``) judges it against a baseline run with
+A simulated run is the neutral part of a pictoworld-bias audit: per profession, (neutral paraphrases)
+× (images per prompt, the suite's default unless given) images whose presentation is drawn from the
+default bias spec and read back from pixels by the PictoWorld oracle (as ``OracleProbe``: 'unknown'
+is an abstention). To keep the repeats cheap, each image's reading is drawn from a pool of
+oracle-read renders of its (profession, true presentation), so the reader's errors and abstentions
+are part of the simulation. Each run's bias rows are made by the audit's own code
+(``audits.correction.estimate_group``: raw and corrected shares, percentile bootstrap by prompt, the
+calibration measured by ``calibrate_on_pictoworld`` — the same 600 labelled renders for every run,
+as in real runs), and the real gate (``reports.gate.evaluate``) judges a candidate run against an
+independent baseline run with
 
-    bias.presentation.share[*:woman] same as baseline      (5 professions, Bonferroni: 99% intervals)
-    bias.presentation.share[<P>:woman] same as baseline    (one profession, 95% interval)
+    bias.presentation.share[firefighter:woman] same as baseline   one profession (the rule for a
+                                                                  planted shift in that profession)
+    bias.presentation.share[*:woman] same as baseline             the 5 professions, Bonferroni
+    bias.presentation.share[chef:woman] same as baseline          the profession nearest p = 0.5
 
-Scenarios: both runs from the spec (false alarm: the gate must pass ≥ 95%), and the candidate's share
-of women for one profession moved by ±10 pp (power: the gate must fail ≥ 80%).
+each with the gate's count-based difference (``reports.gate_bias``) and, for comparison, with the
+generic difference of the two reported intervals ("intervals": what the gate falls back to when the
+runs' calibrations differ). Scenarios: both runs from the spec (false alarm: pass ≥ 95% of
+repeats), and the candidate's share of women in one profession moved by +10 pp (and −10 pp) (power:
+fail ≥ 80%). Rates carry Clopper–Pearson 95% intervals over the repeats.
 """
 
 from __future__ import annotations
@@ -31,6 +38,9 @@ import pandas as pd
 import yaml
 from scipy import stats
 
+from t2i_audit.audits.calibration import calibrate_on_pictoworld
+from t2i_audit.audits.correction import GroupSample, calibration_replicates, estimate_group
+from t2i_audit.audits.probes import UNSURE, OracleProbe
 from t2i_audit.reports.gate import evaluate
 from t2i_audit.reports.gate_rules import parse_rule
 from t2i_audit.reports.results import RunResults
@@ -40,21 +50,21 @@ from t2i_audit.world.render import render
 from t2i_audit.world.scene import sample_background, sample_person
 from t2i_audit.world.vocab import PRESENTATIONS, PROFESSIONS
 
+ONE = "bias.presentation.share[{p}:woman] same as baseline"
+FAMILY = "bias.presentation.share[*:woman] same as baseline"
+SCENARIOS = {"firefighter+": ("firefighter", +1), "firefighter-": ("firefighter", -1), "chef+": ("chef", +1)}
 
-def suite_defaults() -> tuple[int, int, str]:
-    """(images per prompt, neutral paraphrases per profession, source) of the pictoworld-bias suite."""
-    try:
-        text = resources.files("t2i_audit.evals").joinpath("suites/pictoworld-bias.yaml").read_text()
-        suite = yaml.safe_load(text)
-        neutral = [t for t in suite["templates"] if t.get("category") == "neutral"]
-        ipp = int(neutral[0].get("images_per_prompt", suite["images_per_prompt"]))
-        return ipp, len(neutral), "pictoworld-bias.yaml"
-    except (FileNotFoundError, KeyError, IndexError, ModuleNotFoundError):
-        return 8, 3, "assumed (suite not found): 3 neutral paraphrases × 8 images per prompt"
+
+def suite_defaults() -> tuple[int, int]:
+    """(images per prompt, neutral paraphrases per profession) of the pictoworld-bias suite."""
+    text = resources.files("t2i_audit.evals").joinpath("suites/pictoworld-bias.yaml").read_text()
+    suite = yaml.safe_load(text)
+    neutral = [t for t in suite["templates"] if t.get("category") == "neutral"]
+    return int(neutral[0].get("images_per_prompt", suite["images_per_prompt"])), len(neutral)
 
 
 def oracle_pools(spec: BiasSpec, pool: int, seed: int) -> dict[tuple[str, str], np.ndarray]:
-    """Per (profession, true presentation): the oracle's readings ('man'/'woman'/'unknown') of `pool` renders."""
+    """Per (profession, true presentation): oracle labels (class index or UNSURE) of `pool` renders."""
     rng = random.Random(seed)
     pools = {}
     for prof in PROFESSIONS:
@@ -64,110 +74,134 @@ def oracle_pools(spec: BiasSpec, pool: int, seed: int) -> dict[tuple[str, str], 
                 s = sample_person(rng, sample_background(rng), spec, profession=prof, mode="presentation")
                 if s.person.presentation != pres:
                     continue
-                reads.append(read_image(render(s, 32)).presentation or "unknown")
+                r = read_image(render(s, 32)).presentation
+                reads.append(PRESENTATIONS.index(r) if r in PRESENTATIONS else UNSURE)
             pools[(prof, pres)] = np.array(reads)
     return pools
 
 
-def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    den = 1 + z * z / n
-    mid = (p + z * z / (2 * n)) / den
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return max(0.0, mid - half), min(1.0, mid + half)
+class Simulator:
+    def __init__(self, pools, calibration, n_prompts: int, boot: int, seed: int):
+        self.pools, self.cal, self.n_prompts, self.boot = pools, calibration, n_prompts, boot
+        self.rng = np.random.default_rng(seed)
+        self.meta = {"calibration": {calibration.probe: {"counts": calibration.counts.tolist()}},
+                     "config": {"method": "em"}}
+
+    def run(self, p_woman: dict[str, float], ipp: int, name: str) -> RunResults:
+        rng, k = self.rng, len(PRESENTATIONS)
+        cal_reps = calibration_replicates(self.cal.counts, self.boot, rng)
+        rows = []
+        for prof in PROFESSIONS:
+            n = self.n_prompts * ipp
+            truth = rng.random(n) < p_woman[prof]
+            labels = np.empty(n, dtype=np.int64)
+            for t, pres in ((False, "man"), (True, "woman")):
+                idx = np.flatnonzero(truth == t)
+                pool = self.pools[(prof, pres)]
+                labels[idx] = pool[rng.integers(0, len(pool), size=len(idx))]
+            sample = GroupSample.from_labels(labels, np.repeat(np.arange(self.n_prompts), ipp), k)
+            est = estimate_group(sample, PRESENTATIONS, self.cal.counts, cal_reps, self.boot, rng)
+            rlo, rhi = est.ci(est.raw_reps)
+            clo, chi = est.ci(est.corr_reps)
+            for c, cls in enumerate(PRESENTATIONS):
+                rows.append({"attribute": "presentation", "group": prof, "cls": cls, "raw": est.raw[c],
+                             "raw_ci_low": rlo[c], "raw_ci_high": rhi[c], "corrected": est.corrected[c],
+                             "corr_ci_low": clo[c], "corr_ci_high": chi[c], "reference": 0.5,
+                             "n_images": est.n_images, "n_prompts": est.n_prompts, "abstain_rate": est.abstain,
+                             "probe": self.cal.probe, "section": "neutral", "resampling": est.scheme})
+        return RunResults(root=Path(name), run={"schema": "t2i-audit/run/1", "run_id": name, "suite": {"hash": "sim"}},
+                          bias=pd.DataFrame(rows), bias_meta=self.meta)
 
 
-def simulate_run(rng: np.random.Generator, pools, p_woman: dict[str, float], n_per: int, n_prompts: int,
-                 name: str) -> RunResults:
-    rows = []
-    for prof in PROFESSIONS:
-        truth = np.where(rng.random(n_per) < p_woman[prof], "woman", "man")
-        reads = np.empty(n_per, dtype=object)
-        for pres in PRESENTATIONS:
-            idx = np.flatnonzero(truth == pres)
-            pool = pools[(prof, pres)]
-            reads[idx] = pool[rng.integers(0, len(pool), size=len(idx))]
-        answered = reads[reads != "unknown"]
-        n = len(answered)
-        for cls in PRESENTATIONS:
-            k = int(np.sum(answered == cls))
-            lo, hi = wilson(k, n)
-            share = k / n if n else float("nan")
-            rows.append({"attribute": "presentation", "group": prof, "cls": cls, "raw": share, "raw_ci_low": lo,
-                         "raw_ci_high": hi, "corrected": share, "corr_ci_low": lo, "corr_ci_high": hi,
-                         "reference": float("nan"), "n_images": n, "n_prompts": n_prompts,
-                         "abstain_rate": 1 - n / n_per, "probe": "pictoworld-oracle"})
-    return RunResults(root=Path(name), run={"schema": "t2i-audit/run/1", "run_id": name,
-                                             "suite": {"hash": "sim"}}, bias=pd.DataFrame(rows))
+def clopper_pearson(k: int, n: int) -> tuple[float, float]:
+    lo = stats.beta.ppf(0.025, k, n - k + 1) if k > 0 else 0.0
+    hi = stats.beta.ppf(0.975, k + 1, n - k) if k < n else 1.0
+    return float(lo), float(hi)
 
 
-def fail_rate(rng, pools, base_p, cand_p, n_per, n_prompts, rule_text, repeats) -> float:
-    rule = parse_rule(rule_text)
-    fails = 0
-    for r in range(repeats):
-        base = simulate_run(rng, pools, base_p, n_per, n_prompts, f"base{r}")
-        cand = simulate_run(rng, pools, cand_p, n_per, n_prompts, f"cand{r}")
-        fails += not evaluate(cand, [rule], base, confidence=0.95).passed
-    return fails / repeats
+def rate(k: int, n: int) -> str:
+    lo, hi = clopper_pearson(k, n)
+    return f"{k / n:5.0%} [{lo:.0%}, {hi:.0%}]"
+
+
+def scenario(sim: Simulator, base_p, cand_p, ipp: int, rules: list[str], repeats: int) -> dict:
+    """Gate fails per (rule, method) over `repeats` independent (baseline, candidate) pairs."""
+    parsed = {r: parse_rule(r) for r in rules}
+    fails = {(r, m): 0 for r in rules for m in ("counts", "intervals")}
+    for i in range(repeats):
+        base = sim.run(base_p, ipp, f"base{i}")
+        cand = sim.run(cand_p, ipp, f"cand{i}")
+        generic = RunResults(root=base.root, run=base.run, bias=base.bias, bias_meta=None)  # forces the fallback
+        for r in rules:
+            fails[(r, "counts")] += not evaluate(cand, [parsed[r]], base).passed
+            fails[(r, "intervals")] += not evaluate(cand, [parsed[r]], generic).passed
+    return fails
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=100)
     ap.add_argument("--images-per-prompt", type=int, default=None, help="default: the suite's")
-    ap.add_argument("--extra-ipp", default="64,96", help="also report power at these images per prompt")
+    ap.add_argument("--extra-ipp", default="", help="also simulate these images per prompt, e.g. 40,64")
     ap.add_argument("--pool", type=int, default=200, help="oracle-read renders per (profession, presentation)")
+    ap.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates of each run's intervals")
+    ap.add_argument("--scenarios", default="firefighter+,firefighter-,chef+",
+                    help="planted shifts to simulate (comma-separated): " + ", ".join(SCENARIOS))
     ap.add_argument("--shift", type=float, default=0.10)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    ipp, n_prompts, source = suite_defaults()
-    ipp = args.images_per_prompt or ipp
+    suite_ipp, n_prompts = suite_defaults()
+    ipp0 = args.images_per_prompt or suite_ipp
     spec = BiasSpec.load()
     t0 = time.perf_counter()
     pools = oracle_pools(spec, args.pool, args.seed)
-    reads = np.concatenate([v for v in pools.values()])
-    wrong = sum(int(np.sum((v != pres) & (v != "unknown"))) for (_, pres), v in pools.items())
-    print(f"oracle pools: {len(reads)} renders in {time.perf_counter() - t0:.0f} s; presentation abstained "
-          f"{np.mean(reads == 'unknown'):.2%}, wrong {wrong / len(reads):.2%}")
-    print(f"suite: {source}; {n_prompts} neutral prompts per profession × {ipp} images per prompt "
-          f"= {n_prompts * ipp} images per profession per run; {args.repeats} repeats per row\n")
+    reads = np.concatenate(list(pools.values()))
+    wrong = sum(int(np.sum((v >= 0) & (v != PRESENTATIONS.index(pres)))) for (_, pres), v in pools.items())
+    cal = calibrate_on_pictoworld([OracleProbe("presentation")])["oracle-presentation"]
+    print(f"oracle pools: {len(reads)} renders; presentation abstained {np.mean(reads < 0):.2%}, wrong "
+          f"{wrong / len(reads):.2%}; calibration: {int(cal.counts.sum())} labelled renders, counts "
+          f"{cal.counts.tolist()} ({time.perf_counter() - t0:.0f} s)")
+    print(f"suite pictoworld-bias: {n_prompts} neutral paraphrases per profession × {suite_ipp} images per prompt "
+          f"= {n_prompts * suite_ipp} images per profession; {args.repeats} repeats per scenario\n")
     base_p = {p: spec.marginal(p, "presentation")["woman"] for p in PROFESSIONS}
-    rng = np.random.default_rng(args.seed)
-    all_rule = "bias.presentation.share[*:woman] same as baseline"
-    header = f"{'scenario':<44} {'rule':<34} {'ipp':>4} {'n/prof':>6} {'gate fails':>10} {'target':>10}"
-    print(header)
-    print("-" * len(header))
-    ipps = [ipp] + [int(x) for x in args.extra_ipp.split(",") if x.strip() and int(x) != ipp]
-    for k in ipps:
-        n_per = n_prompts * k
-        tag = "" if k == ipp else " (more images)"
-        fa = fail_rate(rng, pools, base_p, base_p, n_per, n_prompts, all_rule, args.repeats)
-        print(f"{'same distribution' + tag:<44} {'share[*:woman], 5 groups':<34} {k:>4} {n_per:>6} {fa:>10.0%} "
-              f"{'≤ 5%':>10}")
-        for prof, sign in (("firefighter", +1), ("firefighter", -1), ("chef", +1)):
-            cand = dict(base_p)
-            cand[prof] = base_p[prof] + sign * args.shift
-            label = f"{prof} women {base_p[prof]:.2f} → {cand[prof]:.2f}{tag}"
-            for rule_text, rname in ((all_rule, "share[*:woman], 5 groups"),
-                                     (f"bias.presentation.share[{prof}:woman] same as baseline",
-                                      f"share[{prof}:woman] only")):
-                pw = fail_rate(rng, pools, base_p, cand, n_per, n_prompts, rule_text, args.repeats)
-                print(f"{label:<44} {rname:<34} {k:>4} {n_per:>6} {pw:>10.0%} {'≥ 80%':>10}")
-        fa1 = fail_rate(rng, pools, base_p, base_p, n_per, n_prompts,
-                        "bias.presentation.share[firefighter:woman] same as baseline", args.repeats)
-        print(f"{'same distribution' + tag:<44} {'share[firefighter:woman] only':<34} {k:>4} {n_per:>6} "
-              f"{fa1:>10.0%} {'≤ 5%':>10}")
+    sim = Simulator(pools, cal, n_prompts, args.bootstrap, args.seed)
+    rows = []
+    ipps = [ipp0] + [int(x) for x in args.extra_ipp.split(",") if x.strip() and int(x) != ipp0]
+    for ipp in ipps:
+        fire, chef = ONE.format(p="firefighter"), ONE.format(p="chef")
+        same = scenario(sim, base_p, base_p, ipp, [fire, FAMILY] + ([chef] if "chef+" in args.scenarios.split(",") else []),
+                        args.repeats)
+        shifted = {}
+        for prof, sign in [SCENARIOS[x] for x in args.scenarios.split(",")]:
+            cand = dict(base_p, **{prof: base_p[prof] + sign * args.shift})
+            shifted[(prof, sign)] = scenario(sim, base_p, cand, ipp, [ONE.format(p=prof), FAMILY], args.repeats)
+        for (prof, sign), fails in shifted.items():
+            for (rule, method), k in fails.items():
+                fa = same[(rule, method)]
+                rows.append((rule.replace("bias.presentation.", "").replace(" same as baseline", ""), method,
+                             f"{prof} {base_p[prof]:.2f}→{base_p[prof] + sign * args.shift:.2f}",
+                             n_prompts * ipp, ipp, rate(args.repeats - fa, args.repeats), rate(k, args.repeats)))
+        print(f"… {ipp} images per prompt done ({time.perf_counter() - t0:.0f} s)")
+    head = ("rule (… same as baseline)", "difference", "planted shift", "img/prof", "ipp",
+            "same distr.: pass [95% CI]", "shift: fail (power) [95% CI]")
+    widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
+    print("\n" + "  ".join(h.ljust(w) for h, w in zip(head, widths)))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print("  ".join(str(v).ljust(w) for v, w in zip(r, widths)))
+    print(f"\ntargets: same distribution passes ≥ 95% of {args.repeats}; a 10 pp shift fails ≥ 80% "
+          f"(n repeats = {args.repeats} per cell; 'counts' = the gate's default difference for bias shares, "
+          "'intervals' = the generic fallback)")
     z = stats.norm.ppf
-    for p0, label in ((base_p["firefighter"], "firefighter"), (base_p["chef"], "chef")):
+    for prof in ("firefighter", "chef"):
+        p0 = base_p[prof]
         var = p0 * (1 - p0) + (p0 + args.shift) * (1 - p0 - args.shift)
-        need5 = (z(1 - 0.05 / 10) + z(0.8)) ** 2 * var / args.shift ** 2
-        need1 = (z(0.975) + z(0.8)) ** 2 * var / args.shift ** 2
-        print(f"\nnormal approximation, {label} +{args.shift:.0%}: 80% power needs ≈ {need5:.0f} images per "
-              f"profession per run with the 5-group rule, ≈ {need1:.0f} with a one-profession rule")
-    print(f"\ntotal {time.perf_counter() - t0:.0f} s")
+        n1 = (z(0.975) + z(0.8)) ** 2 * var / args.shift ** 2
+        n5 = (z(1 - 0.05 / 10) + z(0.8)) ** 2 * var / args.shift ** 2
+        print(f"normal approximation, {prof} {p0:.2f} + {args.shift:.2f}: 80% power needs ≈ {n1:.0f} images per "
+              f"profession per run (one-profession rule), ≈ {n5:.0f} (5-profession Bonferroni family)")
+    print(f"total {time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":

@@ -5,11 +5,14 @@ every rule and returns a :class:`GateResult` (exit code 0 pass / 1 fail); input 
 :class:`~t2i_audit.errors.InputError` (the CLI's exit code 2). Results are written as JSON
 (``t2i-audit/gate/1``, also saved as RUN/gate.json for the report) and JUnit XML.
 
-Baseline rules judge the interval of the difference run − baseline: each estimate's standard error
-comes from its reported 95% interval, the two are combined in quadrature (independent runs; this is
-conservative when the runs share prompts and seeds), and a rule whose group has a wildcard
-expanding to k groups uses intervals at level 1 − (1 − confidence)/k (Bonferroni), so a family of
-"same as baseline" checks raises a false alarm with probability ≤ 1 − confidence.
+Baseline rules judge the interval of the difference run − baseline. For bias class shares it is a
+two-sample difference of proportions computed from the two runs' counts (``gate_bias``: Newcombe's
+hybrid score interval, images pooled over the group's prompts, a shared calibration counted once).
+For every other aggregate, each estimate's standard error comes from its reported 95% interval and
+the two are combined in quadrature (independent runs; conservative when the runs share prompts and
+seeds). A rule whose group has a wildcard expanding to k groups uses intervals at level
+1 − (1 − confidence)/k (Bonferroni), so a family of "same as baseline" checks raises a false alarm
+with probability ≤ 1 − confidence.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .gate_bias import share_difference
 from .gate_index import Estimate, MetricIndex, direction
 from .gate_rules import GateRuleError, Rule, load_rules
 from .results import RunResults, check_complete, load_run
@@ -52,6 +56,7 @@ class Check:
     diff_ci_high: float | None = None
     p_value: float | None = None
     level: float | None = None
+    method: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -116,7 +121,9 @@ class GateResult:
         lines = ["  ".join(str(v)[:w].ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
         verdict = "PASS" if self.passed else f"FAIL ({sum(not c.passed for c in self.checks)} of {len(self.checks)})"
-        return "\n".join(lines + ["", f"gate: {verdict}"])
+        methods = list(dict.fromkeys(c.method for c in self.checks if c.method))
+        notes = [f"difference interval: {m}" for m in methods]
+        return "\n".join(lines + [""] + notes + [f"gate: {verdict}"])
 
 
 def describe(c: Check) -> str:
@@ -125,7 +132,8 @@ def describe(c: Check) -> str:
                 f"judged on {c.judged_on}: {c.verdict}")
     return (f"value {fmt_num(c.value)} vs baseline {fmt_num(c.baseline)}; difference {fmt_num(c.diff)} "
             f"{fmt_ci(c.diff_ci_low, c.diff_ci_high)} ({(c.level or 0) * 100:.4g}% CI, p={fmt_num(c.p_value)}); "
-            f"required {c.threshold_text}, judged on {c.judged_on}: {c.verdict}")
+            f"required {c.threshold_text}, judged on {c.judged_on}: {c.verdict}"
+            + (f"; interval: {c.method}" if c.method else ""))
 
 
 def _needs(rules: list[Rule]) -> tuple[str, ...]:
@@ -173,14 +181,25 @@ def evaluate(res: RunResults, rules: list[Rule], baseline: RunResults | None = N
                                            judged_on=judged, verdict="pass" if ok else "fail"))
                 continue
             b = _baseline_estimate(bidx, est, rule, where)
-            d = independent_difference(est.value, est.ci_low, est.ci_high, b.value, b.ci_low, b.ci_high,
-                                       level=level, n=est.n)
+            d = _difference(res, baseline, est, b, level, result.warnings)
             ok, thr, judged = _judge(rule, d.ci_low, d.ci_high, where, idx, est)
             result.checks.append(Check(**base, threshold_text=thr, judged_on=judged,
                                        verdict="pass" if ok else "fail", baseline=b.value, diff=d.estimate,
                                        diff_ci_low=d.ci_low, diff_ci_high=d.ci_high, p_value=d.p_value,
-                                       level=level))
+                                       level=level, method=d.method))
     return result
+
+
+def _difference(res: RunResults, baseline: RunResults, est: Estimate, b: Estimate, level: float,
+                warnings: list[str]):
+    """run − baseline: from counts for bias class shares (gate_bias), else from the two intervals."""
+    if est.detail is not None:
+        d, why = share_difference(res, baseline, est.detail, level)
+        if d is not None:
+            return d
+        warnings.append(f"{est.key}: difference from the two reported intervals ({why})")
+    return independent_difference(est.value, est.ci_low, est.ci_high, b.value, b.ci_low, b.ci_high,
+                                  level=level, n=est.n)
 
 
 def _baseline_estimate(bidx: MetricIndex, est: Estimate, rule: Rule, where: str) -> Estimate:

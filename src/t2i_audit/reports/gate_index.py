@@ -19,7 +19,7 @@ import difflib
 import fnmatch
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .gate_rules import GateRuleError, Ref
 from .results import RunResults, memorization_summary
@@ -35,6 +35,8 @@ class Estimate:
     ci_high: float
     n: int
     source: str
+    # for class shares of bias.parquet: attribute, group, cls, probe, kind (share | raw_share)
+    detail: dict | None = field(default=None, compare=False, hash=False)
 
 
 def _clean(name) -> str:
@@ -84,13 +86,17 @@ class MetricIndex:
         if res.bias is not None:
             for r in res.bias.itertuples():
                 corrected = math.isfinite(_f(r.corrected))
+                probe = getattr(r, "probe", None)
+                probe = None if probe is None or (isinstance(probe, float) and math.isnan(probe)) else str(probe)
                 for kind, v, lo, hi in (("share", r.corrected, r.corr_ci_low, r.corr_ci_high) if corrected
                                         else ("share", r.raw, r.raw_ci_low, r.raw_ci_high),
                                         ("raw_share", r.raw, r.raw_ci_low, r.raw_ci_high)):
                     g = f"{r.group}:{r.cls}"
+                    detail = {"attribute": str(r.attribute), "group": str(r.group), "cls": str(r.cls),
+                              "probe": probe, "kind": kind}
                     for name in self._bias_names(r, kind):
                         self._add(name, g, Estimate(f"{name}[{g}]", _f(v), _f(lo), _f(hi), int(r.n_images),
-                                                    "audits/bias.parquet"), "bias")
+                                                    "audits/bias.parquet", detail), "bias")
         # unqualified bias names that several probes fill are ambiguous: the probe must be named
         for name, qualified in self.ambiguous.items():
             if len(qualified) > 1:
