@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,28 +25,35 @@ from pathlib import Path
 from .. import __version__
 from ..errors import InputError
 from . import distributed
-from .adapters import GeneratorSpec, config_hash, load_generator
+from .adapters import GeneratorSpec, load_generator
 from .io import (
     Journal,
     atomic_write_bytes,
     atomic_write_json,
-    atomic_write_parquet,
     fsync_dir,
     remove_temp_files,
     sha256_bytes,
     sha256_file,
 )
 from .locking import RunLock
-from .suites import PromptSpec, PromptSuite, load_suite
-
-RUN_SCHEMA = "t2i-audit/run/1"
-IDENTITY_KEYS = ("suite", "generator", "params", "seed_policy", "images_per_prompt", "limit")
-MANIFEST_COLUMNS = ("prompt_id", "category", "template", "slots", "text", "tags", "expect", "seed",
-                    "image_id", "path", "sha256", "width", "height", "seconds")
-
-
-class RunMismatchError(InputError):
-    """The run directory holds a run of another suite, generator or parameters."""
+from .rundir import (  # noqa: F401 - re-exported: callers import the run format from here too
+    IDENTITY_KEYS,
+    MANIFEST_COLUMNS,
+    RUN_SCHEMA,
+    RunMismatchError,
+    environment,
+    explain_mismatch,
+    git_hash,
+    image_id,
+    journal_files,
+    journal_name,
+    load_run,
+    manifest_rows,
+    read_run_json,
+    run_identity,
+    write_manifest,
+)
+from .suites import PromptSuite, load_suite
 
 
 @dataclass
@@ -87,64 +93,6 @@ class RunResult:
     stale_lock: dict | None = None
 
 
-def image_id(prompt_id: str, seed: int) -> str:
-    return f"{prompt_id}-s{int(seed)}"
-
-
-def git_hash() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def environment() -> dict:
-    """What besides the identity can change an image's bytes: versions and the torch thread count
-    (recorded in run.json; `t2i-audit reproduce` compares them)."""
-    import platform
-
-    env = {"package": __version__, "python": platform.python_version(), "platform": platform.machine()}
-    try:
-        import torch
-
-        env.update(torch=torch.__version__, threads=torch.get_num_threads())
-    except ImportError:  # pragma: no cover - a folder/python generator needs no torch
-        pass
-    return env
-
-
-def _identity(suite: PromptSuite, gen, params: dict, ipp: int | None, limit: int | None) -> dict:
-    cfg = gen.config()
-    return {
-        "suite": {"name": suite.name, "version": suite.version, "hash": suite.hash},
-        "generator": {"id": gen.id, "kind": gen.kind, "config": cfg, "config_hash": config_hash(cfg)},
-        "params": params,
-        "seed_policy": suite.seed_policy.to_dict(),
-        "images_per_prompt": ipp,
-        "limit": limit,
-    }
-
-
-def _explain_mismatch(old: dict, new: dict, run_dir: Path) -> str:
-    diffs = []
-    for k in IDENTITY_KEYS:
-        a, b = old.get(k), new.get(k)
-        if k == "generator":
-            a = {x: (a or {}).get(x) for x in ("id", "config_hash")}
-            b = {x: b.get(x) for x in ("id", "config_hash")}
-        if k == "suite":
-            a, b = (a or {}).get("hash"), b.get("hash")
-            if a != b:
-                diffs.append(f"suite hash {a} (in run.json) vs {b} (asked for)")
-            continue
-        if json.dumps(a, sort_keys=True, default=str) != json.dumps(b, sort_keys=True, default=str):
-            diffs.append(f"{k} {json.dumps(a, default=str)} (in run.json) vs {json.dumps(b, default=str)} (asked for)")
-    return (f"{run_dir}: holds a different run: {'; '.join(diffs)}. Resume only with the same suite, "
-            f"generator and parameters, or write to a new --out directory")
-
-
 def _encode(img) -> tuple[bytes, int, int]:
     from PIL import Image
 
@@ -172,31 +120,6 @@ def _image_ok(path: Path) -> tuple[int, int] | None:
             return im.width, im.height
     except Exception:  # noqa: BLE001 - any decode failure means "regenerate"
         return None
-
-
-def manifest_rows(plan: list[tuple[PromptSpec, int]], records: dict[str, dict]) -> list[dict]:
-    rows = []
-    for p, seed in plan:
-        rec = records.get(image_id(p.prompt_id, seed))
-        if rec is None:
-            continue
-        rows.append({
-            "prompt_id": p.prompt_id, "category": p.category, "template": p.template,
-            "slots": json.dumps(p.slots, sort_keys=True), "text": p.text, "tags": list(p.tags),
-            "expect": json.dumps(p.expect, sort_keys=True) if p.expect is not None else None,
-            "seed": int(seed), "image_id": rec["image_id"], "path": rec["path"], "sha256": rec["sha256"],
-            "width": int(rec["width"]), "height": int(rec["height"]),
-            "seconds": float("nan") if rec.get("seconds") is None else float(rec["seconds"]),
-        })
-    return rows
-
-
-def write_manifest(run_dir: Path, rows: list[dict]) -> None:
-    import pandas as pd
-
-    df = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
-    df = df.astype({"seed": "int64", "width": "int64", "height": "int64", "seconds": "float64"})
-    atomic_write_parquet(run_dir / "manifest.parquet", df)
 
 
 def sample(cfg: SampleConfig, *, suite: PromptSuite | None = None, generator=None) -> RunResult:
@@ -245,17 +168,6 @@ def _discard_if_untouched(run_dir: Path, fresh: bool, error: InputError) -> None
     shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def journal_name(dist) -> str:
-    """Each rank of a sharded run appends to its own journal; rank 0 folds them into journal.jsonl."""
-    return "journal.jsonl" if not dist.sharded else f"journal.rank{dist.rank}.jsonl"
-
-
-def _journal_files(run_dir: Path) -> list[Path]:
-    """journal.jsonl first, then rank journals left by a sharded run, so the newest record wins."""
-    shards = sorted(run_dir.glob("journal.rank*.jsonl"), key=lambda p: (len(p.name), p.name))
-    return [run_dir / "journal.jsonl", *shards]
-
-
 def _sample_locked(cfg: SampleConfig, suite: PromptSuite, gen, run_dir: Path, lock: RunLock, dist) -> RunResult:
     from tqdm import tqdm
 
@@ -266,7 +178,7 @@ def _sample_locked(cfg: SampleConfig, suite: PromptSuite, gen, run_dir: Path, lo
     def prelude() -> dict:  # rank 0, before any rank writes
         remove_temp_files(run_dir)
         remove_temp_files(images_dir)
-        ident = _identity(suite, gen, dict(cfg.params), cfg.images_per_prompt, cfg.limit)
+        ident = run_identity(suite, gen, dict(cfg.params), cfg.images_per_prompt, cfg.limit)
         run_json = run_dir / "run.json"
         if run_json.is_file():
             try:
@@ -274,7 +186,7 @@ def _sample_locked(cfg: SampleConfig, suite: PromptSuite, gen, run_dir: Path, lo
             except ValueError:
                 raise InputError(f"{run_json}: not valid JSON; delete the run directory and sample again") from None
             if {k: old.get(k) for k in IDENTITY_KEYS} != json.loads(json.dumps(ident, default=str)):
-                raise RunMismatchError(_explain_mismatch(old, ident, run_dir))
+                raise RunMismatchError(explain_mismatch(old, ident, run_dir))
             meta = old
         else:
             others = [p.name for p in run_dir.iterdir() if not p.name.startswith(".lock")]
@@ -311,7 +223,7 @@ def _sample_locked(cfg: SampleConfig, suite: PromptSuite, gen, run_dir: Path, lo
     planned = {image_id(p.prompt_id, s): (p, s) for p, s in dist.shard(plan)}
     records: dict[str, dict] = {}
     n_regen = 0
-    for jf in _journal_files(run_dir):
+    for jf in journal_files(run_dir):
         for rec in Journal.read(jf):
             if rec.get("image_id") in planned:
                 records[rec["image_id"]] = rec
@@ -380,7 +292,7 @@ def _sample_locked(cfg: SampleConfig, suite: PromptSuite, gen, run_dir: Path, lo
         for recs, _ in shares:
             merged.update(recs)
         write_manifest(run_dir, manifest_rows(plan, merged))
-        shard_journals = _journal_files(run_dir)[1:]
+        shard_journals = journal_files(run_dir)[1:]
         if shard_journals:  # fold rank journals into journal.jsonl, then drop them
             body = "".join(json.dumps(merged[image_id(p.prompt_id, s)], sort_keys=True) + "\n"
                            for p, s in plan if image_id(p.prompt_id, s) in merged)
@@ -398,39 +310,3 @@ def _sample_locked(cfg: SampleConfig, suite: PromptSuite, gen, run_dir: Path, lo
                      n_images=int(meta["n_images"]), n_generated=tot[0], n_reused=tot[1], n_adopted=tot[2],
                      n_regenerated=tot[3], n_missing=n_missing, seconds=time.perf_counter() - t0,
                      stale_lock=lock.recovered)
-
-
-def read_run_json(path: str | Path) -> dict:
-    """run.json as a dict; refuses a file that does not parse or has another schema version."""
-    path = Path(path)
-    try:
-        meta = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError):
-        raise InputError(f"{path}: not valid JSON; re-run `t2i-audit sample` into a new --out") from None
-    schema = meta.get("schema") if isinstance(meta, dict) else None
-    if schema != RUN_SCHEMA:
-        raise InputError(f"{path}: schema {schema!r} is not {RUN_SCHEMA!r} (this is t2i-audit {__version__}); "
-                         f"read it with the version that wrote it, or sample the run again")
-    return meta
-
-
-def load_run(run_dir: str | Path, *, require_complete: bool = True):
-    """Read a run directory: (run.json as a dict, manifest as a DataFrame)."""
-    import pandas as pd
-
-    run_dir = Path(run_dir)
-    rj = run_dir / "run.json"
-    if not rj.is_file():
-        raise InputError(f"{run_dir}: no run.json; create the run with `t2i-audit sample --out {run_dir}`")
-    meta = read_run_json(rj)
-    if require_complete and meta.get("status") != "complete":
-        raise InputError(f"{run_dir}: the run is not complete (status {meta.get('status')!r}); "
-                         f"re-run the same `t2i-audit sample` command to finish it")
-    mf = run_dir / "manifest.parquet"
-    if not mf.is_file():
-        raise InputError(f"{run_dir}: no manifest.parquet; re-run `t2i-audit sample` to rebuild it")
-    try:
-        return meta, pd.read_parquet(mf)
-    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
-        raise InputError(f"{mf}: unreadable ({str(e)[:80]}); re-run `t2i-audit sample` with the same options "
-                         "to rebuild it") from None
