@@ -77,13 +77,21 @@ class OpenClipExtractor:
 
     kind = "clip"
 
-    def __init__(self, model, preprocess, tokenizer, id: str, methodology: str, batch_size: int = 64):
+    def __init__(self, model, preprocess, tokenizer, id: str, methodology: str, batch_size: int = 64,
+                 preprocess_batch: Callable[[list], torch.Tensor] | None = None):
         self.model = model.eval()
         self.preprocess = preprocess
         self.tokenizer = tokenizer
         self.id = id
         self.methodology = methodology
         self.batch_size = batch_size
+        # list[PIL] -> normalised NCHW in one go (the same numbers as stacking ``preprocess``)
+        self.preprocess_batch = preprocess_batch or (
+            lambda ims: torch.stack([self.preprocess(im.convert("RGB")) for im in ims]))
+        from .clip_fast import fast_image_encoder
+
+        # the exact class-token-only forward where the model allows it (see clip_fast)
+        self._encode_image = fast_image_encoder(self.model) or self.model.encode_image
 
     def _device(self):
         return next(self.model.parameters()).device
@@ -92,8 +100,8 @@ class OpenClipExtractor:
         outs = []
         with torch.inference_mode(), _autocast(self):
             for s in range(0, len(images), self.batch_size):
-                x = torch.stack([self.preprocess(im.convert("RGB")) for im in images[s:s + self.batch_size]])
-                outs.append(self.model.encode_image(x.to(self._device())).float().cpu())
+                x = self.preprocess_batch(images[s:s + self.batch_size])
+                outs.append(self._encode_image(x.to(self._device())).float().cpu())
         return torch.cat(outs) if outs else torch.zeros(0, 0)
 
     def embed_texts(self, texts: list[str]) -> torch.Tensor:
@@ -163,7 +171,12 @@ def load_bundled_clip(path: str = "bundled", batch_size: int = 64) -> OpenClipEx
     size = getattr(getattr(c, "config", None), "image_size", "?")
     meth = (f"PictoWorld CLIP {c.id}; preprocessing: RGB, PIL bicubic antialiased resize to {size}x{size} "
             "if needed, rounded to uint8, mean/std normalisation")
-    return OpenClipExtractor(c.model, c.preprocess, c.tokenizer, f"bundled-clip:{c.id}", meth, batch_size)
+    size = c.config.image_size
+
+    def batch(images: list) -> torch.Tensor:  # = stacking c.preprocess: uint8 (resized as there), normalised
+        return c.normalize(torch.from_numpy(images_to_uint8(images, size)).permute(0, 3, 1, 2))
+
+    return OpenClipExtractor(c.model, c.preprocess, c.tokenizer, f"bundled-clip:{c.id}", meth, batch_size, batch)
 
 
 class HFClipExtractor:
