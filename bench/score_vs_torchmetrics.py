@@ -4,13 +4,25 @@ fresh >= 2x faster than torchmetrics; warm <= 5% of cold).
 
 Rows: a fresh run scored when the reference set's statistics are already cached (the usual case:
 reference statistics are cached per reference hash and extractor by any earlier score, while
-torchmetrics recomputes its real features in every process), the same with everything cold, and
-a warm re-score. Setup (untimed): sample a run of ``--n`` images (pictoworld-skills, 2 per prompt) and write a
-reference folder of ``--ref-n`` PictoWorld renders. torchmetrics is given the bundled CLIP through
-its documented hooks: ``CLIPScore(model_name_or_path=factory)`` with a model/processor pair around
-the same open_clip model and preprocessing, and ``FrechetInceptionDistance(feature=module)`` with
-the same image tower. Both paths load the PNGs from disk inside the timed region; both results are
-printed so that agreement can be checked.
+torchmetrics recomputes its real features in every process), the same with everything cold (run and
+reference), the all-cold score again with the model's stock ``encode_image`` instead of
+t2i-audit's exact class-token-only forward (``evals/clip_fast.py``; shows how much of the speed-up
+is that forward and how much the pipeline), and a warm re-score. Setup (untimed): sample a run of
+``--n`` images (pictoworld-skills, 2 per prompt) and write a reference folder of ``--ref-n``
+PictoWorld renders.
+
+Fairness: torchmetrics is given the bundled CLIP through its documented hooks:
+``CLIPScore(model_name_or_path=factory)`` with a model/processor pair around the same open_clip
+model (its stock ``encode_image`` / ``encode_text``) and the same preprocessing, and
+``FrechetInceptionDistance(feature=module)`` with the same image tower. Both paths load the PNGs
+from disk inside the timed region and run under ``torch.inference_mode`` with the same batch and
+threads. Before any timing the model is loaded (its tokenizer built), each tower has run once
+(first-call set-up), and both sides' Python modules (torchmetrics, which pulls in transformers, and
+t2i-audit's scoring) are imported, so no row pays a one-off cost. The work differs only where the
+designs differ: torchmetrics runs the image tower twice on the generated images (once in CLIPScore,
+once in FID) and encodes every caption; t2i-audit embeds each image once and each distinct caption
+once (by an exact class-token-only forward), and also computes bootstrap intervals, verifies image
+hashes and writes result files. Both results are printed so that agreement can be checked.
 
     python bench/score_vs_torchmetrics.py [--n 256] [--ref-n 1000] [--checkpoint DIR] [--threads 1]
 """
@@ -116,6 +128,18 @@ def warm_reference(ref: Path, ex, cache_dir: Path, batch: int) -> None:
     cache.close()
 
 
+def warm_up(ex, run: Path, device: str) -> None:
+    """First calls of each tower (one-off kernel set-up) outside every timed region: one image through
+    t2i-audit's forward and through the stock ``encode_image`` torchmetrics uses, one caption."""
+    from PIL import Image
+
+    im = Image.open(next(run.rglob("*.png"))).convert("RGB")
+    ex.embed_images([im])
+    ex.embed_texts(["a"])
+    with torch.inference_mode():
+        ex.model.encode_image(ex.preprocess_batch([im]).to(device))
+
+
 def torchmetrics_path(run: Path, ref: Path, ex, batch: int, device: str) -> tuple[float, float]:
     import pandas as pd
     from PIL import Image
@@ -181,6 +205,13 @@ def main() -> None:
         spec = f"bundled-clip:{ckpt}"
         ex = load_extractor(spec)  # loaded once per process, as in `score`; not part of either timing
         distributed.place_extractor(ex, batch)
+        import torchmetrics.image.fid  # noqa: F401 - imports outside every timed region
+        import torchmetrics.multimodal.clip_score  # noqa: F401
+
+        import t2i_audit.evals.reference  # noqa: F401
+        import t2i_audit.evals.scoring  # noqa: F401
+
+        warm_up(ex, run, args.device)
         with timed(args.device) as t_cold:
             cold = ours(run, ref, spec, cache, batch)
         with timed(args.device) as t_warm:
@@ -195,6 +226,15 @@ def main() -> None:
             fresh = ours(run, ref, spec, cache_ref, batch)
         with timed(args.device) as t_tm:
             tm_cs, tm_fid = torchmetrics_path(run, ref, ex, batch, args.device)
+        # all cold again, with the stock open_clip forward in place of the class-token-only one
+        fast_encode, ex._encode_image = ex._encode_image, ex.model.encode_image
+        cache_stock = work / "cache-stock"
+        shutil.rmtree(cache_stock, ignore_errors=True)
+        try:
+            with timed(args.device) as t_stock:
+                stock = ours(run, ref, spec, cache_stock, batch)
+        finally:
+            ex._encode_image = fast_encode
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -209,22 +249,29 @@ def main() -> None:
              t_tm.get(c) / t_fresh.get(c), agg(fresh, "clip_score"), agg(fresh, "fd")],
             ["t2i-audit score, fresh run and reference (all cold)", t_cold.get(c), t_cold.wall,
              t_tm.get(c) / t_cold.get(c), agg(cold, "clip_score"), agg(cold, "fd")],
+            ["t2i-audit score, all cold, stock open_clip forward", t_stock.get(c), t_stock.wall,
+             t_tm.get(c) / t_stock.get(c), agg(stock, "clip_score"), agg(stock, "fd")],
             ["t2i-audit score, re-score (warm cache)", t_warm.get(c), t_warm.wall, t_tm.get(c) / t_warm.get(c),
              agg(warm, "clip_score"), agg(warm, "fd")]]
     print(machine_line(args))
     print(f"checkpoint {ckpt}; {args.n} generated images, {args.ref_n} reference renders, batch {batch}")
     print(table(["path", f"seconds ({c})", "seconds (wall)", "speed-up vs torchmetrics", "CLIPScore", "FD"], rows))
     print(f"warm cache: {warm['cache']['hits']} hits, {warm['cache']['forward_passes']} forward passes")
+    n_gen, n_emb = len(cold["items"].query("metric == 'clip_score'")), cold["cache"]["embedded"]
+    n_ref = int(cold["reference"]["n"])
+    print(f"work: torchmetrics embeds {2 * n_gen + n_ref} images ({n_gen} generated twice: CLIPScore and FID "
+          f"each run the tower, {n_ref} reference) and {n_gen} captions; t2i-audit all cold embeds "
+          f"{n_emb} items ({n_gen} generated + {n_ref} reference images once, each distinct caption once)")
     for name, res in (("all cold", cold), ("warm", warm), ("fresh run", fresh)):
         print(f"score stages ({name}, wall s): " + ", ".join(f"{k} {v:.3f}" for k, v in res["timings_s"].items()))
     print("CLIPScore: torchmetrics clamps the mean of 100·cos at 0, t2i-audit clamps each image's score; the "
           "two agree when no cosine is negative (a trained CLIP). FD: same moments, same formula.")
-    speed = t_tm.get(c) / t_fresh.get(c)
+    speed, cold_speed = t_tm.get(c) / t_fresh.get(c), t_tm.get(c) / t_cold.get(c)
     frac = t_warm.get(c) / t_cold.get(c)
-    print(f"acceptance: a fresh run scores {speed:.2f}x faster than torchmetrics (reference statistics cached; "
-          f"target >= 2: {'PASS' if speed >= 2 else 'FAIL'}; all cold: {t_tm.get(c) / t_cold.get(c):.2f}x); "
-          f"warm re-score {100 * frac:.1f}% of the all-cold time (target <= 5%: {'PASS' if frac <= 0.05 else 'FAIL'})")
-
+    print(f"acceptance: a fresh run scores {speed:.2f}x faster than torchmetrics with reference statistics "
+          f"cached (target >= 2: {'PASS' if speed >= 2 else 'FAIL'}); with the reference cold too "
+          f"{cold_speed:.2f}x (target >= 2: {'PASS' if cold_speed >= 2 else 'FAIL'}); warm re-score "
+          f"{100 * frac:.1f}% of the all-cold time (target <= 5%: {'PASS' if frac <= 0.05 else 'FAIL'})")
 
 if __name__ == "__main__":
     main()

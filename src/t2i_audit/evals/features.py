@@ -172,6 +172,7 @@ def load_bundled_clip(path: str = "bundled", batch_size: int = 64) -> OpenClipEx
     meth = (f"PictoWorld CLIP {c.id}; preprocessing: RGB, PIL bicubic antialiased resize to {size}x{size} "
             "if needed, rounded to uint8, mean/std normalisation")
     size = c.config.image_size
+    c.tokenizer(["a"])  # builds the BPE vocabulary (a process-wide singleton) now, as part of loading
 
     def batch(images: list) -> torch.Tensor:  # = stacking c.preprocess: uint8 (resized as there), normalised
         return c.normalize(torch.from_numpy(images_to_uint8(images, size)).permute(0, 3, 1, 2))
