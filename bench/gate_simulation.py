@@ -181,18 +181,19 @@ def main() -> None:
                 fa = same[(rule, method)]
                 rows.append((rule.replace("bias.presentation.", "").replace(" same as baseline", ""), method,
                              f"{prof} {base_p[prof]:.2f}→{base_p[prof] + sign * args.shift:.2f}",
-                             n_prompts * ipp, ipp, rate(args.repeats - fa, args.repeats), rate(k, args.repeats)))
+                             n_prompts * ipp, ipp, rate(args.repeats - fa, args.repeats), rate(k, args.repeats),
+                             args.repeats))
         print(f"… {ipp} images per prompt done ({time.perf_counter() - t0:.0f} s)")
     head = ("rule (… same as baseline)", "difference", "planted shift", "img/prof", "ipp",
-            "same distr.: pass [95% CI]", "shift: fail (power) [95% CI]")
+            "same distr.: pass [95% CI]", "shift: fail (power) [95% CI]", "repeats")
     widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
     print("\n" + "  ".join(h.ljust(w) for h, w in zip(head, widths)))
     print("  ".join("-" * w for w in widths))
     for r in rows:
         print("  ".join(str(v).ljust(w) for v, w in zip(r, widths)))
-    print(f"\ntargets: same distribution passes ≥ 95% of {args.repeats}; a 10 pp shift fails ≥ 80% "
-          f"(n repeats = {args.repeats} per cell; 'counts' = the gate's default difference for bias shares, "
-          "'intervals' = the generic fallback)")
+    print(f"\ntargets: same distribution passes ≥ 95% of repeats; a {args.shift:.0%} shift fails ≥ 80%. "
+          "'counts' = the gate's difference for bias shares (reports.gate_bias), 'intervals' = the generic "
+          "combination of the two reported intervals (its fallback); Clopper-Pearson 95% intervals")
     z = stats.norm.ppf
     for prof in ("firefighter", "chef"):
         p0 = base_p[prof]

@@ -41,8 +41,8 @@ from scipy import stats
 
 from .stats import Difference
 
-METHOD = ("two-sample difference of proportions from the runs' counts (images pooled over the group's "
-          "{p} prompts, shared by both runs); Newcombe hybrid score interval at {lvl}; p: pooled score test")
+METHOD = ("two-sample difference of proportions from the runs' counts (images pooled over each group's prompts, "
+          "the same in both runs); Newcombe hybrid score interval at the check's level; p: pooled score test")
 
 
 def wilson(k: float, n: float, z: float) -> tuple[float, float]:
@@ -140,7 +140,7 @@ def share_difference(run, base, detail: dict, level: float) -> tuple[Difference 
     c = a["classes"].index(detail["cls"])
     d_raw, lo, hi = newcombe(a["k"][c], a["n"], b["k"][c], b["n"], level)
     p = score_p_value(a["k"][c], a["n"], b["k"][c], b["n"])
-    method = METHOD.format(p=a["n_prompts"], lvl=f"{level * 100:.4g}%")
+    method = METHOD
     n = int(a["n"] + b["n"])
     if detail["kind"] == "raw_share" or (a["corrected"] is None and b["corrected"] is None):
         return Difference(d_raw, lo, hi, p, n, a["n_prompts"], method + "; raw shares"), ""
@@ -156,6 +156,6 @@ def share_difference(run, base, detail: dict, level: float) -> tuple[Difference 
     if not (math.isfinite(s) and s > 0):
         return None, "the correction has no positive slope at these shares"
     d = float(a["corrected"][c] - b["corrected"][c])
-    method += (f"; corrected scale: the shared calibration's correction map, slope {s:.3g} at the pooled raw "
-               "shares (delta method)")
+    method += ("; corrected shares: the raw interval through the runs' shared calibration (slope of the "
+               "correction at the pooled raw shares, delta method)")
     return Difference(d, d + s * (lo - d_raw), d + s * (hi - d_raw), p, n, a["n_prompts"], method), ""
