@@ -69,11 +69,16 @@ class ScoreConfig:
         return ScoreConfig(**d)
 
 
-def load_run(run_dir: str | Path) -> tuple[Path, dict, pd.DataFrame]:
+def check_run_dir(run_dir: str | Path) -> Path:
     root = Path(run_dir)
     if not (root / "run.json").is_file() or not (root / "manifest.parquet").is_file():
         raise InputError(f"{run_dir}: not a generation run (needs run.json and manifest.parquet); "
                          "create one with `t2i-audit sample`")
+    return root
+
+
+def load_run(run_dir: str | Path) -> tuple[Path, dict, pd.DataFrame]:
+    root = check_run_dir(run_dir)
     from .runs import read_run_json
 
     info = read_run_json(root / "run.json")
@@ -189,7 +194,8 @@ def score_run(run_dir: str | Path, cfg: ScoreConfig | None = None, cache: Embedd
     `score`, an audit or a `sample` into the same run is refused; leftovers of a killed score's
     atomic writes are removed first."""
     dist = distributed.current()
-    dist.agree(lambda: load_run(run_dir))  # a run directory, checked before its lock is taken
+    dist.agree(lambda: check_run_dir(run_dir))  # a run directory, checked before its lock is taken (and
+    # read after it is held, so that what is scored is what the lock protects)
     lock = RunLock(run_dir, purpose="score")
 
     def take() -> None:
