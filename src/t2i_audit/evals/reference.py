@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InputError
-from .cache import EmbeddingCache, embed_cached
+from .cache import EmbeddingCache, embed_cached, file_sha256
 from .metrics_distribution import GaussianMoments
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -66,12 +67,28 @@ def world_reference(n: int = 1000, seed: int = 0, size: int = 32, bias_spec: str
     return ReferenceSet("world", desc, keys, lambda i: Image.open(io.BytesIO(blobs[i])).convert("RGB"))
 
 
+def image_files(d: str | Path) -> list[str]:
+    """Image files under ``d`` (any depth, not following directory links, names starting with '.'
+    skipped) as path strings, in path order (component by component, as ``sorted`` orders ``Path``
+    objects). Plain ``os.walk`` and strings: pathlib's rglob, Path objects and their comparisons
+    cost more than hashing the files on a warm re-score."""
+    found: list[tuple[tuple[str, ...], str]] = []
+    for root, _, files in os.walk(d):
+        rel = os.path.relpath(root, d)
+        parts = () if rel == "." else tuple(rel.split(os.sep))
+        for f in files:
+            if not f.startswith(".") and os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES:
+                found.append(((*parts, f), os.path.join(root, f)))
+    found.sort(key=lambda t: t[0])
+    return [name for _, name in found]
+
+
 def folder_reference(directory: str | Path) -> ReferenceSet:
     d = Path(directory).expanduser()
     if not d.is_dir():
         raise InputError(f"--reference {directory}: no such folder; give an image folder, a run or data set "
                          "directory, or 'world'")
-    paths: list[Path]
+    paths: list[str]
     man = d / "manifest.parquet"
     if man.is_file():
         import pandas as pd
@@ -80,15 +97,15 @@ def folder_reference(directory: str | Path) -> ReferenceSet:
         col = "path" if "path" in df.columns else "file" if "file" in df.columns else None
         if col is None:
             raise InputError(f"--reference {directory}: manifest.parquet has neither a 'path' nor a 'file' column")
-        paths = [d / p for p in df[col].tolist()]
+        paths = [os.path.join(d, p) for p in df[col].tolist()]
     else:
-        paths = sorted(p for p in d.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+        paths = image_files(d)
     if len(paths) < 2:
         raise InputError(f"--reference {directory}: {len(paths)} image(s) found; a reference set needs at least 2")
-    missing = [p for p in paths if not p.is_file()]
+    missing = [p for p in paths if not os.path.isfile(p)]
     if missing:
         raise InputError(f"--reference {directory}: {len(missing)} listed image(s) are missing, e.g. {missing[0]}")
-    keys = [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
+    keys = [file_sha256(p) for p in paths]
 
     def load(i: int) -> Image.Image:
         try:
