@@ -161,9 +161,22 @@ class Context:
             raise InputError(f"--clip {spec}: {ex.id} embeds images only; CLIPScore needs a CLIP "
                              "(bundled-clip, open_clip:..., hf-clip:...)")
         texts = self.manifest["text"].astype(str).tolist()
-        keys = [text_key(t) for t in texts]
-        return self.timed(f"embed texts ({role})", lambda: self.embed_sharded(
-            ex, keys, lambda i: texts[i], ex.embed_texts, f"embed texts ({role})", False))
+        uniq = list(dict.fromkeys(texts))
+        keys, bs = [text_key(t) for t in uniq], self.cfg.batch_size
+
+        def block(b: int) -> np.ndarray:
+            return embed_cached(self.cache, ex.id, keys[b * bs:(b + 1) * bs], lambda j: uniq[b * bs + j],
+                                ex.embed_texts, bs)
+
+        def run() -> np.ndarray:
+            # Each distinct caption once across all ranks, in whole batches of the single-process
+            # order (rank r takes batches r, r + W, ...), so sharding changes no batch and no bit.
+            n_blocks = -(-len(uniq) // bs)
+            return np.concatenate(self.dist.gather_shards(n_blocks, lambda idx: [block(b) for b in idx]))
+
+        feats = self.timed(f"embed texts ({role})", run)
+        row = {t: j for j, t in enumerate(uniq)}
+        return feats[[row[t] for t in texts]]
 
     def reference_features(self, spec: str, role: str) -> tuple[np.ndarray, md.GaussianMoments]:
         from .reference import load_reference, reference_moments
