@@ -8,8 +8,10 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
+from t2i_audit.errors import InputError
 from t2i_audit.evals.reference import IMAGE_SUFFIXES, folder_reference, image_files
 
 
@@ -36,3 +38,11 @@ def test_folder_reference_keys_are_file_hashes_in_order(tmp_path):
     order = ["a.png", "b.png", "sub/c.png"]
     assert ref.keys == [hashlib.sha256((tmp_path / n).read_bytes()).hexdigest() for n in order]
     assert np.array_equal(np.asarray(ref.load(2)), np.asarray(Image.open(tmp_path / "sub/c.png").convert("RGB")))
+
+
+def test_folder_reference_unreadable_file_is_an_input_error(tmp_path):
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (4, 4)).save(tmp_path / name)
+    os.symlink(tmp_path / "gone.png", tmp_path / "c.png")  # a dangling link
+    with pytest.raises(InputError, match="cannot read .*c.png"):
+        folder_reference(tmp_path)

@@ -20,5 +20,6 @@ def test_fd_to_reference_matches_frechet_distance():
         gen = rng.normal(size=(n, 24)) + shift
         want = md.frechet_distance(gen, ref_m)
         assert fd(gen) == pytest.approx(want, rel=1e-8, abs=1e-8)
+        assert fd(md.GaussianMoments.of(gen)) == pytest.approx(want, rel=1e-8, abs=1e-8)
     with pytest.raises(InputError, match="dimensions differ"):
         fd(rng.normal(size=(10, 5)))

@@ -38,10 +38,12 @@ def text_key(text: str) -> str:
     return hashlib.sha256(b"text:" + text.encode("utf-8")).hexdigest()
 
 
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
+        block = f.read(chunk)
+        h = hashlib.sha256(block)
+        while len(block) == chunk:  # files under one chunk (images) take a single read
+            block = f.read(chunk)
             h.update(block)
     return h.hexdigest()
 

@@ -76,9 +76,10 @@ def image_files(d: str | Path) -> list[str]:
     for root, _, files in os.walk(d):
         rel = os.path.relpath(root, d)
         parts = () if rel == "." else tuple(rel.split(os.sep))
+        prefix = os.path.join(root, "")
         for f in files:
-            if not f.startswith(".") and os.path.splitext(f)[1].lower() in IMAGE_SUFFIXES:
-                found.append(((*parts, f), os.path.join(root, f)))
+            if not f.startswith(".") and f.lower().endswith(IMAGE_SUFFIXES):
+                found.append(((*parts, f), prefix + f))
     found.sort(key=lambda t: t[0])
     return [name for _, name in found]
 
@@ -98,14 +99,18 @@ def folder_reference(directory: str | Path) -> ReferenceSet:
         if col is None:
             raise InputError(f"--reference {directory}: manifest.parquet has neither a 'path' nor a 'file' column")
         paths = [os.path.join(d, p) for p in df[col].tolist()]
+        missing = [p for p in paths if not os.path.isfile(p)]
+        if missing:
+            raise InputError(f"--reference {directory}: {len(missing)} listed image(s) are missing, e.g. {missing[0]}")
     else:
         paths = image_files(d)
     if len(paths) < 2:
         raise InputError(f"--reference {directory}: {len(paths)} image(s) found; a reference set needs at least 2")
-    missing = [p for p in paths if not os.path.isfile(p)]
-    if missing:
-        raise InputError(f"--reference {directory}: {len(missing)} listed image(s) are missing, e.g. {missing[0]}")
-    keys = [file_sha256(p) for p in paths]
+    try:
+        keys = [file_sha256(p) for p in paths]
+    except OSError as e:  # e.g. a dangling link, or a file removed meanwhile
+        raise InputError(f"--reference {directory}: cannot read {e.filename} ({e.strerror}); remove or "
+                         "restore it") from None
 
     def load(i: int) -> Image.Image:
         try:

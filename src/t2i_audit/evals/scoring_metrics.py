@@ -108,18 +108,20 @@ def _dist_metric(ctx: Context, name: str, spec: str, role: str, stat: Callable, 
                                  "detail"]), [_row(name, "overall", e)]
 
 
-def fd_to_reference(ref: md.GaussianMoments) -> Callable[[np.ndarray], float]:
-    """``features -> FD(features, ref)`` for many feature sets against one fixed reference (the
-    bootstrap replicates): the reference covariance's square root is taken once, and each call needs
-    one symmetric eigenvalue problem, tr √(Σ_g Σ_r) = Σ √eig(Σ_r^½ Σ_g Σ_r^½). The same value as
+def fd_to_reference(ref: md.GaussianMoments) -> Callable[[np.ndarray | md.GaussianMoments], float]:
+    """``features -> FD(features, ref)`` (features, or their ``GaussianMoments``) for many sets
+    against one fixed reference (the point estimate and the bootstrap replicates): the reference
+    covariance's square root is taken once, and each call needs one symmetric eigenvalue problem,
+    tr √(Σ_g Σ_r) = Σ √eig(Σ_r^½ Σ_g Σ_r^½). The same value as
     :func:`metrics_distribution.frechet_distance` up to float64 rounding."""
     mu_r, cov_r = ref.mean, ref.cov
     w, v = np.linalg.eigh((cov_r + cov_r.T) / 2)
     root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
     tr_r = float(np.trace(cov_r))
 
-    def fd(features: np.ndarray) -> float:
-        g = md.GaussianMoments.of(md.check_features(features, "generated set"))
+    def fd(features) -> float:
+        g = features if isinstance(features, md.GaussianMoments) else \
+            md.GaussianMoments.of(md.check_features(features, "generated set"))
         if g.sum.shape != ref.sum.shape:
             raise InputError(f"feature dimensions differ ({g.sum.shape[0]} vs {ref.sum.shape[0]})")
         cov_g = g.cov
@@ -133,14 +135,14 @@ def fd_to_reference(ref: md.GaussianMoments) -> Callable[[np.ndarray], float]:
 
 def metric_fd(ctx: Context):
     gm = ctx.image_moments(ctx.cfg.features, "features")
-    point = lambda g, r, rm: md.frechet_distance(gm, rm)  # noqa: E731
     memo: dict = {}
 
-    def f(g, r, rm, *_):  # bootstrap replicates: one reference square root for all of them
+    def f(g, r, rm, *_):  # the point estimate and the replicates: one reference square root for all
         if memo.get("ref") is not rm:
             memo.update(ref=rm, fd=fd_to_reference(rm))
         return memo["fd"](g)
 
+    point = lambda g, r, rm: f(gm, r, rm)  # noqa: E731 - from the moments summed across ranks
     return _dist_metric(ctx, "fd", ctx.cfg.features, "features", point, f,
                         "Fréchet distance (Heusel et al. 2017) on float64 moments")
 
