@@ -128,7 +128,9 @@ def main() -> None:
         with timed(args.device) as t:
             imgs = pipe(prompts, seeds, **over).images
         results[name] = (t, accuracy(imgs, expects))
-        print(f"  {name}: {len(imgs) / t.wall:.2f} img/s wall", file=sys.stderr, flush=True)
+        acc, lo, hi = results[name][1]
+        print(f"  {name}: {len(imgs) / t.wall:.3f} img/s wall, {len(imgs) / t.get(args.clock):.3f} img/s "
+              f"({args.clock}), oracle accuracy {acc:.3f} [{lo:.3f}, {hi:.3f}]", file=sys.stderr, flush=True)
     p = pipe.resolve_params()
     with timed(args.device) as t:
         imgs = plain_loop(pipe, prompts, seeds, p, p.micro_batch, args.device)
