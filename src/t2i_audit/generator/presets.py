@@ -19,7 +19,7 @@ class Preset(_JsonConfig):
     prior: dict = field(default_factory=lambda: PriorConfig().to_dict())
     decoder: dict = field(default_factory=lambda: UNetConfig().to_dict())
     steps: dict = field(default_factory=lambda: {"clip": 900, "autoencoder": 1500, "prior": 1500,
-                                                 "decoder": 3000})
+                                                 "decoder": 2200})
     batch: dict = field(default_factory=lambda: {"clip": 128, "autoencoder": 64, "prior": 128, "decoder": 64})
     save_every: int = 100
     # Learning rate per stage where it differs from the stage's default.
