@@ -114,7 +114,10 @@ def main() -> None:
                     "value": v, "ci": [lo, hi], "spec": target[c], "n": n}
             unknown = 1 - len(known) / len(reads)
             print(f"  {prof:<20}{attr:<13} n={len(known):<4} unknown {unknown:.1%}: " + "; ".join(cells))
-    print(f"max |drawn - spec| = {worst:.1f} pp -> {'PASS' if worst <= 8 else 'FAIL'} (±8 pp)")
+    if out["neutral"]:
+        print(f"max |drawn - spec| = {worst:.1f} pp -> {'PASS' if worst <= 8 else 'FAIL'} (±8 pp)")
+    else:  # a run without neutral profession prompts (e.g. pictoworld-skills) cannot judge this
+        print("no neutral profession prompts in this run: not judged (use a run with pictoworld-bias)")
     out["neutral_max_abs_pp"] = worst
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=2))
