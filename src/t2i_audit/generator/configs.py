@@ -11,6 +11,17 @@ from pathlib import Path
 from ..errors import InputError, did_you_mean
 
 
+def read_config_json(path: str | Path) -> dict:
+    """The dict a component's config JSON holds, with one-line errors for a missing or bad file."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: config file missing; a checkpoint needs one JSON per component")
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise InputError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
+
+
 class _JsonConfig:
     def to_dict(self) -> dict:
         return asdict(self)
@@ -29,14 +40,7 @@ class _JsonConfig:
 
     @classmethod
     def load(cls, path: str | Path):
-        p = Path(path)
-        if not p.is_file():
-            raise InputError(f"{p}: config file missing; a checkpoint needs one JSON per component")
-        try:
-            d = json.loads(p.read_text())
-        except json.JSONDecodeError as e:
-            raise InputError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
-        return cls.from_dict(d, str(p))
+        return cls.from_dict(read_config_json(path), str(path))
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_json() + "\n")

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from .configs import DiTConfig
-from .layers import Block, TimeEmbed, key_mask
+from .layers import Block, TimeEmbed, key_mask, null_conditioning
 
 
 class DiT(nn.Module):
@@ -43,11 +43,7 @@ class DiT(nn.Module):
         embedding; txt_states: (B,L,Wt); txt_valid: (B,L) bool; drop_*: (B,) bool -> null cond."""
         c = self.config
         b = x.shape[0]
-        if drop_img is not None:
-            img_emb = torch.where(drop_img[:, None], self.null_img.expand_as(img_emb), img_emb)
-        if drop_txt is not None:
-            txt_states = torch.where(drop_txt[:, None, None], self.null_txt.expand_as(txt_states), txt_states)
-            txt_valid = txt_valid | drop_txt[:, None]
+        img_emb, txt_states, txt_valid = null_conditioning(self, img_emb, txt_states, txt_valid, drop_img, drop_txt)
         p, g = c.patch_size, self.grid
         tokens = x.reshape(b, c.in_channels, g, p, g, p).permute(0, 2, 4, 1, 3, 5).reshape(b, g * g, -1)
         h = self.patch(tokens) + self.pos

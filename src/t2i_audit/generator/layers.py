@@ -17,6 +17,18 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
 
+def null_conditioning(model: nn.Module, img_emb: torch.Tensor, txt_states: torch.Tensor, txt_valid: torch.Tensor,
+                      drop_img: torch.Tensor | None, drop_txt: torch.Tensor | None):
+    """Classifier-free guidance for the decoders: rows flagged in ``drop_img``/``drop_txt`` get the
+    model's learned ``null_img``/``null_txt`` instead of their conditioning (null text is all valid)."""
+    if drop_img is not None:
+        img_emb = torch.where(drop_img[:, None], model.null_img.expand_as(img_emb), img_emb)
+    if drop_txt is not None:
+        txt_states = torch.where(drop_txt[:, None, None], model.null_txt.expand_as(txt_states), txt_states)
+        txt_valid = txt_valid | drop_txt[:, None]
+    return img_emb, txt_states, txt_valid
+
+
 class Attention(nn.Module):
     def __init__(self, width: int, heads: int):
         super().__init__()

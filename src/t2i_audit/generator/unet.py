@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from .configs import _JsonConfig
+from .layers import null_conditioning
 
 
 @dataclass
@@ -61,11 +62,7 @@ class UNetDecoder(nn.Module):
         txt_states (B,L,Wt), txt_valid (B,L) bool, drop_* (B,) bool -> null conditioning."""
         c = self.config
         b = x.shape[0]
-        if drop_img is not None:
-            img_emb = torch.where(drop_img[:, None], self.null_img.expand_as(img_emb), img_emb)
-        if drop_txt is not None:
-            txt_states = torch.where(drop_txt[:, None, None], self.null_txt.expand_as(txt_states), txt_states)
-            txt_valid = txt_valid | drop_txt[:, None]
+        img_emb, txt_states, txt_valid = null_conditioning(self, img_emb, txt_states, txt_valid, drop_img, drop_txt)
         ctx = torch.cat([self.img_tokens(img_emb).view(b, c.cond_tokens, c.text_dim), txt_states], dim=1)
         mask = torch.cat([torch.ones(b, c.cond_tokens, dtype=torch.bool, device=x.device), txt_valid], dim=1)
         return self.unet(x, t, encoder_hidden_states=ctx, class_labels=img_emb,
@@ -94,17 +91,7 @@ def build_decoder(config, context_length: int = 24) -> nn.Module:
     return DiT(config, context_length)
 
 
-def load_decoder_config(path) -> object:
-    import json
-    from pathlib import Path
+def load_decoder_config(path):
+    from .configs import read_config_json
 
-    from ..errors import InputError
-
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: config file missing; a checkpoint needs one JSON per component")
-    try:
-        d = json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise InputError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
-    return decoder_config_from_dict(d, str(p))
+    return decoder_config_from_dict(read_config_json(path), str(path))
