@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
 from ..errors import InputError
+from ..evals.stats import wilson_interval
 
 
 @dataclass
@@ -152,16 +152,10 @@ def choose_threshold(pos: np.ndarray, neg: np.ndarray, target_fpr: float, space:
 
 
 def wilson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson interval of k/n (evals.stats.wilson_interval), NaN when there is nothing to count."""
     if n == 0:
         return float("nan"), float("nan")
-    from scipy.stats import norm
-
-    z = norm.ppf(1 - (1 - level) / 2)
-    p = k / n
-    den = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / den
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return max(0.0, c - h), min(1.0, c + h)
+    return wilson_interval(k, n, level)
 
 
 def audit_memorization(generated, train, cfg: MemorizationConfig | None = None, extractor=None,

@@ -39,29 +39,18 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..evals.stats import wilson_interval  # numpy-only: no model, no torch
 from .stats import Difference
 
 METHOD = ("two-sample difference of proportions from the runs' counts (images pooled over each group's prompts, "
           "the same in both runs); Newcombe hybrid score interval at the check's level; p: pooled score test")
 
 
-def wilson(k: float, n: float, z: float) -> tuple[float, float]:
-    """Wilson score interval of k/n at normal quantile z."""
-    if n <= 0:
-        return 0.0, 1.0
-    p = k / n
-    den = 1 + z * z / n
-    mid = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(max(p * (1 - p) / n + z * z / (4 * n * n), 0.0)) / den
-    return max(0.0, mid - half), min(1.0, mid + half)
-
-
 def newcombe(k1: float, n1: float, k2: float, n2: float, level: float = 0.95) -> tuple[float, float, float]:
     """(d, low, high): Newcombe's hybrid score interval for k1/n1 − k2/n2 at ``level``."""
-    z = float(stats.norm.ppf(0.5 + level / 2))
     p1, p2 = k1 / n1, k2 / n2
-    l1, u1 = wilson(k1, n1, z)
-    l2, u2 = wilson(k2, n2, z)
+    l1, u1 = wilson_interval(k1, n1, level)
+    l2, u2 = wilson_interval(k2, n2, level)
     d = p1 - p2
     return d, d - math.hypot(p1 - l1, u2 - p2), d + math.hypot(u1 - p1, p2 - l2)
 
