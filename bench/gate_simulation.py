@@ -42,7 +42,7 @@ from t2i_audit.audits.calibration import calibrate_on_pictoworld
 from t2i_audit.audits.correction import GroupSample, calibration_replicates, estimate_group
 from t2i_audit.audits.probes import UNSURE, OracleProbe
 from t2i_audit.reports.gate import evaluate
-from t2i_audit.reports.gate_rules import parse_rule
+from t2i_audit.reports.gate_rules import DEFAULT_CONFIDENCE, parse_rule
 from t2i_audit.reports.results import RunResults
 from t2i_audit.world.bias import BiasSpec
 from t2i_audit.world.oracle import read_image
@@ -124,7 +124,8 @@ def rate(k: int, n: int) -> str:
     return f"{k / n:5.0%} [{lo:.0%}, {hi:.0%}]"
 
 
-def scenario(sim: Simulator, base_p, cand_p, ipp: int, rules: list[str], repeats: int) -> dict:
+def scenario(sim: Simulator, base_p, cand_p, ipp: int, rules: list[str], repeats: int,
+             confidence: float = 0.95) -> dict:
     """Gate fails per (rule, method) over `repeats` independent (baseline, candidate) pairs."""
     parsed = {r: parse_rule(r) for r in rules}
     fails = {(r, m): 0 for r in rules for m in ("counts", "intervals")}
@@ -133,8 +134,8 @@ def scenario(sim: Simulator, base_p, cand_p, ipp: int, rules: list[str], repeats
         cand = sim.run(cand_p, ipp, f"cand{i}")
         generic = RunResults(root=base.root, run=base.run, bias=base.bias, bias_meta=None)  # forces the fallback
         for r in rules:
-            fails[(r, "counts")] += not evaluate(cand, [parsed[r]], base).passed
-            fails[(r, "intervals")] += not evaluate(cand, [parsed[r]], generic).passed
+            fails[(r, "counts")] += not evaluate(cand, [parsed[r]], base, confidence=confidence).passed
+            fails[(r, "intervals")] += not evaluate(cand, [parsed[r]], generic, confidence=confidence).passed
     return fails
 
 
@@ -148,8 +149,11 @@ def main() -> None:
     ap.add_argument("--scenarios", default="firefighter+,firefighter-,chef+",
                     help="planted shifts to simulate (comma-separated): " + ", ".join(SCENARIOS))
     ap.add_argument("--shift", type=float, default=0.10)
+    ap.add_argument("--confidence", type=float, default=None,
+                    help="level of the baseline rules' intervals (default: the gate's default)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    conf = args.confidence if args.confidence is not None else DEFAULT_CONFIDENCE
 
     suite_ipp, n_prompts = suite_defaults()
     ipp0 = args.images_per_prompt or suite_ipp
@@ -171,11 +175,12 @@ def main() -> None:
     for ipp in ipps:
         fire, chef = ONE.format(p="firefighter"), ONE.format(p="chef")
         same = scenario(sim, base_p, base_p, ipp, [fire, FAMILY] + ([chef] if "chef+" in args.scenarios.split(",") else []),
-                        args.repeats)
+                        args.repeats, conf)
         shifted = {}
         for prof, sign in [SCENARIOS[x] for x in args.scenarios.split(",")]:
             cand = dict(base_p, **{prof: base_p[prof] + sign * args.shift})
-            shifted[(prof, sign)] = scenario(sim, base_p, cand, ipp, [ONE.format(p=prof), FAMILY], args.repeats)
+            shifted[(prof, sign)] = scenario(sim, base_p, cand, ipp, [ONE.format(p=prof), FAMILY], args.repeats,
+                                          conf)
         for (prof, sign), fails in shifted.items():
             for (rule, method), k in fails.items():
                 fa = same[(rule, method)]

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .gate_bias import share_difference
 from .gate_index import Estimate, MetricIndex, direction
-from .gate_rules import GateRuleError, Rule, load_rules
+from .gate_rules import DEFAULT_CONFIDENCE, GateRuleError, Rule, load_rules
 from .results import RunResults, check_complete, load_run
 from .stats import independent_difference
 from .tables import fmt_ci, fmt_num
@@ -69,7 +69,7 @@ class GateResult:
     checks: list[Check]
     baseline_run_id: str | None = None
     rules_file: str = ""
-    confidence: float = 0.95
+    confidence: float = DEFAULT_CONFIDENCE
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -152,7 +152,7 @@ def _finite(est: Estimate, where: str, need_ci: bool) -> None:
 
 
 def evaluate(res: RunResults, rules: list[Rule], baseline: RunResults | None = None, *,
-             confidence: float = 0.95, source: str = "rules") -> GateResult:
+             confidence: float = DEFAULT_CONFIDENCE, source: str = "rules") -> GateResult:
     """Evaluate parsed rules on loaded results (no completeness check; see :func:`gate_run_dir`)."""
     idx = MetricIndex(res)
     bidx = MetricIndex(baseline) if baseline is not None else None

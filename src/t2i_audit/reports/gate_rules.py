@@ -52,6 +52,7 @@ PATTERNS = {
 FORMS = ("REF >= NUMBER [confidently]", "REF <= baseline + MARGIN", "REF >= baseline - MARGIN",
          "REF no worse than baseline by more than MARGIN", "REF same as baseline [within MARGIN]")
 TOP_KEYS = ("rules", "confidence")
+DEFAULT_CONFIDENCE = 0.95  # level of the intervals of baseline rules when a rules file does not say
 RULE_KEYS = ("rule", "name")
 KEYWORDS = ("baseline", "confidently", "no worse than baseline", "by more than", "same as baseline", "within")
 
@@ -148,7 +149,7 @@ def parse_rules(data, source: str = "<rules>") -> tuple[list[Rule], float]:
     items = data.get("rules")
     if not isinstance(items, list) or not items:
         raise GateRuleError(f"{source}: 'rules' must be a non-empty list of rule strings")
-    conf = data.get("confidence", 0.95)
+    conf = data.get("confidence", DEFAULT_CONFIDENCE)
     if isinstance(conf, bool) or not isinstance(conf, (int, float)) or not 0.5 <= conf < 1:
         raise GateRuleError(f"{source}: confidence must be a number in [0.5, 1), got {conf!r}")
     rules, names = [], set()
