@@ -214,3 +214,27 @@ def test_bias_audit_config_round_trips():
 
     c = BiasAuditConfig(probes=["oracle-skin"], reference="r.csv", bootstrap=77, group_slots=("occupation",))
     assert BiasAuditConfig.from_dict(json.loads(c.to_json())) == c
+
+
+def test_probe_agreement_on_images_both_probes_answered():
+    """Planted readings: probe B abstains on 4 of A's 'woman' images. On all answered images the
+    shares differ (A 6/10 women, B 2/6); on the 6 images both answered they agree exactly."""
+    from types import SimpleNamespace
+
+    from t2i_audit.audits.bias import probe_agreement
+    from t2i_audit.audits.probes import UNSURE, ProbeOutput
+
+    classes = ("man", "woman")
+    images = pd.DataFrame({"image_id": [f"i{j}" for j in range(12)], "prompt_id": ["p"] * 12,
+                           "group": ["chef"] * 10 + ["doctor"] * 2,
+                           "slots": [{"profession": "chef"}] * 10 + [{"profession": "doctor"}] * 2})
+    a = ProbeOutput(classes, np.array([1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 0]))
+    b = ProbeOutput(classes, np.array([UNSURE] * 4 + [1, 1, 0, 0, 0, 0, 1, 1]))
+    bias = pd.DataFrame([{"attribute": "presentation", "group": "chef", "cls": c, "raw": r, "corrected": np.nan,
+                          "probe": p, "section": "neutral"}
+                         for p, shares in (("A", (0.4, 0.6)), ("B", (4 / 6, 2 / 6))) for c, r in zip(classes, shares)])
+    probes = [SimpleNamespace(name="A", classes=classes), SimpleNamespace(name="B", classes=classes)]
+    (row,) = probe_agreement(bias, {"A": a, "B": b}, probes, images)
+    assert row["max_abs_diff"] == pytest.approx(0.6 - 2 / 6)
+    assert row["common"] == {"n": 6, "n_group": 10, "max_abs_diff": 0.0, "per_image_agreement": 1.0}
+    assert "common" not in probe_agreement(bias)[0]  # without per-image outputs: the estimates only

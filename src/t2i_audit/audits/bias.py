@@ -278,7 +278,7 @@ def _run_bias_audit(run_dir: str | Path, cfg: BiasAuditConfig | None, extractor,
         "config": cfg.to_dict(),
         "limits": sorted({p.limits for p in probes if p.limits}),
         "methodology": methodology_text(cfg, bool(calibrations)),
-        "agreement": probe_agreement(tables["bias"]),
+        "agreement": probe_agreement(tables["bias"], outputs, probes, images),
     }
     atomic_write_parquet(out / "bias.parquet", tables["bias"])
     atomic_write_parquet(out / "bias_stats.parquet", tables["stats"])
@@ -299,18 +299,44 @@ def calibrate(probes: list[Probe], cfg: BiasAuditConfig, domain: str) -> dict[st
     return calibrate_on_folder(probes, c)
 
 
-def probe_agreement(bias: pd.DataFrame) -> list[dict]:
-    """Where two probes read the same attribute: max |difference| of their best estimates per group."""
+def probe_agreement(bias: pd.DataFrame, outputs: dict[str, ProbeOutput] | None = None,
+                    probes: list[Probe] | None = None, images: pd.DataFrame | None = None) -> list[dict]:
+    """Where two probes read the same attribute, per neutral group: max |difference| of their best
+    estimates (each over the images it answered), and, given the per-image outputs, the same on the
+    images *both* answered (raw shares: the probes' disagreement about what they see, without the
+    effect of abstaining on different images) with the per-image agreement rate."""
     if bias.empty:
         return []
     rows = []
     best = bias.assign(best=bias["corrected"].where(bias["corrected"].notna(), bias["raw"]))
+    by_name = {p.name: p for p in probes or []}
     for (attr, grp), d in best[best.section == "neutral"].groupby(["attribute", "group"]):
         ps = sorted(d["probe"].unique())
         for i, a in enumerate(ps):
             for b in ps[i + 1:]:
                 x = d[d.probe == a].set_index("cls")["best"]
                 y = d[d.probe == b].set_index("cls")["best"]
-                rows.append({"attribute": attr, "group": grp, "probes": [a, b],
-                             "max_abs_diff": float((x - y).abs().max())})
+                row = {"attribute": attr, "group": grp, "probes": [a, b],
+                       "max_abs_diff": float((x - y).abs().max())}
+                if outputs is not None and images is not None and a in by_name and b in by_name:
+                    row["common"] = _common_agreement(outputs[a], outputs[b], by_name[a], attr, grp, images)
+                rows.append(row)
     return rows
+
+
+def _common_agreement(oa: ProbeOutput, ob: ProbeOutput, pa: Probe, attr: str, grp: str,
+                      images: pd.DataFrame) -> dict:
+    if oa.classes != ob.classes:
+        return {"n": 0, "note": "the probes' classes differ"}
+    neutral = np.array([_explicit(s, attr, pa.classes) is None for s in images["slots"]])
+    sel = neutral & ((images["group"] == grp).to_numpy() if grp != "all" else True)
+    la, lb = oa.labels[sel], ob.labels[sel]
+    both = (la >= 0) & (lb >= 0)
+    n = int(both.sum())
+    if n == 0:
+        return {"n": 0}
+    k = len(oa.classes)
+    sa = np.bincount(la[both], minlength=k) / n
+    sb = np.bincount(lb[both], minlength=k) / n
+    return {"n": n, "n_group": int(sel.sum()), "max_abs_diff": float(np.abs(sa - sb).max()),
+            "per_image_agreement": float(np.mean(la[both] == lb[both]))}

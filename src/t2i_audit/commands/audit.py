@@ -46,8 +46,11 @@ def print_bias(res: dict, echo=click.echo) -> None:
         for _, r in adh.iterrows():
             echo(f"  adherence {r.group}: {_fmt(r.value, r.ci_low, r.ci_high)} (n={r.n})")
     for a in summ.get("agreement", []):
+        com = a.get("common") or {}
+        both = (f"; on the {com['n']} of {com['n_group']} images both answered: max |diff| "
+                f"{com['max_abs_diff']:.3f}, same reading {com['per_image_agreement']:.3f}") if com.get("n") else ""
         echo(f"agreement {a['attribute']}/{a['group']}: max |diff| {a['max_abs_diff']:.3f} between "
-             f"{' and '.join(a['probes'])}")
+             f"{' and '.join(a['probes'])}{both}")
     for k, c in summ["calibration"].items():
         echo(f"calibration {k}: accuracy {c['accuracy_answered']:.3f}, abstain {c['abstain_rate']:.3f}, "
              f"n={c['n']} ({c['source']})")
