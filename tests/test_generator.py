@@ -53,14 +53,17 @@ def test_save_load_round_trip_gives_identical_images(pipe, tmp_path):
     assert all(np.array_equal(arr(x), arr(y)) for x, y in zip(a, b))
 
 
-@pytest.mark.parametrize("sampler", ["dpm++", "ddim", "ddpm"])
+@pytest.mark.parametrize("sampler", ["dpm++", "ddim", "ddpm", "dpm++sde"])
 def test_image_depends_on_its_seed_not_its_batch(pipe, sampler):
+    """Stochastic samplers (ddpm, dpm++sde) draw fresh noise at every step, in the prior too: drawn
+    from a shared generator, the image alone would differ from its copy in the batch."""
     prompts = [f"a photo of a {w}" for w in ("chef", "doctor", "firefighter", "red circle")] * 2
     seeds = list(range(10, 18))
-    batch = pipe(prompts, seeds, sampler=sampler, **FAST).images
-    alone = pipe([prompts[5]], [seeds[5]], sampler=sampler, **FAST).images[0]
+    kw = dict(FAST, sampler=sampler, prior_sampler=sampler)
+    batch = pipe(prompts, seeds, **kw).images
+    alone = pipe([prompts[5]], [seeds[5]], **kw).images[0]
     assert np.array_equal(arr(batch[5]), arr(alone))
-    again = pipe(prompts[:3], seeds[:3], sampler=sampler, **FAST).images
+    again = pipe(prompts[:3], seeds[:3], **kw).images
     assert all(np.array_equal(arr(x), arr(y)) for x, y in zip(batch[:3], again))
 
 

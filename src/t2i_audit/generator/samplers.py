@@ -1,8 +1,8 @@
 """Samplers: short functions over one model contract, driven by diffusers schedulers.
 
 ``denoise(x_t, t) -> model output`` (already guided) is the only thing a sampler sees. DDPM
-(ancestral, the reference), DDIM (eta = 0) and DPM-Solver++ (multistep, 2nd order) are diffusers
-schedulers built from the same training noise schedule. Noise comes from one torch.Generator per
+(ancestral, the reference), DDIM (eta = 0), DPM-Solver++ (multistep, 2nd order) and its stochastic
+variant SDE-DPM-Solver++ are diffusers schedulers built from the same training noise schedule. Noise comes from one torch.Generator per
 image, so an image depends on its own seed and never on the batch it was drawn in.
 """
 
@@ -15,7 +15,7 @@ import torch
 from ..errors import InputError, did_you_mean
 from .configs import SchedulerConfig
 
-SAMPLERS = ("ddpm", "ddim", "dpm++")
+SAMPLERS = ("ddpm", "ddim", "dpm++", "dpm++sde")
 
 
 def make_scheduler(name: str, cfg: SchedulerConfig):
@@ -30,6 +30,9 @@ def make_scheduler(name: str, cfg: SchedulerConfig):
                              timestep_spacing="trailing")
     if name in ("dpm++", "dpmpp", "dpm-solver++"):
         return DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2,
+                                           timestep_spacing="trailing", final_sigmas_type="zero")
+    if name in ("dpm++sde", "sde-dpm++"):  # stochastic: fresh noise from each image's generator
+        return DPMSolverMultistepScheduler(**common, algorithm_type="sde-dpmsolver++", solver_order=2,
                                            timestep_spacing="trailing", final_sigmas_type="zero")
     raise InputError(f"unknown sampler {name!r}{did_you_mean(name, SAMPLERS)}; "
                      f"choose one of {', '.join(SAMPLERS)}")
