@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ..generator.configs import SAMPLERS
+
 
 @click.command("train")
 @click.option("--preset", default="default", show_default=True, help="Preset name (default, tiny) or JSON file.")
@@ -42,14 +44,16 @@ def train(preset: str, out: Path, bias_spec: str, stages: tuple[str, ...], resum
 @click.option("--seed", type=int, default=0, show_default=True, help="Image i uses seed SEED+i.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("grid.png"), show_default=True)
 @click.option("--checkpoint", default="bundled", show_default=True)
-@click.option("--sampler", type=click.Choice(["dpm++", "ddim", "ddpm"]), default=None)
+@click.option("--sampler", type=click.Choice(SAMPLERS), default=None, help="Decoder sampler (default: the checkpoint's).")
 @click.option("--steps", type=click.IntRange(min=1), default=None)
 @click.option("--guidance", type=float, default=None)
+@click.option("--prior-sampler", type=click.Choice(SAMPLERS), default=None)
+@click.option("--prior-steps", type=click.IntRange(min=1), default=None)
 @click.option("--prior-guidance", type=float, default=None)
 @click.option("--rerank", type=click.IntRange(min=1), default=None, help="Keep the CLIP-best of K candidates.")
 @click.option("--threads", type=click.IntRange(min=1), default=None)
 def generate(prompt: str, n: int, seed: int, out: Path, checkpoint: str, sampler, steps, guidance,
-             prior_guidance, rerank, threads) -> None:
+             prior_sampler, prior_steps, prior_guidance, rerank, threads) -> None:
     """Draw N images for PROMPT; writes a captioned grid to OUT and the single images beside it."""
     from ..generator.pipeline import Pipeline
     from ..generator.training import set_threads
@@ -58,8 +62,8 @@ def generate(prompt: str, n: int, seed: int, out: Path, checkpoint: str, sampler
     set_threads(threads)
     pipe = Pipeline.load(checkpoint)
     seeds = [seed + i for i in range(n)]
-    res = pipe([prompt] * n, seeds, sampler=sampler, steps=steps, guidance=guidance,
-               prior_guidance=prior_guidance, rerank=rerank)
+    res = pipe([prompt] * n, seeds, sampler=sampler, steps=steps, guidance=guidance, prior_sampler=prior_sampler,
+               prior_steps=prior_steps, prior_guidance=prior_guidance, rerank=rerank)
     single = out.with_suffix("")
     single.mkdir(parents=True, exist_ok=True)
     for s, img in zip(seeds, res.images):

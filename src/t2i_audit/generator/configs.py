@@ -121,14 +121,17 @@ class SchedulerConfig(_JsonConfig):
     prediction_type: str = "v_prediction"
 
 
+SAMPLERS = ("ddpm", "ddim", "dpm++", "dpm++sde")  # built by samplers.make_scheduler
+
+
 @dataclass
 class SamplerParams(_JsonConfig):
     """Sampling settings; the defaults are the documented default sampler."""
 
-    sampler: str = "dpm++"  # dpm++ | ddim | ddpm
+    sampler: str = "dpm++"  # dpm++ | dpm++sde | ddim | ddpm
     steps: int = 15
     guidance: float = 2.0
-    prior_sampler: str = "ddim"
+    prior_sampler: str = "dpm++sde"
     prior_steps: int = 15
     prior_guidance: float = 1.0
     rerank: int = 1  # draw k candidates per image, keep the CLIP-best

@@ -13,9 +13,7 @@ from collections.abc import Callable
 import torch
 
 from ..errors import InputError, did_you_mean
-from .configs import SchedulerConfig
-
-SAMPLERS = ("ddpm", "ddim", "dpm++", "dpm++sde")
+from .configs import SAMPLERS, SchedulerConfig
 
 
 def make_scheduler(name: str, cfg: SchedulerConfig):
