@@ -121,6 +121,8 @@ def main() -> None:
             ddpm.update(prior_sampler="ddpm", prior_steps=args.ddpm_steps)
         configs.append((f"DDPM-{args.ddpm_steps}", ddpm))
     configs += [("DDIM-50", {"sampler": "ddim", "steps": 50}), ("DPM-Solver++-20", {"sampler": "dpm++", "steps": 20})]
+    if d.prior_sampler != "ddim":  # the previous default: a deterministic prior sampler
+        configs.append((f"default with prior ddim-{d.prior_steps}", {"prior_sampler": "ddim"}))
 
     pipe(prompts[:2], seeds[:2])  # warm-up (allocations, kernel selection)
     results = {}
