@@ -60,6 +60,29 @@ def test_accelerate_cpu_single_process_launch_is_detected(monkeypatch):
     assert "apt-get install mpich" in unsharded_launch_warning(asked)
 
 
+def test_accelerate_cpu_launch_without_mpirun_is_fanned_out_through_torchrun():
+    """The parent's command line, parsed by Accelerate's own parser, decides: only `accelerate launch
+    --cpu --num_processes N -m t2i_audit ...` with N > 1, one machine and no hostfile fans out."""
+    from t2i_audit.evals.fanout import requested_fanout
+
+    asked = {"ACCELERATE_USE_CPU": "True", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
+    tail = ["-m", "t2i_audit", "sample", "--suite", "pictoworld-skills", "--out", "runs/x"]
+    cli = ["/usr/bin/python3", "/usr/local/bin/accelerate", "launch", "--cpu", "--num_processes", "2"] + tail
+    assert requested_fanout(cli, asked) == (2, tail[2:])
+    mod = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "3",
+           "--num_machines", "1"] + tail
+    assert requested_fanout(mod, asked) == (3, tail[2:])
+    assert requested_fanout(cli[:5] + ["1"] + tail, asked) is None  # one process asked for
+    assert requested_fanout(cli[:6] + ["--mpirun_hostfile", "h"] + tail, asked) is None  # mpirun starts them
+    assert requested_fanout(cli[:6] + ["--num_machines", "2"] + tail, asked) is None
+    assert requested_fanout(cli[:6] + ["train.py"], asked) is None  # not t2i_audit
+    assert requested_fanout(["bash", "-c", "x"], asked) is None  # another parent
+    assert requested_fanout(cli, {**asked, "WORLD_SIZE": "2"}) is None  # already a rank
+    assert requested_fanout(cli, {**asked, "T2I_AUDIT_FANOUT": "2"}) is None  # never twice
+    assert requested_fanout(cli, {**asked, "T2I_AUDIT_NO_FANOUT": "1"}) is None
+    assert requested_fanout(cli, {"MASTER_ADDR": "127.0.0.1"}) is None  # not accelerate --cpu
+
+
 def test_launch_env_maps_mpirun_variables_to_torch_names():
     mpich = {"PMI_SIZE": "2", "PMI_RANK": "1", "MPI_LOCALRANKID": "1", "MPI_LOCALNRANKS": "2",
              "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29600"}
@@ -217,6 +240,11 @@ def test_accelerate_cpu_two_processes_equal_one_process(one_process, tmp_path, m
     p = _launch(launch + sample_args + ["--out", str(two)])
     assert "rank 0 of 2 (accelerate+mpirun, gloo)" in p.stdout, p.stdout + p.stderr[-2000:]
     _launch(launch + ["score", str(two), *score_args, "--cache-dir", str(tmp_path / "cache")])
+    _same_run(one, two)
+
+
+def _same_run(one: Path, two: Path) -> None:
+    """Sample and score of a two-process run equal the single-process run's."""
     _same_sample(one, two)
     meta = json.loads((two / "run.json").read_text())
     assert (meta["device"], meta["dtype"]) == ("cpu", "float32")
@@ -231,6 +259,22 @@ def test_accelerate_cpu_two_processes_equal_one_process(one_process, tmp_path, m
     res = json.loads((two / "scores" / "results.json").read_text())
     assert res["processes"] == 2
     assert res["cache"]["misses"] > 0 and res["cache"]["hits"] == 0  # each image embedded once, across both ranks
+
+
+@pytest.mark.slow
+def test_accelerate_cpu_two_processes_without_mpirun_equal_one_process(one_process, tmp_path, monkeypatch):
+    """Acceptance 1, literally: `accelerate launch --cpu --num_processes 2` with no hostfile. Accelerate
+    starts one process; t2i-audit reads the launch it was asked for and runs the 2 ranks through
+    torchrun (gloo). Same bytes, rows and aggregates as one process."""
+    one, sample_args, score_args = one_process
+    launch = _accelerate("--cpu", "--num_processes", "2")
+    two = tmp_path / "two"
+    monkeypatch.delenv("T2I_AUDIT_DEVICE", raising=False)
+    p = _launch(launch + sample_args + ["--out", str(two)])
+    assert "through torchrun" in p.stderr and "rank 0 of 2 (accelerate+torchrun, gloo)" in p.stdout, \
+        p.stdout + p.stderr[-2000:]
+    _launch(launch + ["score", str(two), *score_args, "--cache-dir", str(tmp_path / "cache")])
+    _same_run(one, two)
 
 
 @pytest.mark.slow

@@ -58,6 +58,14 @@ class _Main(click.Group):
         return self._cache
 
     def invoke(self, ctx):
+        from .evals.fanout import fanout, parent_cmdline, requested_fanout
+
+        want = requested_fanout(parent_cmdline())
+        if want is not None:  # `accelerate launch --cpu --num_processes N` without mpirun
+            click.echo(f"accelerate launch --cpu asked for {want[0]} processes but starts them only through "
+                       f"mpirun (--mpirun_hostfile); running the {want[0]} processes through torchrun (gloo)",
+                       err=True)
+            sys.exit(fanout(*want))
         try:
             return super().invoke(ctx)
         except T2IAuditError as e:

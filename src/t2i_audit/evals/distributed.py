@@ -9,7 +9,8 @@ through environment variables:
   runs ``mpirun``, which sets MPI's variables (``PMI_SIZE``/``PMI_RANK``/``MPI_LOCALRANKID`` for
   MPICH and Intel MPI, ``OMPI_COMM_WORLD_*`` for Open MPI, ``MV2_COMM_WORLD_*`` for MVAPICH) and
   Accelerate adds ``MASTER_ADDR``/``MASTER_PORT``. Without ``--mpirun_hostfile`` that launcher starts
-  a single process, which :func:`unsharded_launch_warning` reports.
+  a single process; the CLI then runs the N processes asked for through torchrun
+  (:mod:`t2i_audit.evals.fanout`), and where it cannot, :func:`unsharded_launch_warning` says so.
 
 :func:`current` reads them once per process (:func:`launch_env` maps MPI's variables to torch's);
 with a world size above one it joins the process group through accelerate's ``PartialState`` (gloo
@@ -53,7 +54,7 @@ class Dist:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
-    launcher: str = "single"  # single | accelerate | accelerate+mpirun | mpirun | torchrun
+    launcher: str = "single"  # single | accelerate | accelerate+mpirun | accelerate+torchrun | mpirun | torchrun
     backend: str | None = None
     _group: Any = None
 
@@ -261,6 +262,8 @@ def _use_cpu() -> bool:
 
 
 def _launcher() -> str:
+    if os.environ.get("T2I_AUDIT_FANOUT"):
+        return "accelerate+torchrun"
     mpi = any(os.environ.get(k) for k in WORLD_VARS[1:])
     acc = any(k.startswith("ACCELERATE_") for k in os.environ)
     return {(True, True): "accelerate+mpirun", (True, False): "accelerate",
