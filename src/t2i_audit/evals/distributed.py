@@ -262,7 +262,9 @@ def _use_cpu() -> bool:
 
 
 def _launcher() -> str:
-    if os.environ.get("T2I_AUDIT_FANOUT"):
+    from .fanout import FANOUT_ENV
+
+    if os.environ.get(FANOUT_ENV):
         return "accelerate+torchrun"
     mpi = any(os.environ.get(k) for k in WORLD_VARS[1:])
     acc = any(k.startswith("ACCELERATE_") for k in os.environ)

@@ -18,9 +18,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .distributed import DEFAULT_PORT, WORLD_VARS, _truthy
+
 FANOUT_ENV = "T2I_AUDIT_FANOUT"  # set in the torchrun children: never fan out twice
 OFF_ENV = "T2I_AUDIT_NO_FANOUT"
-_WORLD_VARS = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 _LAUNCH_ENTRIES = ("accelerate.commands.launch", "accelerate-launch")
 
 
@@ -32,17 +33,13 @@ def parent_cmdline(pid: int | None = None) -> list[str]:
     return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
 
 
-def _truthy(v: str | None) -> bool:
-    return (v or "").strip().lower() in ("1", "true", "yes")
-
-
 def requested_fanout(cmdline: list[str], env: dict | None = None):
     """``(N, command args)`` when ``cmdline`` is an ``accelerate launch --cpu --num_processes N -m
     t2i_audit ARGS`` that Accelerate itself runs as one process; else ``None``."""
     env = os.environ if env is None else env
     if not (_truthy(env.get("ACCELERATE_USE_CPU")) and env.get("MASTER_ADDR")):
         return None
-    if any(env.get(k) for k in _WORLD_VARS) or env.get(FANOUT_ENV) or _truthy(env.get(OFF_ENV)):
+    if any(env.get(k) for k in WORLD_VARS) or env.get(FANOUT_ENV) or _truthy(env.get(OFF_ENV)):
         return None
     start = next((i + 1 for i, a in enumerate(cmdline)
                   if a in _LAUNCH_ENTRIES or (a == "launch" and i > 0 and "accelerate" in Path(cmdline[i - 1]).name)),
@@ -67,7 +64,7 @@ def fanout(n: int, argv: list[str], env: dict | None = None) -> int:
     """Run ``python -m t2i_audit ARGV`` as ``n`` torchrun processes on this machine; their status."""
     env = dict(os.environ if env is None else env)
     env[FANOUT_ENV] = str(n)
-    port = env.get("MASTER_PORT") or "29500"
+    port = env.get("MASTER_PORT") or DEFAULT_PORT
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(n),
            "--master_addr", "127.0.0.1", "--master_port", port, "-m", "t2i_audit", *argv]
     return subprocess.call(cmd, env=env)
