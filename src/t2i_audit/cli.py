@@ -58,9 +58,9 @@ class _Main(click.Group):
         return self._cache
 
     def invoke(self, ctx):
-        from .evals.fanout import fanout, parent_cmdline, requested_fanout
+        from .evals.fanout import fanout, requested_fanout
 
-        want = requested_fanout(parent_cmdline())
+        want = requested_fanout()
         if want is not None:  # `accelerate launch --cpu --num_processes N` without mpirun
             click.echo(f"accelerate launch --cpu asked for {want[0]} processes but starts them only through "
                        f"mpirun (--mpirun_hostfile); running the {want[0]} processes through torchrun (gloo)",

@@ -33,14 +33,16 @@ def parent_cmdline(pid: int | None = None) -> list[str]:
     return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
 
 
-def requested_fanout(cmdline: list[str], env: dict | None = None):
-    """``(N, command args)`` when ``cmdline`` is an ``accelerate launch --cpu --num_processes N -m
-    t2i_audit ARGS`` that Accelerate itself runs as one process; else ``None``."""
+def requested_fanout(cmdline: list[str] | None = None, env: dict | None = None):
+    """``(N, command args)`` when ``cmdline`` (default: the parent process's, read only when the
+    environment says Accelerate's CPU launcher started this process) is an ``accelerate launch --cpu
+    --num_processes N -m t2i_audit ARGS`` that Accelerate itself runs as one process; else ``None``."""
     env = os.environ if env is None else env
     if not (_truthy(env.get("ACCELERATE_USE_CPU")) and env.get("MASTER_ADDR")):
         return None
     if any(env.get(k) for k in WORLD_VARS) or env.get(FANOUT_ENV) or _truthy(env.get(OFF_ENV)):
         return None
+    cmdline = parent_cmdline() if cmdline is None else cmdline
     start = next((i + 1 for i, a in enumerate(cmdline)
                   if a in _LAUNCH_ENTRIES or (a == "launch" and i > 0 and "accelerate" in Path(cmdline[i - 1]).name)),
                  None)
