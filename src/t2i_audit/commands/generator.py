@@ -18,22 +18,26 @@ from ..generator.configs import SAMPLERS
               help="Train only these stages (repeatable). Default: all, in order.")
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Continue from the last checkpoint in OUT (--no-resume refuses a non-empty OUT).")
+@click.option("--init-from", default=None, metavar="CHECKPOINT",
+              help="Fine-tune: start the prior and/or decoder from this checkpoint (a directory or "
+                   "'bundled') and copy its other components. Default stages then: prior, decoder.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads (measure: 1 can beat 2).")
 @click.option("--progress/--no-progress", default=True)
 def train(preset: str, out: Path, bias_spec: str, stages: tuple[str, ...], resume: bool,
-          threads: int | None, progress: bool) -> None:
+          init_from: str | None, threads: int | None, progress: bool) -> None:
     """Train CLIP, then the autoencoder, prior and decoder on PictoWorld; resumable."""
     from ..errors import InputError
     from ..generator.presets import STAGES, get_preset
-    from ..generator.train import train_all
+    from ..generator.train import FINETUNABLE, train_all
     from ..generator.training import set_threads
     from ..world.bias import BiasSpec
 
     set_threads(threads)
     if not resume and out.exists() and any(out.iterdir()):
         raise InputError(f"{out}: directory is not empty; pass --resume to continue it or choose a new --out")
-    train_all(out, get_preset(preset), spec=BiasSpec.load(bias_spec), stages=stages or STAGES,
-              progress=progress, log=click.echo)
+    default_stages = FINETUNABLE if init_from else STAGES
+    train_all(out, get_preset(preset), spec=BiasSpec.load(bias_spec), stages=stages or default_stages,
+              progress=progress, log=click.echo, init_from=init_from)
     if (out / "index.json").is_file():
         click.echo(f"checkpoint ready: {out} (load with --checkpoint {out})")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from ..errors import InputError, did_you_mean
@@ -27,6 +28,15 @@ class Preset(_JsonConfig):
     # The decoder's loss weighs latent pixels under a drawn object (1 + object_weight) against the
     # plain background (1): shapes cover ~7% of a 32x32 canvas and their edges decide the shape.
     object_weight: float = 3.0
+    # Mix of PictoWorld scene kinds the decoder trains on (None: the world's default mix,
+    # world.scene.DEFAULT_KIND_WEIGHTS). CLIP and the prior always see the default mix.
+    decoder_kind_weights: dict | None = None
+
+    def __post_init__(self):
+        # Component configs are stored as JSON data (tuples become lists), so that a preset equals
+        # itself after a JSON round trip.
+        for name in ("clip", "autoencoder", "prior", "decoder"):
+            setattr(self, name, json.loads(json.dumps(getattr(self, name))))
 
     def clip_config(self) -> ClipConfig:
         return ClipConfig.from_dict(self.clip)

@@ -28,10 +28,55 @@ def load_autoencoder(d: str | Path) -> Autoencoder:
     return ae.eval()
 
 
+FINETUNABLE = ("prior", "decoder")
+
+
+def checkpoint_dir(path: str | Path) -> Path:
+    """A checkpoint directory, or the package's bundled one for ``"bundled"``."""
+    from ..errors import InputError
+    from .clip import bundled_dir
+
+    d = bundled_dir() if str(path) == "bundled" else Path(path)
+    if not (d / "index.json").is_file():
+        raise InputError(f"{path}: not an assembled checkpoint (index.json missing)")
+    return d
+
+
+def seed_from_checkpoint(out: Path, src: Path, stages: tuple[str, ...]) -> None:
+    """Prepare ``out`` to fine-tune ``stages`` (prior and/or decoder) of checkpoint ``src``:
+    copy the components that are not trained here, and record the source in ``init.json``
+    (its id, steps and wall time carry into the new index)."""
+    import shutil
+
+    from ..errors import InputError
+
+    bad = [s for s in stages if s not in FINETUNABLE]
+    if bad:
+        raise InputError(f"--init-from fine-tunes {' and '.join(FINETUNABLE)} only; {', '.join(bad)} "
+                         "would change the frozen inputs the other stages were trained on")
+    index = json.loads((src / "index.json").read_text())
+    init_path = out / "init.json"
+    if init_path.is_file() and json.loads(init_path.read_text()).get("id") != index["id"]:
+        raise InputError(f"{out} was started from {json.loads(init_path.read_text())['id']}, "
+                         f"not {index['id']}; choose a new --out")
+    for stage in STAGES:
+        if not (out / stage / "model.safetensors").is_file():
+            shutil.copytree(src / stage, out / stage)
+    training = index.get("training", {})
+    init_path.write_text(json.dumps({
+        "id": index["id"], "path": str(src), "finetuned": list(stages),
+        "steps": training.get("steps", {}), "wall_time_s": training.get("wall_time_s", {})},
+        indent=2) + "\n")
+
+
 def train_all(out: str | Path, preset: Preset, *, spec: BiasSpec | None = None,
-              stages: tuple[str, ...] = STAGES, progress: bool = True, log=print) -> Path:
+              stages: tuple[str, ...] = STAGES, progress: bool = True, log=print,
+              init_from: str | Path | None = None) -> Path:
     """Run the requested stages in order (completed stages are skipped, interrupted ones resume)
-    and assemble ``out`` into a loadable checkpoint once all four components exist."""
+    and assemble ``out`` into a loadable checkpoint once all four components exist.
+
+    ``init_from`` (a checkpoint directory or ``"bundled"``) fine-tunes: the trained stages (prior
+    and/or decoder) start from that checkpoint's weights and the others are copied from it."""
     from .train_autoencoder import train_autoencoder
     from .train_clip import train_clip
     from .train_decoder import train_decoder
@@ -42,6 +87,10 @@ def train_all(out: str | Path, preset: Preset, *, spec: BiasSpec | None = None,
     out.mkdir(parents=True, exist_ok=True)
     (out / "preset.json").write_text(preset.to_json() + "\n")
     (out / "bias_spec.json").write_text(json.dumps(spec.to_dict(), indent=2) + "\n")
+    src = None
+    if init_from is not None:
+        src = checkpoint_dir(init_from)
+        seed_from_checkpoint(out, src, stages)
     for stage in STAGES:
         if stage not in stages:
             continue
@@ -52,6 +101,8 @@ def train_all(out: str | Path, preset: Preset, *, spec: BiasSpec | None = None,
         common = dict(steps=steps, batch=batch, spec=spec, save_every=preset.save_every, progress=progress)
         if stage in preset.lr:
             common["lr"] = preset.lr[stage]
+        if src is not None:
+            common["init_weights"] = src / stage / "model.safetensors"
         if stage == "clip":
             train_clip(out, cfg=preset.clip_config(), **common)
         elif stage == "autoencoder":
@@ -60,7 +111,8 @@ def train_all(out: str | Path, preset: Preset, *, spec: BiasSpec | None = None,
             train_prior(out, load_clip(out / "clip"), cfg=preset.prior_config(), **common)
         elif stage == "decoder":
             train_decoder(out, load_clip(out / "clip"), load_autoencoder(out / "autoencoder"),
-                          cfg=preset.decoder_config(), object_weight=preset.object_weight, **common)
+                          cfg=preset.decoder_config(), object_weight=preset.object_weight,
+                          kind_weights=preset.decoder_kind_weights, **common)
     if all((out / s / "model.safetensors").is_file() for s in STAGES):
         assemble(out, preset, spec)
     return out
@@ -78,11 +130,16 @@ def assemble(out: Path, preset: Preset, spec: BiasSpec, defaults: SamplerParams 
     from .. import __version__
     from .pipeline import CHECKPOINT_FORMAT
 
+    init = json.loads((out / "init.json").read_text()) if (out / "init.json").is_file() else None
     steps, times = {}, {}
     for stage in STAGES:
         meta_path = out / f"train_state_{stage}.json"
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
         steps[stage], times[stage] = meta.get("step"), meta.get("elapsed_s")
+        if init is not None:  # totals: the source checkpoint's training plus this fine-tuning
+            before_s, before_t = init["steps"].get(stage), init["wall_time_s"].get(stage)
+            steps[stage] = before_s if steps[stage] is None else (before_s or 0) + steps[stage]
+            times[stage] = before_t if times[stage] is None else round((before_t or 0) + times[stage], 1)
     (defaults or SamplerParams()).save(out / "sampler.json")
     wh = weights_hash(out)
     index = {
@@ -92,6 +149,10 @@ def assemble(out: Path, preset: Preset, spec: BiasSpec, defaults: SamplerParams 
                      "batch": preset.batch, "wall_time_s": times,
                      "data": "PictoWorld renders streamed by scene index (renderer version 1)"},
     }
+    if init is not None:
+        index["training"]["init_from"] = {k: init[k] for k in ("id", "finetuned", "steps")}
+    if preset.decoder_kind_weights:
+        index["training"]["decoder_kind_weights"] = preset.decoder_kind_weights
     (out / "index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
 
 

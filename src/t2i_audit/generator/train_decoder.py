@@ -31,7 +31,8 @@ def train_decoder(out, clip: ClipBundle, autoencoder: Autoencoder, *, cfg=None,
                   steps: int = 3000, batch: int = 64, lr: float = 4e-4, seed: int = 4,
                   spec: BiasSpec | None = None, drop_both: float = 0.1, drop_one: float = 0.05,
                   object_weight: float = 0.0, save_every: int = 200, progress: bool = True,
-                  data_seed: int = 404) -> torch.nn.Module:
+                  data_seed: int = 404, kind_weights: dict | None = None,
+                  init_weights=None) -> torch.nn.Module:
     from diffusers import DDPMScheduler
 
     spec = spec or BiasSpec.load()
@@ -44,7 +45,8 @@ def train_decoder(out, clip: ClipBundle, autoencoder: Autoencoder, *, cfg=None,
     clip.model.eval()
 
     def step_fn(step: int):
-        imgs, caps, scenes = world_batch(data_seed, step * batch, batch, spec, ae.config.image_size)
+        imgs, caps, scenes = world_batch(data_seed, step * batch, batch, spec, ae.config.image_size,
+                                         kind_weights=kind_weights)
         states, _, valid, img = clip_targets(clip, imgs, caps)
         with torch.no_grad():
             x0 = ae.encode(to_pixels(imgs))
@@ -66,5 +68,6 @@ def train_decoder(out, clip: ClipBundle, autoencoder: Autoencoder, *, cfg=None,
         save_component(ema_model, f"{out}/decoder", DECODER_SCHEDULER)
 
     ema = run_stage("decoder", out, model, step_fn, steps=steps, lr=lr, weight_decay=0.0,
-                    save_every=save_every, on_save=on_save, progress=progress, ema_decay=0.999)
+                    save_every=save_every, on_save=on_save, progress=progress, ema_decay=0.999,
+                    init_weights=init_weights)
     return ema.model.eval()

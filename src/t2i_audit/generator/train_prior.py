@@ -39,7 +39,7 @@ def clip_targets(clip: ClipBundle, imgs: torch.Tensor, caps: list[str]):
 def train_prior(out, clip: ClipBundle, *, cfg: PriorConfig | None = None, steps: int = 2000,
                 batch: int = 256, lr: float = 5e-4, seed: int = 3, spec: BiasSpec | None = None,
                 cond_drop: float = 0.1, save_every: int = 200, progress: bool = True,
-                data_seed: int = 303) -> Prior:
+                data_seed: int = 303, init_weights=None) -> Prior:
     from diffusers import DDPMScheduler
 
     spec = spec or BiasSpec.load()
@@ -68,5 +68,6 @@ def train_prior(out, clip: ClipBundle, *, cfg: PriorConfig | None = None, steps:
         save_component(ema_model, f"{out}/prior", PRIOR_SCHEDULER)
 
     ema = run_stage("prior", out, model, step_fn, steps=steps, lr=lr, weight_decay=0.01,
-                    save_every=save_every, on_save=on_save, progress=progress, ema_decay=0.999)
+                    save_every=save_every, on_save=on_save, progress=progress, ema_decay=0.999,
+                    init_weights=init_weights)
     return ema.model.eval()

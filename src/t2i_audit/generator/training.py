@@ -114,17 +114,23 @@ def set_threads(threads: int | None) -> None:
 def run_stage(name: str, out, model: torch.nn.Module, step_fn, *, steps: int, lr: float,
               weight_decay: float = 0.0, warmup: int = 100, ema_decay: float = 0.999,
               save_every: int = 200, on_save=None, progress: bool = True, betas=(0.9, 0.999),
-              params=None) -> EMA:
+              params=None, init_weights: str | Path | None = None) -> EMA:
     """Train ``model`` for ``steps`` with AdamW, linear warm-up then linear decay, gradient
     clipping, EMA, a CSV loss log and resumable checkpoints every ``save_every`` steps.
 
     ``step_fn(step) -> (loss, {name: value})`` computes the loss of one step from data that
     depends on ``step`` only. ``on_save(ema_model, step)`` exports the EMA weights.
+    ``init_weights`` (a safetensors file) starts a fresh stage from those weights, model and EMA
+    alike (fine-tuning); a stage that already has saved state resumes from that instead.
     """
+    stage = Stage(out, name)
+    if init_weights is not None and not stage.meta_path.is_file():
+        from .weights import load_safetensors_into
+
+        load_safetensors_into(model, init_weights)
     params = list(params if params is not None else model.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=betas)
     ema = EMA(model, ema_decay)
-    stage = Stage(out, name)
     start = stage.resume(model, ema, opt)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warmup) * max(0.05, 1 - s / max(steps, 1)))

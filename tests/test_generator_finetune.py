@@ -1,0 +1,80 @@
+"""Fine-tuning (`t2i-audit train --init-from`): the prior/decoder start from a checkpoint's
+weights, the frozen components are copied byte for byte, and the index keeps the provenance."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from t2i_audit.cli import main
+from t2i_audit.errors import InputError
+from t2i_audit.generator.presets import Preset, get_preset
+from t2i_audit.generator.train import train_all
+from t2i_audit.generator.weights import load_state
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    out = tmp_path_factory.mktemp("base")
+    train_all(out, get_preset("tiny"), progress=False, log=lambda *a: None)
+    return out
+
+
+def _same_weights(a, b) -> bool:
+    sa, sb = load_state(a), load_state(b)
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_decoder_starts_from_the_source_weights(base, tmp_path):
+    # With a zero learning rate, fine-tuning must hand back exactly the weights it started from;
+    # a fresh (seeded) initialisation would not equal the trained source.
+    preset = get_preset("tiny")
+    preset.lr = {"decoder": 0.0}
+    out = tmp_path / "ft"
+    train_all(out, preset, stages=("decoder",), progress=False, log=lambda *a: None, init_from=base)
+    assert _same_weights(out / "decoder" / "model.safetensors", base / "decoder" / "model.safetensors")
+    for comp in ("clip", "autoencoder", "prior"):  # not trained here: copied unchanged
+        assert (out / comp / "model.safetensors").read_bytes() == (base / comp / "model.safetensors").read_bytes()
+
+
+def test_finetuning_trains_and_records_provenance(base, tmp_path):
+    preset = get_preset("tiny")
+    preset.decoder_kind_weights = {"count": 1.0}
+    out = tmp_path / "ft"
+    train_all(out, preset, stages=("decoder",), progress=False, log=lambda *a: None, init_from=base)
+    assert not _same_weights(out / "decoder" / "model.safetensors", base / "decoder" / "model.safetensors")
+    src = json.loads((base / "index.json").read_text())
+    training = json.loads((out / "index.json").read_text())["training"]
+    assert training["init_from"]["id"] == src["id"]
+    assert training["init_from"]["finetuned"] == ["decoder"]
+    assert training["steps"]["decoder"] == src["training"]["steps"]["decoder"] + preset.steps["decoder"]
+    assert training["steps"]["clip"] == src["training"]["steps"]["clip"]
+    assert training["decoder_kind_weights"] == {"count": 1.0}
+
+
+def test_finetuning_clip_or_autoencoder_is_refused(base, tmp_path):
+    with pytest.raises(InputError, match="fine-tunes prior and decoder only"):
+        train_all(tmp_path / "x", get_preset("tiny"), stages=("clip", "decoder"), progress=False,
+                  log=lambda *a: None, init_from=base)
+
+
+def test_cli_init_from_defaults_to_prior_and_decoder(base, tmp_path):
+    out = tmp_path / "cli"
+    res = CliRunner().invoke(main, ["train", "--preset", "tiny", "--init-from", str(base), "--out", str(out),
+                                    "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "checkpoint ready" in res.output
+    assert (out / "train_state_prior.json").is_file() and (out / "train_state_decoder.json").is_file()
+    assert not (out / "train_state_clip.json").exists()
+
+
+def test_the_shipped_finetune_preset_round_trips():
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "scripts" / "presets" / "decoder_finetune.json"
+    preset = Preset.load(path)
+    assert Preset.from_dict(json.loads(preset.to_json())) == preset
+    assert abs(sum(preset.decoder_kind_weights.values()) - 1.0) < 1e-9
