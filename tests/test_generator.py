@@ -86,6 +86,22 @@ def test_guidance_zero_vs_positive_changes_output(tiny_ckpt):
     assert not np.array_equal(arr(g1), arr(g3))
 
 
+def test_decode_draws_from_given_embeddings_per_seed(tiny_ckpt):
+    pipe = Pipeline.load(tiny_ckpt)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # as above: move the near-zero output head so the embedding matters
+        for p in pipe.decoder.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * 0.2)
+    emb = torch.nn.functional.normalize(torch.randn(5, pipe.clip.config.embed_dim, generator=gen), dim=-1)
+    caps = ["a red circle"] * 5
+    batch = pipe.decode(caps, emb, [4] * 5, **FAST)
+    alone = pipe.decode(caps[2:3], emb[2:3], [4], **FAST)[0]
+    assert np.array_equal(arr(batch[2]), arr(alone))  # one image depends on its inputs, not its batch
+    assert not np.array_equal(arr(batch[0]), arr(batch[1]))  # same caption and seed, other embedding
+    with pytest.raises(InputError, match="one of each per image"):
+        pipe.decode(caps, emb[:3], [4] * 5)
+
+
 def test_reranking_keeps_the_clip_best_candidate(pipe):
     k, prompt, seed = 4, "a green triangle", 7
     chosen = pipe([prompt], [seed], rerank=k, **FAST).images[0]

@@ -113,8 +113,10 @@ class Pipeline:
         return states, torch.nn.functional.normalize(pooled, dim=-1), tokens != 0
 
     @torch.inference_mode()
-    def _draw(self, prompts: list[str], seeds: list[int], p: SamplerParams) -> tuple[torch.Tensor, torch.Tensor]:
-        """Draw one micro-batch. Padding rows (own generators, discarded) keep the shape fixed."""
+    def _draw(self, prompts: list[str], seeds: list[int], p: SamplerParams,
+              image_embeds: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draw one micro-batch. Padding rows (own generators, discarded) keep the shape fixed.
+        ``image_embeds`` (unit CLIP image embeddings) skip the prior: the decoder draws from them."""
         n = len(prompts)
         pad = p.micro_batch - n
         prompts = prompts + [prompts[-1]] * pad
@@ -125,16 +127,19 @@ class Pipeline:
         def rep(x: torch.Tensor, n: int) -> torch.Tensor:
             return x if x.shape[0] == n else torch.cat([x] * (n // x.shape[0]))
 
-        def prior_fn(x, t, drop):
-            n = x.shape[0]
-            with self._autocast():
-                return self.prior(x, t, rep(states, n), rep(pooled, n), rep(valid, n), drop.to(x.device)).float()
+        if image_embeds is None:
+            def prior_fn(x, t, drop):
+                n = x.shape[0]
+                with self._autocast():
+                    return self.prior(x, t, rep(states, n), rep(pooled, n), rep(valid, n), drop.to(x.device)).float()
 
-        pcfg = self.prior.config
-        x = initial_noise((pcfg.embed_dim,), gens).to(self.device)
-        x = sample(guided(prior_fn, p.prior_guidance), x, make_scheduler(p.prior_sampler, self.prior_scheduler),
-                   p.prior_steps, gens)
-        img_emb = torch.nn.functional.normalize(x, dim=-1)
+            x = initial_noise((self.prior.config.embed_dim,), gens).to(self.device)
+            x = sample(guided(prior_fn, p.prior_guidance), x,
+                       make_scheduler(p.prior_sampler, self.prior_scheduler), p.prior_steps, gens)
+            img_emb = torch.nn.functional.normalize(x, dim=-1)
+        else:
+            e = image_embeds.to(self.device, torch.float32)
+            img_emb = torch.nn.functional.normalize(torch.cat([e, e[-1:].expand(pad, -1)]), dim=-1)
 
         def decoder_fn(z, t, drop):
             n = z.shape[0]
@@ -149,6 +154,21 @@ class Pipeline:
         with self._autocast():
             pixels = to_uint8(self.autoencoder.decode(z).float()).cpu()
         return pixels[:n], img_emb[:n].float().cpu()
+
+    @torch.inference_mode()
+    def decode(self, prompts: list[str], image_embeds: torch.Tensor, seeds: list[int],
+               params: SamplerParams | dict | None = None, **overrides) -> list[Image.Image]:
+        """The decoder alone: draw one image per (caption, CLIP image embedding, seed), skipping the
+        prior (as unCLIP's image variations do). Diagnoses what the decoder can draw when given
+        the embedding of a real render."""
+        if not (len(prompts) == len(seeds) == image_embeds.shape[0]):
+            raise InputError(f"got {len(prompts)} prompts, {image_embeds.shape[0]} embeddings and "
+                             f"{len(seeds)} seeds; give one of each per image")
+        p = self.resolve_params(params, **overrides)
+        mb, pix = p.micro_batch, []
+        for i in range(0, len(prompts), mb):
+            pix.append(self._draw(list(prompts[i:i + mb]), list(seeds[i:i + mb]), p, image_embeds[i:i + mb])[0])
+        return [Image.fromarray(px.permute(1, 2, 0).numpy()) for px in torch.cat(pix)]
 
     @torch.inference_mode()
     def __call__(self, prompts: list[str] | str, seeds: list[int] | int | None = None,
