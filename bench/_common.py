@@ -123,3 +123,13 @@ def machine_line(args) -> str:
     dev = torch.cuda.get_device_name(0) if str(args.device).startswith("cuda") else platform.processor() or "cpu"
     return (f"machine: {dev}, {os.cpu_count()} cores visible, torch {torch.__version__}, "
             f"threads {args.threads}, clock {args.clock}")
+
+
+def oracle_accuracy(images, expects) -> tuple[float, float, float]:
+    """PictoWorld oracle pass rate of ``images`` against their expectations, with a 95% Wilson interval."""
+    from t2i_audit.evals.metrics_skills import judge_images
+    from t2i_audit.evals.stats import wilson_interval
+
+    ok = sum(p for p, _ in judge_images(images, expects))
+    lo, hi = wilson_interval(ok, len(images))
+    return ok / len(images), lo, hi

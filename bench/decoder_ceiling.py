@@ -28,7 +28,7 @@ import _common  # noqa: E402, F401 - first: sizes the BLAS/OpenMP pools from --t
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from _common import add_common_args, machine_line, resolve_checkpoint, setup, table  # noqa: E402
+from _common import add_common_args, machine_line, oracle_accuracy, resolve_checkpoint, setup, table  # noqa: E402
 
 DATA_SEED = 90_909  # training streams use 101-404; this one is held out
 
@@ -49,12 +49,8 @@ def scenes(kind: str, n: int):
 
 
 def rate(images, expects) -> str:
-    from t2i_audit.evals.metrics_skills import judge_images
-    from t2i_audit.evals.stats import wilson_interval
-
-    ok = sum(p for p, _ in judge_images(images, expects))
-    lo, hi = wilson_interval(ok, len(images))
-    return f"{ok / len(images):.3f} [{lo:.3f}, {hi:.3f}]"
+    acc, lo, hi = oracle_accuracy(images, expects)
+    return f"{acc:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
 def main() -> None:

@@ -27,7 +27,17 @@ import _common  # noqa: E402, F401 - first: sizes the BLAS/OpenMP pools from --t
 # isort: split
 import torch  # noqa: E402
 
-from _common import add_common_args, machine_line, resolve_checkpoint, setup, table, timed  # noqa: E402
+from _common import (  # noqa: E402
+    add_common_args,
+    machine_line,
+    resolve_checkpoint,
+    setup,
+    table,
+    timed,
+)
+from _common import (
+    oracle_accuracy as accuracy,
+)
 
 
 def pairs(n: int):
@@ -35,15 +45,6 @@ def pairs(n: int):
 
     plan = load_suite("pictoworld-skills").plan(images_per_prompt=1, limit=n)
     return [p.text for p, _ in plan], [int(s) for _, s in plan], [p.expect for p, _ in plan]
-
-
-def accuracy(images, expects) -> tuple[float, float, float]:
-    from t2i_audit.evals.metrics_skills import judge_images
-    from t2i_audit.evals.stats import wilson_interval
-
-    ok = sum(p for p, _ in judge_images(images, expects))
-    lo, hi = wilson_interval(ok, len(images))
-    return ok / len(images), lo, hi
 
 
 @torch.no_grad()

@@ -44,6 +44,20 @@ def candidate_seed(seed: int, j: int) -> int:
     return int(seed) if j == 0 else (int(seed) * 1_000_003 + j) % (2**63)
 
 
+def _to_pil(pixels: torch.Tensor) -> list[Image.Image]:
+    return [Image.fromarray(px.permute(1, 2, 0).numpy()) for px in pixels]
+
+
+def checkpoint_dir(path: str | Path) -> Path:
+    """A checkpoint directory (one with index.json), or the package's bundled one for "bundled"."""
+    d = bundled_dir() if str(path) == "bundled" else Path(path)
+    if not (d / "index.json").is_file():
+        hint = (" (the bundled checkpoint is not installed in this copy of the package)"
+                if str(path) == "bundled" else "; pass a directory written by `t2i-audit train`")
+        raise InputError(f"{d}: not a t2i-audit checkpoint (index.json missing){hint}")
+    return d
+
+
 class Pipeline:
     def __init__(self, clip: ClipBundle, prior: Prior, decoder: torch.nn.Module, autoencoder: Autoencoder,
                  prior_scheduler: SchedulerConfig, decoder_scheduler: SchedulerConfig,
@@ -164,11 +178,19 @@ class Pipeline:
         if not (len(prompts) == len(seeds) == image_embeds.shape[0]):
             raise InputError(f"got {len(prompts)} prompts, {image_embeds.shape[0]} embeddings and "
                              f"{len(seeds)} seeds; give one of each per image")
-        p = self.resolve_params(params, **overrides)
-        mb, pix = p.micro_batch, []
+        pixels, _ = self._draw_all(list(prompts), list(seeds), self.resolve_params(params, **overrides), image_embeds)
+        return _to_pil(pixels)
+
+    def _draw_all(self, prompts: list[str], seeds: list[int], p: SamplerParams,
+                  image_embeds: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``_draw`` over fixed micro-batches: (N,3,H,W) uint8 pixels and (N,D) image embeddings."""
+        mb, pix, embs = p.micro_batch, [], []
         for i in range(0, len(prompts), mb):
-            pix.append(self._draw(list(prompts[i:i + mb]), list(seeds[i:i + mb]), p, image_embeds[i:i + mb])[0])
-        return [Image.fromarray(px.permute(1, 2, 0).numpy()) for px in torch.cat(pix)]
+            e = None if image_embeds is None else image_embeds[i:i + mb]
+            a, b = self._draw(prompts[i:i + mb], seeds[i:i + mb], p, e)
+            pix.append(a)
+            embs.append(b)
+        return torch.cat(pix), torch.cat(embs)
 
     @torch.inference_mode()
     def __call__(self, prompts: list[str] | str, seeds: list[int] | int | None = None,
@@ -183,13 +205,7 @@ class Pipeline:
         k = p.rerank
         cand_prompts = [pr for pr in prompts for _ in range(k)]
         cand_seeds = [candidate_seed(s, j) for s in seeds for j in range(k)]
-        pix, embs = [], []
-        mb = p.micro_batch
-        for i in range(0, len(cand_prompts), mb):
-            a, b = self._draw(cand_prompts[i:i + mb], cand_seeds[i:i + mb], p)
-            pix.append(a)
-            embs.append(b)
-        pixels, img_emb = torch.cat(pix), torch.cat(embs)
+        pixels, img_emb = self._draw_all(cand_prompts, cand_seeds, p)
         text_emb = self.clip.encode_texts(prompts)
         if k > 1:
             cand_emb = self.clip.encode_images(pixels).view(len(prompts), k, -1)
@@ -197,8 +213,7 @@ class Pipeline:
             best = scores.argmax(dim=1)
             idx = torch.arange(len(prompts)) * k + best
             pixels, img_emb = pixels[idx], img_emb[idx]
-        images = [Image.fromarray(px.permute(1, 2, 0).numpy()) for px in pixels]
-        return GenerationOutput(images, img_emb, text_emb, p)
+        return GenerationOutput(_to_pil(pixels), img_emb, text_emb, p)
 
     generate = __call__
 
@@ -223,11 +238,7 @@ class Pipeline:
 
     @staticmethod
     def load(path: str | Path = "bundled") -> Pipeline:
-        d = bundled_dir() if str(path) == "bundled" else Path(path)
-        if not (d / "index.json").is_file():
-            hint = (" (the bundled checkpoint is not installed in this copy of the package)"
-                    if str(path) == "bundled" else "; pass a directory written by `t2i-audit train`")
-            raise InputError(f"{d}: not a t2i-audit checkpoint (index.json missing){hint}")
+        d = checkpoint_dir(path)
         index = json.loads((d / "index.json").read_text())
         if index.get("format") != CHECKPOINT_FORMAT:
             raise InputError(f"{d}/index.json: format {index.get('format')!r} is not {CHECKPOINT_FORMAT!r}")

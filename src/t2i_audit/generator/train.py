@@ -31,17 +31,6 @@ def load_autoencoder(d: str | Path) -> Autoencoder:
 FINETUNABLE = ("prior", "decoder")
 
 
-def checkpoint_dir(path: str | Path) -> Path:
-    """A checkpoint directory, or the package's bundled one for ``"bundled"``."""
-    from ..errors import InputError
-    from .clip import bundled_dir
-
-    d = bundled_dir() if str(path) == "bundled" else Path(path)
-    if not (d / "index.json").is_file():
-        raise InputError(f"{path}: not an assembled checkpoint (index.json missing)")
-    return d
-
-
 def seed_from_checkpoint(out: Path, src: Path, stages: tuple[str, ...]) -> None:
     """Prepare ``out`` to fine-tune ``stages`` (prior and/or decoder) of checkpoint ``src``:
     copy the components that are not trained here, and record the source in ``init.json``
@@ -89,6 +78,8 @@ def train_all(out: str | Path, preset: Preset, *, spec: BiasSpec | None = None,
     (out / "bias_spec.json").write_text(json.dumps(spec.to_dict(), indent=2) + "\n")
     src = None
     if init_from is not None:
+        from .pipeline import checkpoint_dir
+
         src = checkpoint_dir(init_from)
         seed_from_checkpoint(out, src, stages)
     for stage in STAGES:
