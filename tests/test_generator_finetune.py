@@ -53,6 +53,39 @@ def test_finetuning_trains_and_records_provenance(base, tmp_path):
     assert training["steps"]["decoder"] == src["training"]["steps"]["decoder"] + preset.steps["decoder"]
     assert training["steps"]["clip"] == src["training"]["steps"]["clip"]
     assert training["decoder_kind_weights"] == {"count": 1.0}
+    assert training["decoder_object_weight"] == preset.object_weight
+    # A fine-tune of a fine-tune keeps the whole chain of sources.
+    again = tmp_path / "ft-again"
+    train_all(again, get_preset("tiny"), stages=("decoder",), progress=False, log=lambda *a: None, init_from=out)
+    chain = json.loads((again / "index.json").read_text())["training"]["init_from"]
+    assert chain["id"] == json.loads((out / "index.json").read_text())["id"]
+    assert chain["init_from"]["id"] == src["id"] and "init_from" not in chain["init_from"]
+
+
+def test_a_new_decoder_data_seed_draws_other_scenes_and_is_recorded(base, tmp_path):
+    # Same weights, same training seed, same steps: only the scene stream differs, so the
+    # fine-tuned decoders must differ, and the index must say which stream was used.
+    outs = {}
+    for seed in (404, 405):
+        preset = get_preset("tiny")
+        preset.decoder_data_seed = seed
+        outs[seed] = tmp_path / f"ft{seed}"
+        train_all(outs[seed], preset, stages=("decoder",), progress=False, log=lambda *a: None, init_from=base)
+    assert not _same_weights(outs[404] / "decoder" / "model.safetensors", outs[405] / "decoder" / "model.safetensors")
+    assert "decoder_data_seed" not in json.loads((outs[404] / "index.json").read_text())["training"]
+    assert json.loads((outs[405] / "index.json").read_text())["training"]["decoder_data_seed"] == 405
+
+
+def test_prior_finetune_takes_its_own_scene_mix_and_stream(base, tmp_path):
+    preset = get_preset("tiny")
+    preset.prior_kind_weights, preset.prior_data_seed = {"count": 1.0}, 304
+    out = tmp_path / "ftp"
+    train_all(out, preset, stages=("prior",), progress=False, log=lambda *a: None, init_from=base)
+    assert not _same_weights(out / "prior" / "model.safetensors", base / "prior" / "model.safetensors")
+    assert (out / "decoder" / "model.safetensors").read_bytes() == (base / "decoder" / "model.safetensors").read_bytes()
+    training = json.loads((out / "index.json").read_text())["training"]
+    assert training["prior_kind_weights"] == {"count": 1.0} and training["prior_data_seed"] == 304
+    assert training["init_from"]["finetuned"] == ["prior"]
 
 
 def test_finetuning_clip_or_autoencoder_is_refused(base, tmp_path):
@@ -71,10 +104,11 @@ def test_cli_init_from_defaults_to_prior_and_decoder(base, tmp_path):
     assert not (out / "train_state_clip.json").exists()
 
 
-def test_the_shipped_finetune_preset_round_trips():
+@pytest.mark.parametrize("name", ["decoder_finetune.json", "decoder_finetune2.json", "decoder_finetune3.json"])
+def test_the_shipped_finetune_presets_round_trip(name):
     from pathlib import Path
 
-    path = Path(__file__).parents[1] / "scripts" / "presets" / "decoder_finetune.json"
+    path = Path(__file__).parents[1] / "scripts" / "presets" / name
     preset = Preset.load(path)
     assert Preset.from_dict(json.loads(preset.to_json())) == preset
     assert abs(sum(preset.decoder_kind_weights.values()) - 1.0) < 1e-9

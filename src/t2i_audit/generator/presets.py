@@ -29,8 +29,14 @@ class Preset(_JsonConfig):
     # plain background (1): shapes cover ~7% of a 32x32 canvas and their edges decide the shape.
     object_weight: float = 3.0
     # Mix of PictoWorld scene kinds the decoder trains on (None: the world's default mix,
-    # world.scene.DEFAULT_KIND_WEIGHTS). CLIP and the prior always see the default mix.
+    # world.scene.DEFAULT_KIND_WEIGHTS). CLIP and the autoencoder always see the default mix.
     decoder_kind_weights: dict | None = None
+    # Seed of the decoder's PictoWorld scene stream. A second fine-tune can set a new one so that it
+    # draws scenes the earlier training never saw.
+    decoder_data_seed: int = 404
+    # The same two knobs for the prior (None: the world's default mix; 303: the original stream).
+    prior_kind_weights: dict | None = None
+    prior_data_seed: int = 303
 
     def __post_init__(self):
         # Component configs are stored as JSON data (tuples become lists), so that a preset equals

@@ -52,10 +52,11 @@ def seed_from_checkpoint(out: Path, src: Path, stages: tuple[str, ...]) -> None:
         if not (out / stage / "model.safetensors").is_file():
             shutil.copytree(src / stage, out / stage)
     training = index.get("training", {})
-    init_path.write_text(json.dumps({
-        "id": index["id"], "path": str(src), "finetuned": list(stages),
-        "steps": training.get("steps", {}), "wall_time_s": training.get("wall_time_s", {})},
-        indent=2) + "\n")
+    init = {"id": index["id"], "path": str(src), "finetuned": list(stages),
+            "steps": training.get("steps", {}), "wall_time_s": training.get("wall_time_s", {})}
+    if "init_from" in training:  # the source was itself fine-tuned: keep the whole chain
+        init["init_from"] = training["init_from"]
+    init_path.write_text(json.dumps(init, indent=2) + "\n")
 
 
 def train_all(out: str | Path, preset: Preset, *, spec: BiasSpec | None = None,
@@ -99,11 +100,13 @@ def train_all(out: str | Path, preset: Preset, *, spec: BiasSpec | None = None,
         elif stage == "autoencoder":
             train_autoencoder(out, cfg=preset.autoencoder_config(), **common)
         elif stage == "prior":
-            train_prior(out, load_clip(out / "clip"), cfg=preset.prior_config(), **common)
+            train_prior(out, load_clip(out / "clip"), cfg=preset.prior_config(),
+                        kind_weights=preset.prior_kind_weights, data_seed=preset.prior_data_seed, **common)
         elif stage == "decoder":
             train_decoder(out, load_clip(out / "clip"), load_autoencoder(out / "autoencoder"),
                           cfg=preset.decoder_config(), object_weight=preset.object_weight,
-                          kind_weights=preset.decoder_kind_weights, **common)
+                          kind_weights=preset.decoder_kind_weights,
+                          data_seed=preset.decoder_data_seed, **common)
     if all((out / s / "model.safetensors").is_file() for s in STAGES):
         assemble(out, preset, spec)
     return out
@@ -138,12 +141,17 @@ def assemble(out: Path, preset: Preset, spec: BiasSpec, defaults: SamplerParams 
         "components": list(STAGES), "weights_hash": wh, "id": f"pictoworld-unclip-{preset.name}@{wh}",
         "training": {"bias_spec": {"name": spec.name, "hash": spec.hash}, "steps": steps,
                      "batch": preset.batch, "wall_time_s": times,
-                     "data": "PictoWorld renders streamed by scene index (renderer version 1)"},
+                     "data": "PictoWorld renders streamed by scene index (renderer version 1)",
+                     "decoder_object_weight": preset.object_weight},
     }
     if init is not None:
-        index["training"]["init_from"] = {k: init[k] for k in ("id", "finetuned", "steps")}
+        index["training"]["init_from"] = {k: init[k] for k in ("id", "finetuned", "steps", "init_from")
+                                          if k in init}
     if preset.decoder_kind_weights:
         index["training"]["decoder_kind_weights"] = preset.decoder_kind_weights
+    for key in ("decoder_data_seed", "prior_kind_weights", "prior_data_seed"):
+        if getattr(preset, key) != getattr(Preset, key):  # recorded where it differs from the original
+            index["training"][key] = getattr(preset, key)
     (out / "index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
 
 

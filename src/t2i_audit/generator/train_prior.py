@@ -39,7 +39,7 @@ def clip_targets(clip: ClipBundle, imgs: torch.Tensor, caps: list[str]):
 def train_prior(out, clip: ClipBundle, *, cfg: PriorConfig | None = None, steps: int = 2000,
                 batch: int = 256, lr: float = 5e-4, seed: int = 3, spec: BiasSpec | None = None,
                 cond_drop: float = 0.1, save_every: int = 200, progress: bool = True,
-                data_seed: int = 303, init_weights=None) -> Prior:
+                data_seed: int = 303, kind_weights: dict | None = None, init_weights=None) -> Prior:
     from diffusers import DDPMScheduler
 
     spec = spec or BiasSpec.load()
@@ -52,7 +52,8 @@ def train_prior(out, clip: ClipBundle, *, cfg: PriorConfig | None = None, steps:
     clip.model.eval()
 
     def step_fn(step: int):
-        imgs, caps, _ = world_batch(data_seed, step * batch, batch, spec, clip.config.image_size)
+        imgs, caps, _ = world_batch(data_seed, step * batch, batch, spec, clip.config.image_size,
+                                    kind_weights=kind_weights)
         states, pooled, valid, img = clip_targets(clip, imgs, caps)
         x0 = img * cfg.embed_scale
         g = torch.Generator().manual_seed(seed * 1_000_003 + step)
