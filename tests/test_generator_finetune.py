@@ -104,7 +104,8 @@ def test_cli_init_from_defaults_to_prior_and_decoder(base, tmp_path):
     assert not (out / "train_state_clip.json").exists()
 
 
-@pytest.mark.parametrize("name", ["decoder_finetune.json", "decoder_finetune2.json", "decoder_finetune3.json"])
+@pytest.mark.parametrize("name", ["decoder_finetune.json", "decoder_finetune2.json", "decoder_finetune3.json",
+                                  "decoder_finetune4.json", "prior_finetune.json"])
 def test_the_shipped_finetune_presets_round_trip(name):
     from pathlib import Path
 
@@ -112,3 +113,5 @@ def test_the_shipped_finetune_presets_round_trip(name):
     preset = Preset.load(path)
     assert Preset.from_dict(json.loads(preset.to_json())) == preset
     assert abs(sum(preset.decoder_kind_weights.values()) - 1.0) < 1e-9
+    if preset.prior_kind_weights is not None:
+        assert abs(sum(preset.prior_kind_weights.values()) - 1.0) < 1e-9

@@ -128,7 +128,7 @@ SAMPLERS = ("ddpm", "ddim", "dpm++", "dpm++sde")  # built by samplers.make_sched
 class SamplerParams(_JsonConfig):
     """Sampling settings; the defaults are the documented default sampler."""
 
-    sampler: str = "dpm++"  # dpm++ | dpm++sde | ddim | ddpm
+    sampler: str = "dpm++sde"  # dpm++sde | dpm++ | ddim | ddpm
     steps: int = 15
     guidance: float = 2.0
     prior_sampler: str = "dpm++sde"

@@ -27,6 +27,9 @@ class Preset(_JsonConfig):
     lr: dict = field(default_factory=lambda: {"decoder": 3e-4})
     # The decoder's loss weighs latent pixels under a drawn object (1 + object_weight) against the
     # plain background (1): shapes cover ~7% of a 32x32 canvas and their edges decide the shape.
+    # The mask comes from the clean image, so a weight > 0 biases the optimum towards "an object is
+    # here" wherever the layout is uncertain: a decoder trained this way over-counts (asked for
+    # four of five possible slots it fills all five). Fine-tunes can set 0 (decoder_finetune3.json).
     object_weight: float = 3.0
     # Mix of PictoWorld scene kinds the decoder trains on (None: the world's default mix,
     # world.scene.DEFAULT_KIND_WEIGHTS). CLIP and the autoencoder always see the default mix.
