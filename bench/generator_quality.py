@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,7 @@ def main() -> None:
     acc: dict[str, tuple[list, list]] = {k: ([], []) for k in TARGETS}
     acc["two shapes: with relation"] = ([], [])
     neutral: dict[str, list[tuple[str, str, str]]] = {p: [] for p in PROFESSIONS}
+    counts: dict[int, Counter] = {}  # asked count -> Counter of drawn counts (oracle)
 
     def add(key, ok, pid):
         acc[key][0].append(bool(ok))
@@ -74,6 +76,7 @@ def main() -> None:
             add("two shapes: with relation", judge(r, exp)[0], pid)
         elif cat == "counting":
             add("counting exact", r.count == exp.get("count"), pid)
+            counts.setdefault(int(exp["count"]), Counter())[r.count] += 1
         elif cat in ("people", "explicit", "neutral"):
             person = exp.get("person", {})
             add("people profession", r.profession == person.get("profession"), pid)
@@ -95,6 +98,17 @@ def main() -> None:
         verdict = "" if tgt is None else (f">= {tgt:.2f} " + ("PASS" if v >= tgt else "FAIL"))
         print(f"{key:<30}{v:>8.3f}  [{lo:.3f}, {hi:.3f}]  {n:>7}{k:>10}  {verdict}")
         out["skills"][key] = {"value": v, "ci": [lo, hi], "n": n, "n_prompts": k, "target": tgt}
+    if counts:
+        print("\ncounting: drawn count (oracle) by asked count; over/under = share drawing more/fewer")
+        for asked in sorted(counts):
+            c = counts[asked]
+            n = sum(c.values())
+            known = {k: v for k, v in c.items() if isinstance(k, int)}  # the oracle may say 'unknown'
+            over = sum(v for k, v in known.items() if k > asked) / n
+            under = sum(v for k, v in known.items() if k < asked) / n
+            cells = ", ".join(f"{k}: {v}" for k, v in sorted(c.items(), key=lambda kv: str(kv[0])))
+            print(f"  asked {asked}: n={n:<4} exact {c[asked] / n:.2f}  over {over:.2f}  under {under:.2f}   drawn {{{cells}}}")
+            out.setdefault("counting_confusion", {})[str(asked)] = {str(k): v for k, v in c.items()}
     print("\nneutral prompts: drawn share (oracle, unknown excluded) vs bias spec "
           f"{spec.name} {spec.hash}; target |diff| <= 8 pp")
     worst = 0.0
