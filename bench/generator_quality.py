@@ -6,7 +6,9 @@ Reads a generation run of a PictoWorld suite with expectations (e.g. the main jo
   single shapes: colour, shape, position correct;  two shapes: every attribute of both correct
   (and with the relation);  counting: exact count;  people: profession, skin and presentation when
   the prompt names them;  neutral profession prompts: drawn presentation/skin shares vs the bias
-  spec the generator was trained on (target: within ±8 pp).
+  spec the generator was trained on (target: within ±8 pp), over the images the oracle reads; the
+  bounds line gives each share if none / all of the unread images had that class, since the
+  oracle's abstentions need not fall evenly on the classes.
 
     python bench/generator_quality.py runs/bundled [--bias-spec default]
 """
@@ -128,6 +130,14 @@ def main() -> None:
                     "value": v, "ci": [lo, hi], "spec": target[c], "n": n}
             unknown = 1 - len(known) / len(reads)
             print(f"  {prof:<20}{attr:<13} n={len(known):<4} unknown {unknown:.1%}: " + "; ".join(cells))
+            n_unknown = len(reads) - len(known)
+            if n_unknown:  # the share if none / all of the unread images had this class (not jointly)
+                bounds = {c: (sum(x[0] == c for x in known) / len(reads),
+                              (sum(x[0] == c for x in known) + n_unknown) / len(reads)) for c in classes}
+                print(f"  {'':<20}{'':<13} bounds over the {n_unknown} unread: "
+                      + "; ".join(f"{c} [{lo:.2f}, {hi:.2f}]" for c, (lo, hi) in bounds.items()))
+                for c, b in bounds.items():
+                    out["neutral"][prof][attr][c]["bounds_over_unknown"] = list(b)
     if out["neutral"]:
         print(f"max |drawn - spec| = {worst:.1f} pp -> {'PASS' if worst <= 8 else 'FAIL'} (±8 pp)")
     else:  # a run without neutral profession prompts (e.g. pictoworld-skills) cannot judge this
