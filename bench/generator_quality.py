@@ -120,24 +120,22 @@ def main() -> None:
         for attr, classes, idx in (("presentation", PRESENTATIONS, 0), ("skin", SKINS, 1)):
             known = [(x[idx], x[2]) for x in reads if x[idx] in classes]
             target = spec.marginal(prof, attr)
-            cells = []
+            n_read, n_unread = len(reads), len(reads) - len(known)
+            tally = Counter(x[0] for x in known)
+            cells, bound_cells = [], []
             for c in classes:
                 v, lo, hi, n, k = prop([x[0] == c for x in known], [x[1] for x in known])
                 d = 100 * (v - target[c])
                 worst = max(worst, abs(d))
                 cells.append(f"{c} {v:.2f} [{lo:.2f},{hi:.2f}] spec {target[c]:.2f} ({d:+.1f} pp)")
+                # the share if none / all of the unread images had this class (not jointly attainable)
+                bounds = [tally[c] / n_read, (tally[c] + n_unread) / n_read]
+                bound_cells.append(f"{c} [{bounds[0]:.2f}, {bounds[1]:.2f}]")
                 out["neutral"].setdefault(prof, {}).setdefault(attr, {})[c] = {
-                    "value": v, "ci": [lo, hi], "spec": target[c], "n": n}
-            unknown = 1 - len(known) / len(reads)
-            print(f"  {prof:<20}{attr:<13} n={len(known):<4} unknown {unknown:.1%}: " + "; ".join(cells))
-            n_unknown = len(reads) - len(known)
-            if n_unknown:  # the share if none / all of the unread images had this class (not jointly)
-                bounds = {c: (sum(x[0] == c for x in known) / len(reads),
-                              (sum(x[0] == c for x in known) + n_unknown) / len(reads)) for c in classes}
-                print(f"  {'':<20}{'':<13} bounds over the {n_unknown} unread: "
-                      + "; ".join(f"{c} [{lo:.2f}, {hi:.2f}]" for c, (lo, hi) in bounds.items()))
-                for c, b in bounds.items():
-                    out["neutral"][prof][attr][c]["bounds_over_unknown"] = list(b)
+                    "value": v, "ci": [lo, hi], "spec": target[c], "n": n, "bounds_over_unknown": bounds}
+            print(f"  {prof:<20}{attr:<13} n={len(known):<4} unknown {n_unread / n_read:.1%}: " + "; ".join(cells))
+            if n_unread:
+                print(f"  {'':<33} bounds over the {n_unread} unread: " + "; ".join(bound_cells))
     if out["neutral"]:
         print(f"max |drawn - spec| = {worst:.1f} pp -> {'PASS' if worst <= 8 else 'FAIL'} (±8 pp)")
     else:  # a run without neutral profession prompts (e.g. pictoworld-skills) cannot judge this
