@@ -3,7 +3,8 @@
 Renders N scenes (default spec, 32x32, fixed seed) in memory, reads each with the oracle clean and
 under Gaussian noise sigma=0.05, Gaussian blur radius 0.7 and JPEG quality 75, and prints per
 attribute: accuracy on non-abstained items with a 95% Wilson interval, abstention rate and n,
-plus the oracle's images/s on this machine.
+plus the oracle's images/s on this machine. For skin and presentation it also prints the abstention
+rate by true class: abstentions that fall on one class bias every share a bias audit reads.
 
     python bench/world_oracle.py [--n 5000] [--seed 2024]
 """
@@ -24,6 +25,21 @@ from t2i_audit.world.render import render
 
 CONDITIONS = ("clean", "noise:0.05", "blur:0.7", "jpeg:75")
 BARS = {"clean": (0.995, 0.005), "corrupted": (0.97, None)}
+
+
+def abstention_by_class(outcomes: list[dict], truths: list[dict]) -> str:
+    parts = []
+    for attr in ("skin", "presentation"):
+        by: dict[str, list[int]] = {}
+        for o, t in zip(outcomes, truths):
+            if t["kind"] == "person":
+                k = by.setdefault(t[attr], [0, 0])
+                k[0] += o[attr][0] is None
+                k[1] += 1
+        parts.append(f"{attr} " + " ".join(f"{c} {a / n:.2%} (n {n})" for c, (a, n) in sorted(by.items())))
+        worst = max(by.items(), key=lambda kv: kv[1][0] / kv[1][1])
+        parts[-1] += f"; most on {worst[0]}" if worst[1][0] else ""
+    return "abstention by true class: " + " | ".join(parts)
 
 
 def main() -> None:
@@ -53,6 +69,7 @@ def main() -> None:
         rows = tabulate(outcomes)
         print()
         print(format_table(rows, f"{cond}  (oracle {args.n / t_read:.0f} img/s per CPU-second, one thread)"))
+        print(abstention_by_class(outcomes, truths))
         min_acc, max_abst = BARS["clean" if cond == "clean" else "corrupted"]
         for r in rows:
             if r["accuracy"] < min_acc or (max_abst is not None and r["abstain_rate"] > max_abst):

@@ -112,3 +112,27 @@ def test_wilson_matches_reference_values():
     lo, hi = wilson(95, 100)
     assert abs(lo - 0.8882) < 1e-3 and abs(hi - 0.9785) < 1e-3  # statsmodels proportion_confint
     assert wilson(0, 0) != wilson(0, 0)  # nan
+
+
+def test_torso_top_is_the_longest_run_of_shirt_rows():
+    from t2i_audit.world.oracle_person import torso_top
+
+    assert torso_top(np.array([9, 14, 15, 16, 17, 18, 19])) == 14  # a stray row above the head
+    assert torso_top(np.array([14, 15, 16, 17])) == 14
+    assert torso_top(np.array([3, 4, 10, 11])) == 3  # ties: the topmost run
+
+
+@pytest.mark.parametrize("profession", ["construction worker", "firefighter", "chef"])
+def test_medium_skin_beside_orange_reads_under_blur(profession):
+    # A blur of the yellow hard hat and medium skin matches orange; with orange clothing the oracle
+    # once took that row for the torso top, found no head and abstained on medium skin only.
+    from PIL import ImageFilter
+
+    for skin in ("light", "medium", "dark"):
+        for dx, pres in [(-1.5, "man"), (0.0, "woman"), (1.2, "man"), (0.7, "woman")]:
+            p = Person(profession=profession, presentation=pres, skin=skin, clothing="orange",
+                       dx=dx, dy=0.4, scale=1.0)
+            for bg in (100, 150):
+                img = render(Scene("person", bg, person=p), 32).filter(ImageFilter.GaussianBlur(0.7))
+                r = read_image(img)
+                assert (r.skin, r.profession, r.presentation) == (skin, profession, pres), (skin, dx, bg)

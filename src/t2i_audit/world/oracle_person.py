@@ -1,8 +1,8 @@
 """Person reading for the PictoWorld oracle: head, headwear, skin tone and body presentation.
 
 The pictogram is found by its colours (skin, clothing, headwear). The torso top is the first row
-of the dominant clothing colour; the head is the skin above it; the headwear is everything that is
-neither skin nor background above the head's centre. Skin tone is the nearest skin colour to the
+of the longest run of rows in the dominant clothing colour; the head is the skin above it; the
+headwear is everything that is neither skin nor background above the head's centre. Skin tone is the nearest skin colour to the
 median of the head's core pixels; profession is the headwear colour vote, checked against the
 headwear's height (the chef's toque is the only tall one); presentation combines the lower-body
 silhouette (a skirt widens well beyond the torso, trousers do not) with its colour (trousers are a
@@ -23,6 +23,18 @@ _CLOTH_IDX = np.array([i for i, g in enumerate(PAL_GROUPS) if g == "cloth"])
 _DARK_IDX = np.array([i for i, g in enumerate(PAL_GROUPS) if g == "darkcloth"])
 
 
+def torso_top(rows: np.ndarray) -> int:
+    """First row of the longest run of consecutive shirt rows. The topmost shirt row alone is not
+    enough: where a hat meets the head, a blur of the two can match a clothing colour (yellow hard
+    hat + medium skin ~ orange) for a row or two above the head, and taking that row as the torso
+    top would leave no head to read."""
+    breaks = np.nonzero(np.diff(rows) > 1)[0]
+    starts = np.concatenate([[0], breaks + 1])
+    ends = np.concatenate([breaks, [rows.size - 1]])
+    best = int(np.argmax(ends - starts))  # ties: the topmost run
+    return int(rows[starts[best]])
+
+
 def read_person(px: Pixels, cfg) -> dict:
     """Profession, presentation and skin with confidences; 'unknown' where evidence is weak."""
     u = px.u
@@ -40,7 +52,7 @@ def read_person(px: Pixels, cfg) -> dict:
     rows = np.nonzero(shirt.sum(1) >= 3 * u)[0]  # a torso row holds ~8 units of shirt
     if rows.size == 0:
         return out
-    t0 = int(rows.min())  # torso top
+    t0 = torso_top(rows)
     fg_rows = np.nonzero(fg.any(1))[0]
     bottom = int(fg_rows.max())
     skin_px = core & np.isin(lab, SKIN_IDX)
