@@ -235,6 +235,27 @@ def test_object_mask_covers_exactly_the_drawn_object():
     assert object_mask(imgs, [s.background for s in scenes], 16).shape == (6, 1, 16, 16)
 
 
+def test_skin_mask_covers_the_persons_skin_and_nothing_on_shape_scenes():
+    from t2i_audit.generator.train_decoder import skin_mask
+    from t2i_audit.generator.training import world_batch
+    from t2i_audit.world.bias import BiasSpec
+    from t2i_audit.world.vocab import SKIN_RGB
+
+    imgs, _, scenes = world_batch(8, 0, 12, BiasSpec.load(), 32, {"person": 0.5, "count": 0.5})
+    m = skin_mask(imgs, scenes, 32)
+    assert {s.kind for s in scenes} == {"person", "count"}
+    for img, s, mk in zip(imgs, scenes, m):
+        if s.person is None:
+            assert mk.sum() == 0
+            continue
+        exact = (img.int() == torch.tensor(SKIN_RGB[s.person.skin])[:, None, None]).all(0)
+        assert torch.equal(mk[0].bool(), exact)
+        # the head (a disc ~6.6 units across) is in it: its centre pixel and ~30-60 pixels
+        cy, cx = round(16 + s.person.dy + s.person.scale * (11.9 - 16)), round(16 + s.person.dx)
+        assert mk[0, cy, cx] == 1 and 25 < mk.sum() < 90
+    assert skin_mask(imgs, scenes, 16).shape == (12, 1, 16, 16)
+
+
 def test_generate_cli_passes_sampler_settings_through(tiny_ckpt, tmp_path):
     """`t2i-audit generate --prior-sampler ddpm` draws the same images as the Python API with the
     same settings, and not the images of the checkpoint's default prior sampler."""

@@ -54,6 +54,7 @@ def test_finetuning_trains_and_records_provenance(base, tmp_path):
     assert training["steps"]["clip"] == src["training"]["steps"]["clip"]
     assert training["decoder_kind_weights"] == {"count": 1.0}
     assert training["decoder_object_weight"] == preset.object_weight
+    assert "decoder_skin_weight" not in training  # recorded only where it is used
     # A fine-tune of a fine-tune keeps the whole chain of sources.
     again = tmp_path / "ft-again"
     train_all(again, get_preset("tiny"), stages=("decoder",), progress=False, log=lambda *a: None, init_from=out)
@@ -74,6 +75,17 @@ def test_a_new_decoder_data_seed_draws_other_scenes_and_is_recorded(base, tmp_pa
     assert not _same_weights(outs[404] / "decoder" / "model.safetensors", outs[405] / "decoder" / "model.safetensors")
     assert "decoder_data_seed" not in json.loads((outs[404] / "index.json").read_text())["training"]
     assert json.loads((outs[405] / "index.json").read_text())["training"]["decoder_data_seed"] == 405
+
+
+def test_a_skin_weighted_loss_changes_the_decoder_and_is_recorded(base, tmp_path):
+    outs = {}
+    for w in (0.0, 4.0):
+        preset = get_preset("tiny")
+        preset.skin_weight, preset.decoder_kind_weights = w, {"person": 1.0}
+        outs[w] = tmp_path / f"skin{w}"
+        train_all(outs[w], preset, stages=("decoder",), progress=False, log=lambda *a: None, init_from=base)
+    assert not _same_weights(outs[0.0] / "decoder" / "model.safetensors", outs[4.0] / "decoder" / "model.safetensors")
+    assert json.loads((outs[4.0] / "index.json").read_text())["training"]["decoder_skin_weight"] == 4.0
 
 
 def test_prior_finetune_takes_its_own_scene_mix_and_stream(base, tmp_path):
@@ -105,7 +117,8 @@ def test_cli_init_from_defaults_to_prior_and_decoder(base, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["decoder_finetune.json", "decoder_finetune2.json", "decoder_finetune3.json",
-                                  "decoder_finetune4.json", "prior_finetune.json"])
+                                  "decoder_finetune4.json", "decoder_finetune5.json",
+                                  "prior_finetune.json"])
 def test_the_shipped_finetune_presets_round_trip(name):
     from pathlib import Path
 

@@ -31,6 +31,10 @@ class Preset(_JsonConfig):
     # here" wherever the layout is uncertain: a decoder trained this way over-counts (asked for
     # four of five possible slots it fills all five). Fine-tunes can set 0 (decoder_finetune3.json).
     object_weight: float = 3.0
+    # The same for latent pixels under a person's skin (head, legs): 1 + skin_weight. The head is
+    # ~9 of 256 latent pixels, and an unweighted decoder lets its colour drift toward the clothing
+    # and headwear beside it, so medium skin was often drawn as light or as no readable skin at all.
+    skin_weight: float = 0.0
     # Mix of PictoWorld scene kinds the decoder trains on (None: the world's default mix,
     # world.scene.DEFAULT_KIND_WEIGHTS). CLIP and the autoencoder always see the default mix.
     decoder_kind_weights: dict | None = None

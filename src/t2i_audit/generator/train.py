@@ -105,7 +105,7 @@ def train_all(out: str | Path, preset: Preset, *, spec: BiasSpec | None = None,
         elif stage == "decoder":
             train_decoder(out, load_clip(out / "clip"), load_autoencoder(out / "autoencoder"),
                           cfg=preset.decoder_config(), object_weight=preset.object_weight,
-                          kind_weights=preset.decoder_kind_weights,
+                          skin_weight=preset.skin_weight, kind_weights=preset.decoder_kind_weights,
                           data_seed=preset.decoder_data_seed, **common)
     if all((out / s / "model.safetensors").is_file() for s in STAGES):
         assemble(out, preset, spec)
@@ -149,6 +149,8 @@ def assemble(out: Path, preset: Preset, spec: BiasSpec, defaults: SamplerParams 
                                           if k in init}
     if preset.decoder_kind_weights:
         index["training"]["decoder_kind_weights"] = preset.decoder_kind_weights
+    if preset.skin_weight:
+        index["training"]["decoder_skin_weight"] = preset.skin_weight
     for key in ("decoder_data_seed", "prior_kind_weights", "prior_data_seed"):
         if getattr(preset, key) != getattr(Preset, key):  # recorded where it differs from the original
             index["training"][key] = getattr(preset, key)

@@ -1,7 +1,8 @@
 """Stage 4: train the latent decoder (a UNet by default, or a DiT) conditioned on the CLIP image
 embedding of the training image and on the caption's text states (frozen CLIP, frozen
 autoencoder); v-prediction, cosine schedule, EMA, conditioning dropout for classifier-free
-guidance, and a loss that weighs object pixels above the plain background."""
+guidance, and a loss that can weigh object pixels above the plain background and a person's skin
+(head and legs) above the rest."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ..world.bias import BiasSpec
+from ..world.vocab import SKIN_RGB
 from .autoencoder import Autoencoder, to_pixels
 from .clip import ClipBundle
 from .configs import SchedulerConfig
@@ -27,10 +29,20 @@ def object_mask(imgs: torch.Tensor, backgrounds: list[int], latent_size: int, th
     return F.adaptive_max_pool2d(fg, latent_size)
 
 
+def skin_mask(imgs: torch.Tensor, scenes: list, latent_size: int, threshold: int = 12) -> torch.Tensor:
+    """(B,1,h,w) float mask of latent pixels whose image footprint holds the person's skin colour
+    (head and, for skirts, legs); all zero for scenes without a person. Exact on training renders,
+    which are drawn in crisp palette colours."""
+    rgb = torch.tensor([SKIN_RGB[s.person.skin] if s.person is not None else (-1000, -1000, -1000)
+                        for s in scenes], dtype=torch.int16)[:, :, None, None]
+    hit = ((imgs.to(torch.int16) - rgb).abs().amax(dim=1, keepdim=True) <= threshold).float()
+    return F.adaptive_max_pool2d(hit, latent_size)
+
+
 def train_decoder(out, clip: ClipBundle, autoencoder: Autoencoder, *, cfg=None,
                   steps: int = 3000, batch: int = 64, lr: float = 4e-4, seed: int = 4,
                   spec: BiasSpec | None = None, drop_both: float = 0.1, drop_one: float = 0.05,
-                  object_weight: float = 0.0, save_every: int = 200, progress: bool = True,
+                  object_weight: float = 0.0, skin_weight: float = 0.0, save_every: int = 200, progress: bool = True,
                   data_seed: int = 404, kind_weights: dict | None = None,
                   init_weights=None) -> torch.nn.Module:
     from diffusers import DDPMScheduler
@@ -58,8 +70,12 @@ def train_decoder(out, clip: ClipBundle, autoencoder: Autoencoder, *, cfg=None,
         drop_txt = (r < drop_both) | ((r >= drop_both + drop_one) & (r < drop_both + 2 * drop_one))
         pred = model(noise_sched.add_noise(x0, noise, t), t, img, states, valid, drop_img, drop_txt)
         err = (pred - noise_sched.get_velocity(x0, noise, t)).pow(2)
-        if object_weight:
-            w = 1.0 + object_weight * object_mask(imgs, [s.background for s in scenes], x0.shape[-1])
+        if object_weight or skin_weight:
+            w = torch.ones_like(err[:, :1])
+            if object_weight:
+                w = w + object_weight * object_mask(imgs, [s.background for s in scenes], x0.shape[-1])
+            if skin_weight:
+                w = w + skin_weight * skin_mask(imgs, scenes, x0.shape[-1])
             loss = (err * w).mean() / w.mean()
             return loss, {"mse": err.mean().item()}
         return err.mean(), {}
