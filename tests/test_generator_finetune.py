@@ -117,7 +117,7 @@ def test_cli_init_from_defaults_to_prior_and_decoder(base, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["decoder_finetune.json", "decoder_finetune2.json", "decoder_finetune3.json",
-                                  "decoder_finetune4.json", "decoder_finetune5.json",
+                                  "decoder_finetune4.json", "decoder_finetune5.json", "decoder_finetune6.json",
                                   "prior_finetune.json"])
 def test_the_shipped_finetune_presets_round_trip(name):
     from pathlib import Path
