@@ -149,11 +149,11 @@ def assemble(out: Path, preset: Preset, spec: BiasSpec, defaults: SamplerParams 
                                           if k in init}
     if preset.decoder_kind_weights:
         index["training"]["decoder_kind_weights"] = preset.decoder_kind_weights
-    if preset.skin_weight:
-        index["training"]["decoder_skin_weight"] = preset.skin_weight
-    for key in ("decoder_data_seed", "prior_kind_weights", "prior_data_seed"):
-        if getattr(preset, key) != getattr(Preset, key):  # recorded where it differs from the original
-            index["training"][key] = getattr(preset, key)
+    # index key -> preset field, recorded where it differs from the original training
+    for key, field_name in (("decoder_data_seed", "decoder_data_seed"), ("decoder_skin_weight", "skin_weight"),
+                            ("prior_kind_weights", "prior_kind_weights"), ("prior_data_seed", "prior_data_seed")):
+        if getattr(preset, field_name) != getattr(Preset, field_name):
+            index["training"][key] = getattr(preset, field_name)
     (out / "index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
 
 

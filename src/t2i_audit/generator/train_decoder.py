@@ -21,22 +21,27 @@ from .unet import UNetConfig, build_decoder
 DECODER_SCHEDULER = SchedulerConfig(prediction_type="v_prediction")
 
 
+def _colour_distance(imgs: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
+    """(B,1,H,W) largest per-channel distance of uint8 images (B,3,H,W) from one colour per image
+    (B,3) or (B,1) (a grey level)."""
+    return (imgs.to(torch.int16) - rgb.to(torch.int16)[:, :, None, None]).abs().amax(dim=1, keepdim=True)
+
+
 def object_mask(imgs: torch.Tensor, backgrounds: list[int], latent_size: int, threshold: int = 12) -> torch.Tensor:
     """(B,1,h,w) float mask of latent pixels whose image footprint holds any non-background pixel
     (PictoWorld backgrounds are one flat grey, so this is exact on training renders)."""
-    bg = torch.tensor(backgrounds, dtype=torch.int16)[:, None, None, None]
-    fg = ((imgs.to(torch.int16) - bg).abs().amax(dim=1, keepdim=True) > threshold).float()
-    return F.adaptive_max_pool2d(fg, latent_size)
+    fg = _colour_distance(imgs, torch.tensor(backgrounds)[:, None]) > threshold
+    return F.adaptive_max_pool2d(fg.float(), latent_size)
 
 
 def skin_mask(imgs: torch.Tensor, scenes: list, latent_size: int, threshold: int = 12) -> torch.Tensor:
     """(B,1,h,w) float mask of latent pixels whose image footprint holds the person's skin colour
     (head and, for skirts, legs); all zero for scenes without a person. Exact on training renders,
     which are drawn in crisp palette colours."""
-    rgb = torch.tensor([SKIN_RGB[s.person.skin] if s.person is not None else (-1000, -1000, -1000)
-                        for s in scenes], dtype=torch.int16)[:, :, None, None]
-    hit = ((imgs.to(torch.int16) - rgb).abs().amax(dim=1, keepdim=True) <= threshold).float()
-    return F.adaptive_max_pool2d(hit, latent_size)
+    rgb = torch.tensor([SKIN_RGB[s.person.skin] if s.person else (0, 0, 0) for s in scenes])
+    has_person = torch.tensor([s.person is not None for s in scenes])[:, None, None, None]
+    hit = (_colour_distance(imgs, rgb) <= threshold) & has_person
+    return F.adaptive_max_pool2d(hit.float(), latent_size)
 
 
 def train_decoder(out, clip: ClipBundle, autoencoder: Autoencoder, *, cfg=None,

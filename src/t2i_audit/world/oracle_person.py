@@ -2,11 +2,11 @@
 
 The pictogram is found by its colours (skin, clothing, headwear). The torso top is the first row
 of the longest run of rows in the dominant clothing colour; the head is the skin above it; the
-headwear is everything that is neither skin nor background above the head's centre. Skin tone is the nearest skin colour to the
-median of the head's core pixels; profession is the headwear colour vote, checked against the
-headwear's height (the chef's toque is the only tall one); presentation combines the lower-body
-silhouette (a skirt widens well beyond the torso, trousers do not) with its colour (trousers are a
-darker shade of the shirt, a skirt is the same shade).
+headwear is everything that is neither skin nor background above the head's centre. Skin tone is
+the nearest skin colour to the median of the head's core pixels; profession is the headwear
+colour vote, checked against the headwear's height (the chef's toque is the only tall one);
+presentation combines the lower-body silhouette (a skirt widens well beyond the torso, trousers do
+not) with its colour (trousers are a darker shade of the shirt, a skirt is the same shade).
 """
 
 from __future__ import annotations
