@@ -100,6 +100,23 @@ def test_prior_finetune_takes_its_own_scene_mix_and_stream(base, tmp_path):
     assert training["init_from"]["finetuned"] == ["prior"]
 
 
+def test_a_copied_stage_keeps_the_record_of_its_source(base, tmp_path):
+    # A decoder fine-tuned on counting scenes, then a prior-only fine-tune whose preset names
+    # another decoder recipe: the copied decoder's record must still be the one that trained it.
+    dec = get_preset("tiny")
+    dec.decoder_kind_weights, dec.skin_weight, dec.decoder_data_seed = {"count": 1.0}, 2.0, 405
+    src = tmp_path / "ftd"
+    train_all(src, dec, stages=("decoder",), progress=False, log=lambda *a: None, init_from=base)
+    pri = get_preset("tiny")
+    pri.decoder_kind_weights, pri.prior_data_seed = {"person": 1.0}, 304
+    out = tmp_path / "ftp"
+    train_all(out, pri, stages=("prior",), progress=False, log=lambda *a: None, init_from=src)
+    training = json.loads((out / "index.json").read_text())["training"]
+    assert training["decoder_kind_weights"] == {"count": 1.0}
+    assert training["decoder_skin_weight"] == 2.0 and training["decoder_data_seed"] == 405
+    assert training["prior_data_seed"] == 304
+
+
 def test_finetuning_clip_or_autoencoder_is_refused(base, tmp_path):
     with pytest.raises(InputError, match="fine-tunes prior and decoder only"):
         train_all(tmp_path / "x", get_preset("tiny"), stages=("clip", "decoder"), progress=False,

@@ -29,6 +29,7 @@ def load_autoencoder(d: str | Path) -> Autoencoder:
 
 
 FINETUNABLE = ("prior", "decoder")
+_STAGE_PREFIXES = tuple(f"{s}_" for s in FINETUNABLE)  # index keys that describe one stage's training
 
 
 def seed_from_checkpoint(out: Path, src: Path, stages: tuple[str, ...]) -> None:
@@ -56,6 +57,8 @@ def seed_from_checkpoint(out: Path, src: Path, stages: tuple[str, ...]) -> None:
             "steps": training.get("steps", {}), "wall_time_s": training.get("wall_time_s", {})}
     if "init_from" in training:  # the source was itself fine-tuned: keep the whole chain
         init["init_from"] = training["init_from"]
+    # how the source trained its prior and decoder: a stage copied unchanged keeps this record
+    init["stage_training"] = {k: v for k, v in training.items() if k.startswith(_STAGE_PREFIXES)}
     init_path.write_text(json.dumps(init, indent=2) + "\n")
 
 
@@ -154,6 +157,14 @@ def assemble(out: Path, preset: Preset, spec: BiasSpec, defaults: SamplerParams 
                             ("prior_kind_weights", "prior_kind_weights"), ("prior_data_seed", "prior_data_seed")):
         if getattr(preset, field_name) != getattr(Preset, field_name):
             index["training"][key] = getattr(preset, field_name)
+    if init is not None:  # a stage copied from the source keeps the source's record, not this preset's
+        training = index["training"]
+        for stage in FINETUNABLE:
+            if stage not in init["finetuned"]:
+                for key in [k for k in training if k.startswith(f"{stage}_")]:
+                    del training[key]
+                training.update({k: v for k, v in init.get("stage_training", {}).items()
+                                 if k.startswith(f"{stage}_")})
     (out / "index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
 
 
