@@ -102,6 +102,17 @@ def test_decode_draws_from_given_embeddings_per_seed(tiny_ckpt):
         pipe.decode(caps, emb[:3], [4] * 5)
 
 
+def test_prior_embeds_are_the_embeddings_the_decoder_is_given(pipe):
+    prompts, seeds = ["a chef", "a blue square", "a chef"], [3, 3, 11]
+    full = pipe(prompts, seeds, **FAST).image_embeds
+    alone = pipe.prior_embeds(prompts, seeds, **FAST)
+    assert torch.equal(full, alone)
+    assert torch.allclose(alone.norm(dim=-1), torch.ones(3), atol=1e-5)
+    assert not torch.equal(alone[0], alone[2])  # same prompt, other seed: another sample
+    with pytest.raises(InputError, match="one seed per prompt"):
+        pipe.prior_embeds(prompts, seeds[:2])
+
+
 def test_reranking_keeps_the_clip_best_candidate(pipe):
     k, prompt, seed = 4, "a green triangle", 7
     chosen = pipe([prompt], [seed], rerank=k, **FAST).images[0]

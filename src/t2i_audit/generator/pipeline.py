@@ -128,9 +128,11 @@ class Pipeline:
 
     @torch.inference_mode()
     def _draw(self, prompts: list[str], seeds: list[int], p: SamplerParams,
-              image_embeds: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+              image_embeds: torch.Tensor | None = None,
+              prior_only: bool = False) -> tuple[torch.Tensor | None, torch.Tensor]:
         """Draw one micro-batch. Padding rows (own generators, discarded) keep the shape fixed.
-        ``image_embeds`` (unit CLIP image embeddings) skip the prior: the decoder draws from them."""
+        ``image_embeds`` (unit CLIP image embeddings) skip the prior: the decoder draws from them;
+        ``prior_only`` stops after the prior (no pixels)."""
         n = len(prompts)
         pad = p.micro_batch - n
         prompts = prompts + [prompts[-1]] * pad
@@ -154,6 +156,8 @@ class Pipeline:
         else:
             e = image_embeds.to(self.device, torch.float32)
             img_emb = torch.nn.functional.normalize(torch.cat([e, e[-1:].expand(pad, -1)]), dim=-1)
+        if prior_only:
+            return None, img_emb[:n].float().cpu()
 
         def decoder_fn(z, t, drop):
             n = z.shape[0]
@@ -182,15 +186,28 @@ class Pipeline:
         return _to_pil(pixels)
 
     def _draw_all(self, prompts: list[str], seeds: list[int], p: SamplerParams,
-                  image_embeds: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``_draw`` over fixed micro-batches: (N,3,H,W) uint8 pixels and (N,D) image embeddings."""
+                  image_embeds: torch.Tensor | None = None,
+                  prior_only: bool = False) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """``_draw`` over fixed micro-batches: (N,3,H,W) uint8 pixels (None if ``prior_only``)
+        and (N,D) image embeddings."""
         mb, pix, embs = p.micro_batch, [], []
         for i in range(0, len(prompts), mb):
             e = None if image_embeds is None else image_embeds[i:i + mb]
-            a, b = self._draw(prompts[i:i + mb], seeds[i:i + mb], p, e)
+            a, b = self._draw(prompts[i:i + mb], seeds[i:i + mb], p, e, prior_only)
             pix.append(a)
             embs.append(b)
-        return torch.cat(pix), torch.cat(embs)
+        return (None if prior_only else torch.cat(pix)), torch.cat(embs)
+
+    @torch.inference_mode()
+    def prior_embeds(self, prompts: list[str], seeds: list[int], params: SamplerParams | dict | None = None,
+                     **overrides) -> torch.Tensor:
+        """The prior alone: the unit CLIP image embeddings (N, D) it samples for each (prompt, seed),
+        exactly those ``pipe(prompts, seeds)`` hands the decoder (without reranking). Cheap: it
+        diagnoses whether a share of the drawn images is the prior's or the decoder's doing."""
+        if len(prompts) != len(seeds):
+            raise InputError(f"got {len(prompts)} prompts but {len(seeds)} seeds; give one seed per prompt")
+        return self._draw_all(list(prompts), list(seeds), self.resolve_params(params, **overrides),
+                              prior_only=True)[1]
 
     @torch.inference_mode()
     def __call__(self, prompts: list[str] | str, seeds: list[int] | int | None = None,
