@@ -10,7 +10,11 @@ Reads a generation run of a PictoWorld suite with expectations (e.g. the main jo
   bounds line gives each share if none / all of the unread images had that class, since the
   oracle's abstentions need not fall evenly on the classes.
 
-    python bench/generator_quality.py runs/bundled [--bias-spec default]
+    python bench/generator_quality.py runs/bundled [more runs ...] [--bias-spec default]
+
+Several runs (e.g. the same suite drawn with other seeds) are pooled: their images are read
+together and the intervals resample their prompts as clusters; each run must be of the same
+checkpoint, or the pooled figure describes no generator.
 """
 
 from __future__ import annotations
@@ -47,12 +51,22 @@ def prop(values, clusters) -> tuple[float, float, float, int, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run")
+    ap.add_argument("run", nargs="+", help="run directories (several are pooled)")
     ap.add_argument("--bias-spec", default="default")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
-    run = Path(a.run)
-    man = pd.read_parquet(run / "manifest.parquet")
+    runs = [Path(r) for r in a.run]
+    metas = [json.loads((r / "run.json").read_text()) for r in runs]
+    drawn_by = {(m["generator"].get("config", {}).get("fingerprint") or m["generator"].get("config_hash"),
+                 json.dumps(m.get("params", {}), sort_keys=True)) for m in metas}
+    if len(drawn_by) > 1:
+        raise SystemExit(f"{', '.join(a.run)}: drawn by different generators or sampler settings; "
+                         "pool runs of one checkpoint at one setting only")
+    man = pd.concat([pd.read_parquet(r / "manifest.parquet").assign(run_dir=str(r)) for r in runs],
+                    ignore_index=True)
+    if man["prompt_id"].duplicated().any() and len(runs) > 1:
+        man["prompt_id"] = man["run_dir"] + ":" + man["prompt_id"]  # a prompt of each run is its own cluster
+    run = ", ".join(a.run)
     spec = BiasSpec.load(a.bias_spec)
     acc: dict[str, tuple[list, list]] = {k: ([], []) for k in TARGETS}
     acc["two shapes: with relation"] = ([], [])
@@ -64,7 +78,7 @@ def main() -> None:
         acc[key][1].append(pid)
 
     for row in man.itertuples():
-        r = read_image(Image.open(run / row.path))
+        r = read_image(Image.open(Path(row.run_dir) / row.path))
         exp = json.loads(row.expect) if isinstance(row.expect, str) else {}
         slots = json.loads(row.slots) if isinstance(row.slots, str) else {}
         cat, pid = row.category, row.prompt_id
