@@ -115,6 +115,21 @@ def train_all(out: str | Path, preset: Preset, *, spec: BiasSpec | None = None,
     return out
 
 
+def stage_record(preset: Preset) -> dict:
+    """How ``preset`` trains the prior and decoder, as index keys (``decoder_*``, ``prior_*``): the
+    object weight and scene mix always where set, the other knobs where they differ from the
+    original training."""
+    record = {"decoder_object_weight": preset.object_weight}
+    if preset.decoder_kind_weights:
+        record["decoder_kind_weights"] = preset.decoder_kind_weights
+    # index key -> preset field
+    for key, field_name in (("decoder_data_seed", "decoder_data_seed"), ("decoder_skin_weight", "skin_weight"),
+                            ("prior_kind_weights", "prior_kind_weights"), ("prior_data_seed", "prior_data_seed")):
+        if getattr(preset, field_name) != getattr(Preset, field_name):
+            record[key] = getattr(preset, field_name)
+    return record
+
+
 def weights_hash(directory: Path) -> str:
     h = hashlib.sha256()
     for stage in STAGES:
@@ -144,27 +159,15 @@ def assemble(out: Path, preset: Preset, spec: BiasSpec, defaults: SamplerParams 
         "components": list(STAGES), "weights_hash": wh, "id": f"pictoworld-unclip-{preset.name}@{wh}",
         "training": {"bias_spec": {"name": spec.name, "hash": spec.hash}, "steps": steps,
                      "batch": preset.batch, "wall_time_s": times,
-                     "data": "PictoWorld renders streamed by scene index (renderer version 1)",
-                     "decoder_object_weight": preset.object_weight},
+                     "data": "PictoWorld renders streamed by scene index (renderer version 1)"},
     }
     if init is not None:
         index["training"]["init_from"] = {k: init[k] for k in ("id", "finetuned", "steps", "init_from")
                                           if k in init}
-    if preset.decoder_kind_weights:
-        index["training"]["decoder_kind_weights"] = preset.decoder_kind_weights
-    # index key -> preset field, recorded where it differs from the original training
-    for key, field_name in (("decoder_data_seed", "decoder_data_seed"), ("decoder_skin_weight", "skin_weight"),
-                            ("prior_kind_weights", "prior_kind_weights"), ("prior_data_seed", "prior_data_seed")):
-        if getattr(preset, field_name) != getattr(Preset, field_name):
-            index["training"][key] = getattr(preset, field_name)
-    if init is not None:  # a stage copied from the source keeps the source's record, not this preset's
-        training = index["training"]
-        for stage in FINETUNABLE:
-            if stage not in init["finetuned"]:
-                for key in [k for k in training if k.startswith(f"{stage}_")]:
-                    del training[key]
-                training.update({k: v for k, v in init.get("stage_training", {}).items()
-                                 if k.startswith(f"{stage}_")})
+    for stage in FINETUNABLE:  # a stage copied from the source keeps the source's record, not this preset's
+        copied = init is not None and stage not in init["finetuned"]
+        record = init.get("stage_training", {}) if copied else stage_record(preset)
+        index["training"].update({k: v for k, v in record.items() if k.startswith(f"{stage}_")})
     (out / "index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
 
 
