@@ -16,8 +16,12 @@ Method, written into the output:
 - ``--run RUN``: a pictoworld-bias run of the same checkpoint at its default sampler. For each
   neutral image: the class its prior sample was nearest to, against the class the oracle reads in
   the drawn image ("unread" where the oracle abstains).
+- ``--decode N``: without a run, decode up to N of the bench's own prior samples of each skin class
+  per profession (a fresh decoder draw from each embedding, at the default decoder settings) and
+  cross them the same way. Balanced by class, so the decoder's keep rate of a rare class (medium
+  firefighters) is measured on as many images as a common one, in minutes.
 
-    python bench/prior_bias.py [--images-per-prompt 256] [--run RUN] [--checkpoint DIR] [--threads 1]
+    python bench/prior_bias.py [--images-per-prompt 256] [--run RUN | --decode N] [--checkpoint DIR] [--threads 1]
 """
 
 from __future__ import annotations
@@ -95,10 +99,14 @@ def main() -> None:
     ap.add_argument("--renders", type=int, default=300, help="held-out renders per profession, per set")
     ap.add_argument("--run", default=None, help="a pictoworld-bias run of this checkpoint: cross the prior's "
                                                "class with the oracle's reading of each drawn image")
+    ap.add_argument("--decode", type=int, default=0, metavar="N",
+                    help="decode up to N prior samples of each skin class per profession and cross them")
     ap.add_argument("--bias-spec", default="default")
     add_common_args(ap)
     args = ap.parse_args()
     setup(args)
+    if args.run and args.decode:
+        ap.error("--run and --decode are two sources of drawn images: give one")
     from PIL import Image
 
     from t2i_audit.evals.stats import wilson_interval
@@ -123,6 +131,13 @@ def main() -> None:
         if rows:
             meant_emb = torch.stack([emb[(t, s)] for t, s, _ in rows])
             reads = [read_image(Image.open(path)) for _, _, path in rows]
+        elif args.decode:
+            skin_c = torch.stack([fit[torch.from_numpy(fit_y["skin"] == c)].mean(0) for c in ATTRS["skin"]])
+            skin_of = nearest(samples, skin_c, ATTRS["skin"])
+            pick = [i for c in ATTRS["skin"] for i in np.nonzero(skin_of == c)[0][:args.decode]]
+            meant_emb = samples[pick]
+            rows = [(pairs[i][0], pairs[i][1], None) for i in pick]
+            reads = [read_image(im) for im in pipe.decode([t for t, _, _ in rows], meant_emb, [s for _, s, _ in rows])]
         for attr, classes in ATTRS.items():
             cents = torch.stack([fit[torch.from_numpy(fit_y[attr] == c)].mean(0) for c in classes])
             acc = float((nearest(test, cents, classes) == test_y[attr]).mean())
@@ -151,10 +166,12 @@ def main() -> None:
     print(f"max |prior share - spec| = {worst[0]:.1f} pp ({worst[1]})")
     print(table(["profession", "attribute", "nearest-centroid accuracy on held-out renders", "n"], acc_rows,
                 title="\nThe classifier's own accuracy (a share is measured through it):"))
+    source = (f"run {args.run}" if args.run else f"up to {args.decode} samples of each skin class per "
+              f"profession decoded here: {d.sampler}-{d.steps} guidance {d.guidance}")
     for attr, rows in cross.items():
         if rows:
             print(table(["profession", "prior meant", "n", *(f"drawn {c}" for c in ATTRS[attr]), "unread"], rows,
-                        title=f"\nWhat the decoder drew from the prior's samples, {attr} (run {args.run}; "
+                        title=f"\nWhat the decoder drew from the prior's samples, {attr} ({source}; "
                               "the oracle's reading of each image):"))
     print(machine_line(args))
 

@@ -6,7 +6,10 @@ attribute: accuracy on non-abstained items with a 95% Wilson interval, abstentio
 plus the oracle's images/s on this machine. For skin and presentation it also prints the abstention
 rate by true class: abstentions that fall on one class bias every share a bias audit reads.
 
-    python bench/world_oracle.py [--n 5000] [--seed 2024]
+    python bench/world_oracle.py [--n 5000] [--seed 2024] [--conditions clean,blur:1.2]
+
+``--conditions`` replaces the default set (comma-separated, one corruption each, in the form
+``corrupt.parse`` reads), e.g. heavier blur to see whether abstentions fall on one skin tone.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=5000)
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--size", type=int, default=32)
+    ap.add_argument("--conditions", default=",".join(CONDITIONS),
+                    help="comma-separated: clean, noise:S, blur:R, jpeg:Q (default: %(default)s)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args()
     spec = BiasSpec.load()
@@ -56,7 +61,7 @@ def main() -> None:
     images = [render(s, args.size) for _, s in scenes]
     print(f"{args.n} scenes, default spec {spec.hash}, {args.size}x{args.size}, seed {args.seed}")
     failures = []
-    for cond in CONDITIONS:
+    for cond in [c.strip() for c in args.conditions.split(",") if c.strip()]:
         cs = None if cond == "clean" else parse(cond)
         outcomes, t_read = [], 0.0
         for i, (img, truth) in enumerate(tqdm(list(zip(images, truths)), desc=cond, unit="img",
