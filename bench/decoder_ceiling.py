@@ -7,9 +7,13 @@ same held-out scenes (a data stream no training stage draws from):
 
 - ``render``: the oracle on the renders themselves (its own accuracy, ~1.0);
 - ``decoder(true emb)``: ``Pipeline.decode`` from the render's CLIP image embedding;
-- ``pipeline(caption)``: the full pipeline (prior + decoder) from the caption alone.
+- ``pipeline(caption)``: the full pipeline (prior + decoder) from the caption alone (not for
+  ``person`` scenes: their captions may leave presentation and skin to the bias).
 
-Accuracy is the pass rate with a 95% Wilson interval (one image per scene).
+Accuracy is the pass rate with a 95% Wilson interval (one image per scene). For ``person`` scenes
+it also prints, by the render's true skin tone, how the oracle reads the decoder's image drawn from
+that render's embedding: kept, read as another tone, or unread (a decoder that fails one tone
+more often than the others biases every skin share drawn from it).
 
     python bench/decoder_ceiling.py [--n 96] [--kinds single,pair,count] [--checkpoint DIR] [--threads 1]
 """
@@ -45,12 +49,30 @@ def scenes(kind: str, n: int):
     spec = BiasSpec.load()
     drawn = [sample_scene(scene_rng(DATA_SEED + SCENE_KINDS.index(kind), i), spec, kind=kind) for i in range(n)]
     imgs = torch.from_numpy(np.stack([np.asarray(render(s, 32)) for s in drawn])).permute(0, 3, 1, 2).contiguous()
-    return imgs, [caption(s) for s in drawn], [expect_from_scene(s) for s in drawn]
+    return imgs, [caption(s) for s in drawn], [expect_from_scene(s) for s in drawn], drawn
 
 
 def rate(images, expects) -> str:
     acc, lo, hi = oracle_accuracy(images, expects)
     return f"{acc:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+def skin_keep(truth: list[str], images) -> list[list]:
+    from collections import Counter
+
+    from t2i_audit.evals.stats import wilson_interval
+    from t2i_audit.world.oracle import read_image
+    from t2i_audit.world.vocab import SKINS
+
+    tally = Counter((t, read_image(im).skin) for t, im in zip(truth, images))
+    rows = []
+    for c in SKINS:
+        n = sum(v for (t, _), v in tally.items() if t == c)
+        if n:
+            kept, unread = tally[(c, c)], sum(v for (t, r), v in tally.items() if t == c and r not in SKINS)
+            lo, hi = wilson_interval(kept, n)
+            rows.append([c, n, kept, n - kept - unread, unread, f"{kept / n:.3f} [{lo:.3f}, {hi:.3f}]"])
+    return rows
 
 
 def main() -> None:
@@ -66,19 +88,26 @@ def main() -> None:
 
     pipe = Pipeline.load(resolve_checkpoint(args.checkpoint))
     d = pipe.defaults
-    rows = []
+    rows, skin_rows = [], []
     for kind in args.kinds.split(","):
-        imgs, caps, expects = scenes(kind, args.n)
+        imgs, caps, expects, drawn_scenes = scenes(kind, args.n)
         renders = [Image.fromarray(x.permute(1, 2, 0).numpy()) for x in imgs]
         seeds = list(range(args.n))
         emb = pipe.clip.encode_images(imgs)
         drawn = pipe.decode(caps, emb, seeds)
-        full = pipe(caps, seeds).images
-        rows.append([kind, args.n, rate(renders, expects), rate(drawn, expects), rate(full, expects)])
+        # a person caption may leave presentation and skin unsaid (the prior draws them from the bias),
+        # so the full pipeline cannot be judged against the render's truth there
+        full = "n/a (captions leave attributes unsaid)" if kind == "person" else rate(pipe(caps, seeds).images, expects)
+        rows.append([kind, args.n, rate(renders, expects), rate(drawn, expects), full])
+        if kind == "person":
+            skin_rows = skin_keep([sc.person.skin for sc in drawn_scenes], drawn)
         print(f"  {kind}: done", file=sys.stderr, flush=True)
     print(table(["scene kind", "n", "render (oracle)", "decoder(true emb)", "pipeline(caption)"], rows,
                 title=f"Decoder ceiling, {pipe.index.get('id', '?')}: decoder {d.sampler}-{d.steps} "
                       f"guidance {d.guidance}, prior {d.prior_sampler}-{d.prior_steps}"))
+    if skin_rows:
+        print(table(["true skin", "n", "kept", "read as another tone", "unread", "kept (95% Wilson)"], skin_rows,
+                    title="\nperson scenes, decoder(true emb), by the render's skin tone:"))
     print(machine_line(args))
 
 
