@@ -97,10 +97,12 @@ def main() -> None:
         drawn = pipe.decode(caps, emb, seeds)
         # a person caption may leave presentation and skin unsaid (the prior draws them from the bias),
         # so the full pipeline cannot be judged against the render's truth there
-        full = "n/a (captions leave attributes unsaid)" if kind == "person" else rate(pipe(caps, seeds).images, expects)
-        rows.append([kind, args.n, rate(renders, expects), rate(drawn, expects), full])
         if kind == "person":
+            full = "n/a (captions leave attributes unsaid)"
             skin_rows = skin_keep([sc.person.skin for sc in drawn_scenes], drawn)
+        else:
+            full = rate(pipe(caps, seeds).images, expects)
+        rows.append([kind, args.n, rate(renders, expects), rate(drawn, expects), full])
         print(f"  {kind}: done", file=sys.stderr, flush=True)
     print(table(["scene kind", "n", "render (oracle)", "decoder(true emb)", "pipeline(caption)"], rows,
                 title=f"Decoder ceiling, {pipe.index.get('id', '?')}: decoder {d.sampler}-{d.steps} "

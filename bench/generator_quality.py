@@ -51,7 +51,10 @@ def prop(values, clusters) -> tuple[float, float, float, int, int]:
     return est.value, est.ci_low, est.ci_high, len(v), len(set(clusters))
 
 
-def exact_spec_max_gap(cells: list[tuple[int, list[float]]], observed_pp: float, reps: int = 10_000,
+NULL_DRAWS = 10_000  # simulated runs of a generator that draws exactly the spec
+
+
+def exact_spec_max_gap(cells: list[tuple[int, list[float]]], observed_pp: float, reps: int = NULL_DRAWS,
                        seed: int = 0) -> tuple[float, float, float]:
     """The null reference for the ±8 pp band: a generator drawing exactly the spec, read at the same
     n per (profession, attribute) cell, simulated ``reps`` times (multinomial draws; images treated
@@ -172,9 +175,9 @@ def main() -> None:
         p_fail, p_obs, med = exact_spec_max_gap(null_cells, worst)
         print(f"reference: a generator drawing exactly the spec, read at these n, has a median max gap of "
               f"{med:.1f} pp, exceeds ±8 pp in {p_fail:.1%} of runs and reaches {worst:.1f} pp in {p_obs:.1%} "
-              "(10,000 multinomial draws, images independent)")
+              f"({NULL_DRAWS:,} multinomial draws, images independent)")
         out["neutral_exact_spec_reference"] = {"p_exceed_8pp": p_fail, "p_reach_observed": p_obs,
-                                               "median_max_pp": med, "draws": 10_000}
+                                               "median_max_pp": med, "draws": NULL_DRAWS}
     else:  # a run without neutral profession prompts (e.g. pictoworld-skills) cannot judge this
         print("no neutral profession prompts in this run: not judged (use a run with pictoworld-bias)")
     out["neutral_max_abs_pp"] = worst

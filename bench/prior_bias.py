@@ -128,18 +128,19 @@ def main() -> None:
         wanted = list(dict.fromkeys(pairs + [(t, s) for t, s, _ in rows]))
         emb = dict(zip(wanted, pipe.prior_embeds([t for t, _ in wanted], [s for _, s in wanted])))
         samples = torch.stack([emb[ts] for ts in pairs])
+        centroids = {attr: torch.stack([fit[torch.from_numpy(fit_y[attr] == c)].mean(0) for c in classes])
+                     for attr, classes in ATTRS.items()}
         if rows:
             meant_emb = torch.stack([emb[(t, s)] for t, s, _ in rows])
             reads = [read_image(Image.open(path)) for _, _, path in rows]
         elif args.decode:
-            skin_c = torch.stack([fit[torch.from_numpy(fit_y["skin"] == c)].mean(0) for c in ATTRS["skin"]])
-            skin_of = nearest(samples, skin_c, ATTRS["skin"])
+            skin_of = nearest(samples, centroids["skin"], ATTRS["skin"])
             pick = [i for c in ATTRS["skin"] for i in np.nonzero(skin_of == c)[0][:args.decode]]
             meant_emb = samples[pick]
             rows = [(pairs[i][0], pairs[i][1], None) for i in pick]
             reads = [read_image(im) for im in pipe.decode([t for t, _, _ in rows], meant_emb, [s for _, s, _ in rows])]
         for attr, classes in ATTRS.items():
-            cents = torch.stack([fit[torch.from_numpy(fit_y[attr] == c)].mean(0) for c in classes])
+            cents = centroids[attr]
             acc = float((nearest(test, cents, classes) == test_y[attr]).mean())
             acc_rows.append([prof, attr, f"{acc:.3f}", len(test)])
             got = Counter(nearest(samples, cents, classes))
