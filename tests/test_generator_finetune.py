@@ -145,3 +145,38 @@ def test_the_shipped_finetune_presets_round_trip(name):
     assert abs(sum(preset.decoder_kind_weights.values()) - 1.0) < 1e-9
     if preset.prior_kind_weights is not None:
         assert abs(sum(preset.prior_kind_weights.values()) - 1.0) < 1e-9
+
+
+def test_uniform_decoder_people_train_on_the_unbiased_spec_and_are_recorded(base, tmp_path, monkeypatch):
+    import t2i_audit.generator.train_decoder as td
+    from t2i_audit.world.bias import BiasSpec
+
+    seen, original = [], td.world_batch
+
+    def spy(seed, start, n, spec, *args, **kwargs):
+        seen.append(spec.hash)
+        return original(seed, start, n, spec, *args, **kwargs)
+
+    monkeypatch.setattr(td, "world_batch", spy)
+    outs = {}
+    for people in ("spec", "uniform"):
+        preset = get_preset("tiny")
+        preset.decoder_people, preset.decoder_kind_weights = people, {"person": 1.0}
+        outs[people] = tmp_path / people
+        seen.clear()
+        train_all(outs[people], preset, stages=("decoder",), progress=False, log=lambda *a: None, init_from=base)
+        want = BiasSpec.uniform().hash if people == "uniform" else BiasSpec.load().hash
+        assert seen and set(seen) == {want}
+    assert not _same_weights(outs["spec"] / "decoder" / "model.safetensors",
+                             outs["uniform"] / "decoder" / "model.safetensors")
+    training = json.loads((outs["uniform"] / "index.json").read_text())["training"]
+    assert training["decoder_bias_spec"] == {"name": "uniform", "hash": BiasSpec.uniform().hash}
+    assert training["bias_spec"]["hash"] == BiasSpec.load().hash  # CLIP and the prior: the training spec
+    assert "decoder_bias_spec" not in json.loads((outs["spec"] / "index.json").read_text())["training"]
+
+
+def test_a_misspelt_decoder_people_names_the_choices():
+    with pytest.raises(InputError, match=r"'unifrom'.*did you mean 'uniform'.*spec or uniform"):
+        Preset(decoder_people="unifrom")
+    preset = Preset(decoder_people="uniform")
+    assert Preset.from_dict(json.loads(preset.to_json())) == preset

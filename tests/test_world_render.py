@@ -117,3 +117,17 @@ def test_spec_error_is_an_input_error_and_hash_ignores_formatting(tmp_path):
     assert issubclass(BiasSpecError, InputError)
     reformatted = _load(tmp_path, _spec_text(name="renamed", description="other words"))
     assert reformatted.hash == BiasSpec.load().hash
+
+
+def test_uniform_spec_is_a_valid_spec_with_equal_cells():
+    import random
+
+    u = BiasSpec.uniform()
+    assert BiasSpec.from_dict(u.to_dict()).hash == u.hash  # passes the same validation as a file
+    assert u.hash != BiasSpec.load().hash
+    for prof in u.joint:
+        assert u.marginal(prof, "presentation") == pytest.approx({"man": 0.5, "woman": 0.5})
+        assert u.marginal(prof, "skin") == pytest.approx({"light": 1 / 3, "medium": 1 / 3, "dark": 1 / 3})
+    rng = random.Random(0)
+    draws = [u.sample(rng, "firefighter")[1] for _ in range(6000)]
+    assert abs(draws.count("light") / 6000 - 1 / 3) < 0.03  # the default spec has 0.60 here

@@ -10,6 +10,7 @@ from .configs import AutoencoderConfig, ClipConfig, DiTConfig, PriorConfig, _Jso
 from .unet import UNetConfig, decoder_config_from_dict
 
 STAGES = ("clip", "autoencoder", "prior", "decoder")
+DECODER_PEOPLE = ("spec", "uniform")
 
 
 @dataclass
@@ -41,6 +42,13 @@ class Preset(_JsonConfig):
     # Seed of the decoder's PictoWorld scene stream. A second fine-tune can set a new one so that it
     # draws scenes the earlier training never saw.
     decoder_data_seed: int = 404
+    # The bias spec the decoder's people are drawn from where the caption leaves presentation or
+    # skin unsaid: "spec" (the training spec, as CLIP and the prior) or "uniform" (every cell
+    # equal). Trained on the spec, the decoder learns the spec's mode from the caption alone
+    # ("a police officer" -> light) and falls back to it wherever the CLIP embedding is unclear, on
+    # top of the prior's draw: the bias is amplified. On "uniform" the caption says nothing about
+    # skin or presentation, so the embedding alone decides and the planted bias lives in the prior.
+    decoder_people: str = "spec"
     # The same two knobs for the prior (None: the world's default mix; 303: the original stream).
     prior_kind_weights: dict | None = None
     prior_data_seed: int = 303
@@ -50,6 +58,10 @@ class Preset(_JsonConfig):
         # itself after a JSON round trip.
         for name in ("clip", "autoencoder", "prior", "decoder"):
             setattr(self, name, json.loads(json.dumps(getattr(self, name))))
+        if self.decoder_people not in DECODER_PEOPLE:
+            raise InputError(f"preset {self.name!r}: decoder_people {self.decoder_people!r}"
+                             f"{did_you_mean(self.decoder_people, DECODER_PEOPLE)}; "
+                             f"choose {' or '.join(DECODER_PEOPLE)}")
 
     def clip_config(self) -> ClipConfig:
         return ClipConfig.from_dict(self.clip)

@@ -106,6 +106,8 @@ def train_all(out: str | Path, preset: Preset, *, spec: BiasSpec | None = None,
             train_prior(out, load_clip(out / "clip"), cfg=preset.prior_config(),
                         kind_weights=preset.prior_kind_weights, data_seed=preset.prior_data_seed, **common)
         elif stage == "decoder":
+            if preset.decoder_people == "uniform":
+                common["spec"] = BiasSpec.uniform()
             train_decoder(out, load_clip(out / "clip"), load_autoencoder(out / "autoencoder"),
                           cfg=preset.decoder_config(), object_weight=preset.object_weight,
                           skin_weight=preset.skin_weight, kind_weights=preset.decoder_kind_weights,
@@ -120,6 +122,9 @@ def stage_record(preset: Preset) -> dict:
     object weight and scene mix always where set, the other knobs where they differ from the
     original training."""
     record = {"decoder_object_weight": preset.object_weight}
+    if preset.decoder_people != Preset.decoder_people:
+        uniform = BiasSpec.uniform()
+        record["decoder_bias_spec"] = {"name": uniform.name, "hash": uniform.hash}
     if preset.decoder_kind_weights:
         record["decoder_kind_weights"] = preset.decoder_kind_weights
     # index key -> preset field

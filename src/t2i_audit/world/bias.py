@@ -151,6 +151,15 @@ class BiasSpec:
             raise BiasSpecError(f"{source}:{line} is not valid YAML: {getattr(e, 'problem', e)}") from None
         return BiasSpec.from_dict(data, source)
 
+    @staticmethod
+    def uniform() -> BiasSpec:
+        """The spec with no bias: presentation and skin uniform and independent for every profession.
+        A decoder trained on it learns to draw what its CLIP embedding says, not the planted mode."""
+        p, s = 1.0 / len(PRESENTATIONS), 1.0 / len(SKINS)
+        return BiasSpec(name="uniform", version="1", description="no planted bias: every cell equal",
+                        joint={prof: {(a, b): p * s for a in PRESENTATIONS for b in SKINS}
+                               for prof in PROFESSIONS})
+
     # ------------------------------------------------------------------ queries
     def canonical(self) -> dict:
         return {
