@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 
 from ..errors import InputError, did_you_mean
+from ..world.bias import BiasSpec
 from .configs import AutoencoderConfig, ClipConfig, DiTConfig, PriorConfig, _JsonConfig
 from .unet import UNetConfig, decoder_config_from_dict
 
@@ -62,6 +63,10 @@ class Preset(_JsonConfig):
             raise InputError(f"preset {self.name!r}: decoder_people {self.decoder_people!r}"
                              f"{did_you_mean(self.decoder_people, DECODER_PEOPLE)}; "
                              f"choose {' or '.join(DECODER_PEOPLE)}")
+
+    def decoder_spec(self, spec: BiasSpec) -> BiasSpec:
+        """The bias spec the decoder's people are drawn from, given the training ``spec``."""
+        return BiasSpec.uniform() if self.decoder_people == "uniform" else spec
 
     def clip_config(self) -> ClipConfig:
         return ClipConfig.from_dict(self.clip)

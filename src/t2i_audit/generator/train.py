@@ -106,8 +106,7 @@ def train_all(out: str | Path, preset: Preset, *, spec: BiasSpec | None = None,
             train_prior(out, load_clip(out / "clip"), cfg=preset.prior_config(),
                         kind_weights=preset.prior_kind_weights, data_seed=preset.prior_data_seed, **common)
         elif stage == "decoder":
-            if preset.decoder_people == "uniform":
-                common["spec"] = BiasSpec.uniform()
+            common["spec"] = preset.decoder_spec(spec)
             train_decoder(out, load_clip(out / "clip"), load_autoencoder(out / "autoencoder"),
                           cfg=preset.decoder_config(), object_weight=preset.object_weight,
                           skin_weight=preset.skin_weight, kind_weights=preset.decoder_kind_weights,
@@ -117,14 +116,14 @@ def train_all(out: str | Path, preset: Preset, *, spec: BiasSpec | None = None,
     return out
 
 
-def stage_record(preset: Preset) -> dict:
+def stage_record(preset: Preset, spec: BiasSpec) -> dict:
     """How ``preset`` trains the prior and decoder, as index keys (``decoder_*``, ``prior_*``): the
     object weight and scene mix always where set, the other knobs where they differ from the
     original training."""
     record = {"decoder_object_weight": preset.object_weight}
-    if preset.decoder_people != Preset.decoder_people:
-        uniform = BiasSpec.uniform()
-        record["decoder_bias_spec"] = {"name": uniform.name, "hash": uniform.hash}
+    decoder_spec = preset.decoder_spec(spec)
+    if decoder_spec.hash != spec.hash:  # the decoder's people came from another spec than CLIP's and the prior's
+        record["decoder_bias_spec"] = {"name": decoder_spec.name, "hash": decoder_spec.hash}
     if preset.decoder_kind_weights:
         record["decoder_kind_weights"] = preset.decoder_kind_weights
     # index key -> preset field
@@ -171,7 +170,7 @@ def assemble(out: Path, preset: Preset, spec: BiasSpec, defaults: SamplerParams 
                                           if k in init}
     for stage in FINETUNABLE:  # a stage copied from the source keeps the source's record, not this preset's
         copied = init is not None and stage not in init["finetuned"]
-        record = init.get("stage_training", {}) if copied else stage_record(preset)
+        record = init.get("stage_training", {}) if copied else stage_record(preset, spec)
         index["training"].update({k: v for k, v in record.items() if k.startswith(f"{stage}_")})
     (out / "index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
 
