@@ -127,8 +127,8 @@ def machine_line(args) -> str:
 
 def oracle_accuracy(images, expects) -> tuple[float, float, float]:
     """PictoWorld oracle pass rate of ``images`` against their expectations, with a 95% Wilson interval."""
-    from t2i_audit.evals.metrics_skills import judge_images
-    from t2i_audit.evals.stats import wilson_interval
+    from t2i_audit.evals.metrics.skills import judge_images
+    from t2i_audit.stats.resampling import wilson_interval
 
     ok = sum(p for p, _ in judge_images(images, expects))
     lo, hi = wilson_interval(ok, len(images))

@@ -5,7 +5,7 @@ Three specs plant man-shares of 50%, 70% and 90% (the direction alternates acros
 and skin (light, medium, dark) of (1/3, 1/3, 1/3), (.6, .25, .15) and (.8, .1, .1) (rotated per
 profession). Each simulated audit draws 200 images per profession (25 prompts x 8 images) and a
 fresh 600-image calibration set; the probe reads them; shares are corrected through the measured
-confusion matrix, with 95% intervals from the two-sample bootstrap of t2i_audit.audits.correction.
+confusion matrix, with 95% intervals from the two-sample bootstrap of t2i_audit.stats.correction.
 To keep the runtime modest, two pools of renders (audit pool and calibration pool, disjoint seeds)
 are read by the probe once, and the 100 repeats resample from them.
 
@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from t2i_audit.audits.calibration import confusion_counts
-from t2i_audit.audits.correction import GroupSample, estimate_group
 from t2i_audit.audits.probes import UNSURE, ProbeOutput
+from t2i_audit.stats.correction import GroupSample, estimate_group
 from t2i_audit.world.bias import BiasSpec
 from t2i_audit.world.render import render
 from t2i_audit.world.scene import sample_scene, scene_rng
@@ -84,7 +84,7 @@ def read_pool(probe: str, imgs, truth, clip_dir: str | None, rng) -> dict[str, n
 
         return {a: OracleProbe(a).predict(imgs).labels for a in ATTRS}
     from t2i_audit.audits.probes import ZeroShotProbe, load_probe_spec
-    from t2i_audit.evals.features import load_extractor
+    from t2i_audit.evals.features.extractors import load_extractor
 
     ext = load_extractor(f"bundled-clip:{clip_dir}" if clip_dir else "bundled-clip")
     probes = {a: ZeroShotProbe(load_probe_spec(f"pictoworld-{a}"), ext) for a in ATTRS}

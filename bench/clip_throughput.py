@@ -82,8 +82,8 @@ def main() -> None:
     add_common_args(ap)
     args = ap.parse_args()
     setup(args)
-    from t2i_audit.evals import distributed
-    from t2i_audit.evals.features import load_extractor
+    import t2i_audit.evals.distributed.launch as distributed
+    from t2i_audit.evals.features.extractors import load_extractor
     from t2i_audit.world.bias import BiasSpec
     from t2i_audit.world.render import render
     from t2i_audit.world.scene import sample_scene, scene_rng

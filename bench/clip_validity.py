@@ -21,10 +21,10 @@ import time
 import numpy as np
 import torch
 
-from t2i_audit.evals.features import load_extractor
-from t2i_audit.evals.metrics_clip import cosine
-from t2i_audit.evals.metrics_distribution import cmmd, frechet_distance, kid
-from t2i_audit.evals.stats import wilson_interval
+from t2i_audit.evals.features.extractors import load_extractor
+from t2i_audit.evals.metrics.clip import cosine
+from t2i_audit.evals.metrics.distribution import cmmd, frechet_distance, kid
+from t2i_audit.stats.resampling import wilson_interval
 from t2i_audit.world.bias import BiasSpec
 from t2i_audit.world.captions import bare_caption
 from t2i_audit.world.corrupt import gaussian_blur, gaussian_noise

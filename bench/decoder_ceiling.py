@@ -60,7 +60,7 @@ def rate(images, expects) -> str:
 def skin_keep(truth: list[str], images) -> list[list]:
     from collections import Counter
 
-    from t2i_audit.evals.stats import wilson_interval
+    from t2i_audit.stats.resampling import wilson_interval
     from t2i_audit.world.oracle import read_image
     from t2i_audit.world.vocab import SKINS
 

@@ -42,8 +42,7 @@ class SeededRows:
 
 
 def child(n: int, d: int, subsets: int, m: int, mode: str) -> dict:
-    from t2i_audit.evals import metrics_distribution as md
-
+    import t2i_audit.evals.metrics.distribution as md
     gen, ref = SeededRows(n, d, 1, 0.1), SeededRows(n, d, 2)
     t = time.perf_counter()
     if mode == "stream":

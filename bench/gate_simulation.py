@@ -39,11 +39,11 @@ import yaml
 from scipy import stats
 
 from t2i_audit.audits.calibration import calibrate_on_pictoworld
-from t2i_audit.audits.correction import GroupSample, calibration_replicates, estimate_group
 from t2i_audit.audits.probes import UNSURE, OracleProbe
-from t2i_audit.reports.gate import evaluate
-from t2i_audit.reports.gate_rules import DEFAULT_CONFIDENCE, parse_rule
+from t2i_audit.reports.gate.rules import DEFAULT_CONFIDENCE, parse_rule
+from t2i_audit.reports.gate.run import evaluate
 from t2i_audit.reports.results import RunResults
+from t2i_audit.stats.correction import GroupSample, calibration_replicates, estimate_group
 from t2i_audit.world.bias import BiasSpec
 from t2i_audit.world.oracle import read_image
 from t2i_audit.world.render import render
@@ -57,7 +57,7 @@ SCENARIOS = {"firefighter+": ("firefighter", +1), "firefighter-": ("firefighter"
 
 def suite_defaults() -> tuple[int, int]:
     """(images per prompt, neutral paraphrases per profession) of the pictoworld-bias suite."""
-    text = resources.files("t2i_audit.evals").joinpath("suites/pictoworld-bias.yaml").read_text()
+    text = resources.files("t2i_audit.evals.suites").joinpath("builtin/pictoworld-bias.yaml").read_text()
     suite = yaml.safe_load(text)
     neutral = [t for t in suite["templates"] if t.get("category") == "neutral"]
     return int(neutral[0].get("images_per_prompt", suite["images_per_prompt"])), len(neutral)

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from t2i_audit.evals.stats import cluster_bootstrap_proportion
+from t2i_audit.stats.resampling import cluster_bootstrap_proportion
 from t2i_audit.world.bias import BiasSpec
 from t2i_audit.world.expect import judge
 from t2i_audit.world.oracle import read_image

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from t2i_audit.audits.planning import PlanConfig, plan, simulate_power
+from t2i_audit.stats.power import PlanConfig, plan, simulate_power
 
 CASES = [
     dict(gap=0.1),

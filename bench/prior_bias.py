@@ -65,7 +65,7 @@ def nearest(emb: torch.Tensor, centroids: torch.Tensor, classes) -> np.ndarray:
 
 
 def neutral_plan(images_per_prompt: int) -> dict[str, list[tuple[str, int]]]:
-    from t2i_audit.evals.suites import load_suite
+    from t2i_audit.evals.suites.loader import load_suite
 
     plan: dict[str, list[tuple[str, int]]] = {}
     for p, seed in load_suite("pictoworld-bias").plan(images_per_prompt=images_per_prompt):
@@ -109,8 +109,8 @@ def main() -> None:
         ap.error("--run and --decode are two sources of drawn images: give one")
     from PIL import Image
 
-    from t2i_audit.evals.stats import wilson_interval
     from t2i_audit.generator.pipeline import Pipeline
+    from t2i_audit.stats.resampling import wilson_interval
     from t2i_audit.world.bias import BiasSpec
     from t2i_audit.world.oracle import read_image
 

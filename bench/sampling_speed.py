@@ -41,7 +41,7 @@ from _common import (
 
 
 def pairs(n: int):
-    from t2i_audit.evals.suites import load_suite
+    from t2i_audit.evals.suites.loader import load_suite
 
     plan = load_suite("pictoworld-skills").plan(images_per_prompt=1, limit=n)
     return [p.text for p, _ in plan], [int(s) for _, s in plan], [p.expect for p, _ in plan]

@@ -97,14 +97,14 @@ class _Tower(torch.nn.Module):
 
 
 def make_run(ckpt: str, out: Path, n: int) -> None:
-    from t2i_audit.evals.runs import SampleConfig, sample
+    from t2i_audit.evals.runs.sampling import SampleConfig, sample
 
     sample(SampleConfig(suite="pictoworld-skills", out=str(out), generator=f"checkpoint:{ckpt}",
                         images_per_prompt=2, limit=max(1, n // 2), progress=False))
 
 
 def make_reference(out: Path, n: int, size: int) -> None:
-    from t2i_audit.evals.reference import world_reference
+    from t2i_audit.evals.scoring.reference import world_reference
 
     ref = world_reference(n, seed=0, size=size)
     out.mkdir(parents=True, exist_ok=True)
@@ -113,7 +113,7 @@ def make_reference(out: Path, n: int, size: int) -> None:
 
 
 def ours(run: Path, ref: Path, spec: str, cache: Path, batch: int) -> dict:
-    from t2i_audit.evals.scoring import ScoreConfig, score_run
+    from t2i_audit.evals.scoring.score import ScoreConfig, score_run
 
     cfg = ScoreConfig(metrics=("clip_score", "fd"), features=spec, clip=spec, reference=str(ref),
                       batch_size=batch, cache_dir=str(cache), progress=False)
@@ -121,8 +121,8 @@ def ours(run: Path, ref: Path, spec: str, cache: Path, batch: int) -> dict:
 
 
 def warm_reference(ref: Path, ex, cache_dir: Path, batch: int) -> None:
-    from t2i_audit.evals.cache import EmbeddingCache
-    from t2i_audit.evals.reference import load_reference, reference_features, reference_moments
+    from t2i_audit.evals.features.cache import EmbeddingCache
+    from t2i_audit.evals.scoring.reference import load_reference, reference_features, reference_moments
 
     r = load_reference(str(ref))
     cache = EmbeddingCache(cache_dir)
@@ -221,8 +221,8 @@ def main() -> None:
     setup(args)
     import os
 
-    from t2i_audit.evals import distributed
-    from t2i_audit.evals.features import load_extractor
+    import t2i_audit.evals.distributed.launch as distributed
+    from t2i_audit.evals.features.extractors import load_extractor
 
     if args.device.startswith("cuda"):
         os.environ.pop(distributed.DEVICE_ENV, None)
@@ -243,8 +243,8 @@ def main() -> None:
         import torchmetrics.image.fid  # noqa: F401 - imports outside every timed region
         import torchmetrics.multimodal.clip_score  # noqa: F401
 
-        import t2i_audit.evals.reference  # noqa: F401
-        import t2i_audit.evals.scoring  # noqa: F401
+        import t2i_audit.evals.scoring.reference  # noqa: F401
+        import t2i_audit.evals.scoring.score  # noqa: F401
 
         warm_up(ex, run, args.device)
         times: dict[str, list] = {k: [] for k in ("cold", "warm", "fresh", "tm", "stock")}

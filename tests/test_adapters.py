@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import t2i_audit.evals.adapters.registry as adapters
 from t2i_audit.errors import InputError
-from t2i_audit.evals import adapters
-from t2i_audit.evals.adapters import FolderAdapter, GeneratorSpec, PythonAdapter, load_generator
-from t2i_audit.evals.runs import SampleConfig, load_run, sample
-from t2i_audit.evals.suites import load_suite
+from t2i_audit.evals.adapters.registry import FolderAdapter, GeneratorSpec, PythonAdapter, load_generator
+from t2i_audit.evals.runs.sampling import SampleConfig, load_run, sample
+from t2i_audit.evals.suites.loader import load_suite
 
 SUITE = """\
 name: tiny

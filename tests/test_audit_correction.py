@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 
-from t2i_audit.audits.calibration import Calibration, conditional_from_counts
-from t2i_audit.audits.correction import (
+from t2i_audit.audits.calibration import Calibration
+from t2i_audit.stats.correction import (
     GroupSample,
     calibration_replicates,
+    conditional_from_counts,
     correct,
     em_simplex,
     estimate_group,

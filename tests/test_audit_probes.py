@@ -102,7 +102,7 @@ def test_zero_shot_probe_runs_on_tiny_random_open_clip(tmp_path):
     model = open_clip.create_model("tiny-audit-clip", pretrained=None).eval()
     from safetensors.torch import save_file
 
-    from t2i_audit.evals.features import load_extractor
+    from t2i_audit.evals.features.extractors import load_extractor
 
     save_file(model.state_dict(), str(tmp_path / "w.safetensors"))
     ext = load_extractor(f"open_clip:{path}:{tmp_path / 'w.safetensors'}")

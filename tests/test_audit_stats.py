@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from t2i_audit.audits import bias_stats as bs
-from t2i_audit.audits.planning import PlanConfig, plan, simulate_power
+import t2i_audit.stats.distribution as bs
 from t2i_audit.errors import InputError
+from t2i_audit.stats.power import PlanConfig, plan, simulate_power
 
 
 def test_distribution_stats_hand_values():

@@ -53,7 +53,7 @@ def write_generator(directory: Path) -> str:
 
 def make_run(out: Path, suite_text: str = SUITE, **kw) -> Path:
     """A small complete run (8 PictoWorld renders with expectations) made in-process."""
-    from t2i_audit.evals.runs import SampleConfig, sample
+    from t2i_audit.evals.runs.sampling import SampleConfig, sample
 
     out = Path(out)
     suite = out.parent / f"{out.name}-suite.yaml"
@@ -252,7 +252,7 @@ def build_cases():
     c["bias-spec-not-summing-to-1"] = bias_spec
 
     def gate_unknown_metric(tmp, run):
-        from t2i_audit.evals.scoring import ScoreConfig, score_run
+        from t2i_audit.evals.scoring.score import ScoreConfig, score_run
 
         r = run()
         score_run(r, ScoreConfig(metrics=("skills",), reps=50, progress=False, cache=False))
@@ -421,7 +421,7 @@ def test_prompt_text_never_reaches_a_file_name(tmp_path):
                           'template: "../../x/<script>alert(1)</script> a {color} {shape} \\\\ C:\\\\evil \\"q\\""')
     nasty = nasty.replace("    expect: {objects: [{shape: \"{shape}\", color: \"{color}\"}], count: 1}\n", "")
     r = make_run(tmp_path / "run", nasty)
-    from t2i_audit.evals.runs import load_run
+    from t2i_audit.evals.runs.sampling import load_run
 
     meta, df = load_run(r)
     assert all("<script>" in t and "../" in t for t in df.text)
@@ -452,7 +452,7 @@ def test_fuzz_bias_spec_and_gate_documents_never_crash(tmp_path_factory, doc):
     import yaml
 
     from t2i_audit.errors import InputError
-    from t2i_audit.reports.gate_rules import load_rules
+    from t2i_audit.reports.gate.rules import load_rules
     from t2i_audit.world.bias import BiasSpec
 
     d = tmp_path_factory.mktemp("fz")

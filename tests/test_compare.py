@@ -13,7 +13,7 @@ from scipy import stats
 from t2i_audit.cli import main
 from t2i_audit.errors import InputError
 from t2i_audit.reports.compare import CompareWarning, compare_runs, write_compare
-from t2i_audit.reports.stats import mcnemar_exact, paired_cluster_bootstrap
+from t2i_audit.stats.proportions import mcnemar_exact, paired_cluster_bootstrap
 
 FIX = Path(__file__).parent / "fixtures"
 

@@ -18,9 +18,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+import t2i_audit.evals.distributed.launch as distributed
 from t2i_audit.errors import InputError
-from t2i_audit.evals import distributed
-from t2i_audit.evals.distributed import Dist, launch_env, shard_indices, unsharded_launch_warning
+from t2i_audit.evals.distributed.launch import Dist, launch_env, shard_indices, unsharded_launch_warning
 
 
 @pytest.mark.parametrize("n", [0, 1, 5, 16, 37])
@@ -63,7 +63,7 @@ def test_accelerate_cpu_single_process_launch_is_detected(monkeypatch):
 def test_accelerate_cpu_launch_without_mpirun_is_fanned_out_through_torchrun():
     """The parent's command line, parsed by Accelerate's own parser, decides: only `accelerate launch
     --cpu --num_processes N -m t2i_audit ...` with N > 1, one machine and no hostfile fans out."""
-    from t2i_audit.evals.fanout import requested_fanout
+    from t2i_audit.evals.distributed.fanout import requested_fanout
 
     asked = {"ACCELERATE_USE_CPU": "True", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"}
     tail = ["-m", "t2i_audit", "sample", "--suite", "pictoworld-skills", "--out", "runs/x"]
@@ -126,8 +126,8 @@ def test_killed_sharded_run_resumes_in_one_process(tmp_path):
     """Rank journals left by a killed 2-process run are read on resume (by any world size), only the
     missing images are drawn, the journals are folded into journal.jsonl, and the manifest equals an
     uninterrupted run's."""
-    from t2i_audit.evals.io import Journal
-    from t2i_audit.evals.runs import SampleConfig, load_run, sample
+    from t2i_audit.core.io import Journal
+    from t2i_audit.evals.runs.sampling import SampleConfig, load_run, sample
     from test_runs import GEN_SOURCE, N_IMAGES, SUITE
 
     (tmp_path / "gen.py").write_text(GEN_SOURCE)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from t2i_audit.errors import InputError
-from t2i_audit.evals.cache import ENV_VAR, EmbeddingCache, default_cache_dir, embed_cached, text_key
+from t2i_audit.evals.features.cache import ENV_VAR, EmbeddingCache, default_cache_dir, embed_cached, text_key
 
 
 def test_round_trip_and_counters(tmp_path):

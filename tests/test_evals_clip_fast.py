@@ -12,8 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from t2i_audit.evals.clip_fast import fast_image_encoder
-from t2i_audit.evals.features import load_extractor
+from t2i_audit.evals.features.clip_fast import fast_image_encoder
+from t2i_audit.evals.features.extractors import load_extractor
 
 
 def _images(n: int, seed: int, sizes=((32, 32),)) -> list[Image.Image]:

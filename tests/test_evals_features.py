@@ -10,8 +10,8 @@ import torch
 
 from evals_fixtures import random_images, tiny_hf_clip
 from t2i_audit.errors import InputError
-from t2i_audit.evals.features import load_extractor, parse_spec
-from t2i_audit.evals.metrics_clip import clip_score, cosine
+from t2i_audit.evals.features.extractors import load_extractor, parse_spec
+from t2i_audit.evals.metrics.clip import clip_score, cosine
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +90,7 @@ def test_inception_weights_round_trip(tmp_path):
     pytest.importorskip("torch_fidelity")
     from safetensors.torch import save_file
 
-    from t2i_audit.evals.features_inception import build_inception
+    from t2i_audit.evals.features.inception import build_inception
 
     torch.manual_seed(0)
     net = build_inception()

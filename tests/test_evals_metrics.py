@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from t2i_audit.errors import InputError
-from t2i_audit.evals.metrics_distribution import (
+from t2i_audit.evals.metrics.distribution import (
     GaussianMoments,
     cmmd,
     fd_infinity,

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from t2i_audit.errors import InputError
-from t2i_audit.evals.metrics_skills import skill_accuracy
-from t2i_audit.evals.stats import (
+from t2i_audit.evals.metrics.skills import skill_accuracy
+from t2i_audit.stats.resampling import (
     cluster_bootstrap_mean,
     cluster_bootstrap_proportion,
     cluster_resample,
@@ -87,7 +87,7 @@ def test_skill_accuracy_is_mean_of_categories():
 
 
 def test_centred_interval_removes_resampling_shift():
-    from t2i_audit.evals.stats import basic_interval, centred_interval
+    from t2i_audit.stats.resampling import basic_interval, centred_interval
 
     boot = 10.0 + np.linspace(-1, 1, 201)  # every replicate above the estimate 5
     lo, hi = centred_interval(5.0, boot)

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from t2i_audit.errors import InputError
-from t2i_audit.evals.reference import IMAGE_SUFFIXES, folder_reference, image_files
+from t2i_audit.evals.scoring.reference import IMAGE_SUFFIXES, folder_reference, image_files
 
 
 def test_image_files_matches_sorted_rglob(tmp_path):

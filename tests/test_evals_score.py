@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from evals_fixtures import tiny_hf_clip
 from t2i_audit.cli import main
 from t2i_audit.errors import InputError
-from t2i_audit.evals.cache import EmbeddingCache
-from t2i_audit.evals.scoring import ScoreConfig, parse_metrics, score_run
+from t2i_audit.evals.features.cache import EmbeddingCache
+from t2i_audit.evals.scoring.score import ScoreConfig, parse_metrics, score_run
 
 
 def make_run(root, n_prompts=4, per_prompt=3, seed=0, kind="single"):
@@ -107,7 +107,7 @@ def test_score_input_errors(tmp_path, hf_spec):
 
 
 def test_world_reference_is_deterministic_and_hashed():
-    from t2i_audit.evals.reference import world_reference
+    from t2i_audit.evals.scoring.reference import world_reference
 
     a, b = world_reference(20, seed=3), world_reference(20, seed=3)
     assert a.hash == b.hash and a.n == 20 and "seed 3" in a.description

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import t2i_audit.evals.metrics.distribution as md
 from t2i_audit.errors import InputError
-from t2i_audit.evals import metrics_distribution as md
-from t2i_audit.evals.scoring_metrics import fd_to_reference
+from t2i_audit.evals.metrics.registry import fd_to_reference
 
 
 def test_fd_to_reference_matches_frechet_distance():

@@ -12,10 +12,10 @@ from click.testing import CliRunner
 
 from t2i_audit.cli import main
 from t2i_audit.errors import InputError
-from t2i_audit.reports.gate import evaluate, gate_run_dir
-from t2i_audit.reports.gate_rules import parse_rules
+from t2i_audit.reports.gate.rules import parse_rules
+from t2i_audit.reports.gate.run import evaluate, gate_run_dir
 from t2i_audit.reports.results import load_run
-from t2i_audit.reports.stats import independent_difference
+from t2i_audit.stats.proportions import independent_difference
 
 FIX = Path(__file__).parent / "fixtures"
 

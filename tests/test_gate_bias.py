@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from t2i_audit.reports.gate import evaluate
-from t2i_audit.reports.gate_bias import _slope, newcombe, score_p_value
-from t2i_audit.reports.gate_rules import parse_rule
+from t2i_audit.reports.gate.bias import _slope, newcombe, score_p_value
+from t2i_audit.reports.gate.rules import parse_rule
+from t2i_audit.reports.gate.run import evaluate
 from t2i_audit.reports.results import RunResults
-from t2i_audit.reports.stats import independent_difference
+from t2i_audit.stats.proportions import independent_difference
 
 IDENTITY = [[300, 0, 0, 0], [0, 300, 0, 0]]
 NOISY = [[270, 30, 0, 0], [60, 240, 0, 0]]     # P(read woman | man) = 0.1, P(read woman | woman) = 0.8

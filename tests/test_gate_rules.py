@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from t2i_audit.errors import InputError
-from t2i_audit.reports.gate_rules import GateRuleError, Ref, parse_rule, parse_rules
+from t2i_audit.reports.gate.rules import GateRuleError, Ref, parse_rule, parse_rules
 
 
 @pytest.mark.parametrize("text, kind, ref, extra", [

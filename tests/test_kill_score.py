@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from t2i_audit.cli import main
-from t2i_audit.evals.locking import RunLock
+from t2i_audit.evals.runs.locking import RunLock
 from test_bad_inputs import SUITE, _random_clip, make_run
 
 
@@ -111,7 +111,7 @@ def test_every_writer_refuses_a_locked_run(scored_run, args):
     args = [a.format(**subs) for a in args]
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
-        from t2i_audit.evals.locking import _proc_start_time
+        from t2i_audit.evals.runs.locking import _proc_start_time
 
         (run / ".lock").write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname(),
                                                "start_time": _proc_start_time(holder.pid),
@@ -144,8 +144,8 @@ def test_a_killed_writers_stale_lock_is_taken_over_by_score_and_audit(scored_run
 def test_score_holds_the_lock_while_it_runs(scored_run, monkeypatch):
     """Inside score_run the run's lock names this process as a 'score' writer; a concurrent RunLock
     attempt is refused, and the lock is released afterwards."""
-    from t2i_audit.evals import scoring
-    from t2i_audit.evals.locking import RunLockedError
+    import t2i_audit.evals.scoring.score as scoring
+    from t2i_audit.evals.runs.locking import RunLockedError
 
     seen = {}
     real = scoring._score_run

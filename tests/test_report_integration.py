@@ -13,7 +13,7 @@ from t2i_audit.reports import compare_runs, evaluate, load_run, parse_rules, ren
 
 def make_scored_run(root, flip_every: int):
     """6 prompts × 3 seeds of single shapes; every `flip_every`-th image is recoloured (a planted failure)."""
-    from t2i_audit.evals.scoring import ScoreConfig, score_run
+    from t2i_audit.evals.scoring.score import ScoreConfig, score_run
     from t2i_audit.world.captions import bare_caption
     from t2i_audit.world.dataset import iter_scenes
     from t2i_audit.world.expect import expect_from_scene

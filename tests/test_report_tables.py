@@ -132,7 +132,7 @@ def test_reports_never_import_torch(tmp_path):
         "import sys\n"
         "from t2i_audit.reports.report import render_report\n"
         "from t2i_audit.reports.compare import compare_runs\n"
-        "from t2i_audit.reports.gate import evaluate\n"
+        "from t2i_audit.reports.gate.run import evaluate\n"
         f"render_report({str(FIX / 'run_a')!r}, {str(tmp_path / 'r')!r})\n"
         f"compare_runs({str(FIX / 'run_a')!r}, {str(FIX / 'run_b')!r}, n_boot=200)\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'open_clip', 'transformers', 'diffusers')]\n"
@@ -145,8 +145,8 @@ def test_reports_never_import_torch(tmp_path):
 
 
 def test_running_status_and_other_memorization_spelling(run_a):
-    from t2i_audit.reports.gate_index import MetricIndex
-    from t2i_audit.reports.gate_rules import Ref
+    from t2i_audit.reports.gate.index import MetricIndex
+    from t2i_audit.reports.gate.rules import Ref
 
     js = json.loads((run_a / "run.json").read_text())
     (run_a / "run.json").write_text(json.dumps({**js, "status": "running"}))

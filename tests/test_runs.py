@@ -17,10 +17,10 @@ import pytest
 from click.testing import CliRunner
 
 from t2i_audit.cli import main
+from t2i_audit.core.io import Journal
 from t2i_audit.errors import InputError
-from t2i_audit.evals.io import Journal
-from t2i_audit.evals.locking import RunLock, RunLockedError
-from t2i_audit.evals.runs import MANIFEST_COLUMNS, RunMismatchError, SampleConfig, load_run, sample
+from t2i_audit.evals.runs.locking import RunLock, RunLockedError
+from t2i_audit.evals.runs.sampling import MANIFEST_COLUMNS, RunMismatchError, SampleConfig, load_run, sample
 
 # A tiny deterministic generator: renders a PictoWorld scene chosen by (prompt, seed). It logs every
 # image it draws to $GEN_LOG, can SIGKILL its own process at call $GEN_KILL_AT (before drawing), and

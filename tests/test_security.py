@@ -127,7 +127,7 @@ def test_pictoworld_clip_and_checkpoint_loaders_refuse_pickles(tmp_path, marker)
 def test_open_clip_weights_file_refuses_pickled_code(tmp_path, marker):
     """open_clip:ARCH:FILE reads .pt/.bin with torch.load(weights_only=True), which refuses the payload;
     the refusal is a one-line InputError naming the reason, not an UnpicklingError traceback."""
-    from t2i_audit.evals.features import load_open_clip
+    from t2i_audit.evals.features.extractors import load_open_clip
 
     for suffix, zip_format in ((".pt", True), (".bin", False), (".pth", True)):
         f = write_payload(tmp_path / f"w{suffix}", marker, zip_format)
@@ -137,7 +137,7 @@ def test_open_clip_weights_file_refuses_pickled_code(tmp_path, marker):
 
 def test_hf_clip_folder_with_only_a_pickle_is_refused(tmp_path, marker):
     from evals_fixtures import tiny_hf_clip
-    from t2i_audit.evals.features import load_hf_clip
+    from t2i_audit.evals.features.extractors import load_hf_clip
 
     d = tiny_hf_clip(tmp_path / "hf")
     for f in d.glob("*.safetensors"):
@@ -153,7 +153,7 @@ def test_hf_clip_folder_with_only_a_pickle_is_refused(tmp_path, marker):
 
 
 def test_inception_weights_refuse_pickled_code(tmp_path, marker):
-    from t2i_audit.evals.features_inception import read_state_dict
+    from t2i_audit.evals.features.inception import read_state_dict
 
     for suffix, zip_format in ((".pth", True), (".pt", False), (".ckpt", True)):
         f = write_payload(tmp_path / f"inception{suffix}", marker, zip_format)
@@ -164,7 +164,7 @@ def test_inception_weights_refuse_pickled_code(tmp_path, marker):
 def test_diffusers_pipeline_with_pickle_weights_is_refused(tmp_path, marker):
     """diffusers:DIR loads with use_safetensors=True: components saved as .bin are refused (with the
     reason) instead of being read by torch.load."""
-    from t2i_audit.evals.adapters import load_generator
+    from t2i_audit.evals.adapters.registry import load_generator
     from test_adapters import build_tiny_sd
 
     d = tmp_path / "sd"

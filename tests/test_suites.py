@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from t2i_audit.cli import main
 from t2i_audit.errors import InputError
-from t2i_audit.evals.suites import SeedPolicy, builtin_names, load_suite, parse_suite
+from t2i_audit.evals.suites.loader import SeedPolicy, builtin_names, load_suite, parse_suite
 
 BASE = """\
 name: mini
@@ -206,15 +206,15 @@ def test_builtin_suites_meet_their_brief():
 
 
 def test_quality_suite_matches_the_world_caption_distribution():
-    from t2i_audit.evals.suite_world import quality_suite_yaml
-    from t2i_audit.evals.suites import BUILTIN_DIR, BUILTIN_PACKAGE
+    from t2i_audit.evals.suites.loader import BUILTIN_DIR, BUILTIN_PACKAGE
+    from t2i_audit.evals.suites.world import quality_suite_yaml
 
     shipped = load_suite("pictoworld-quality")
     assert shipped.n_images() == 1000
     regenerated = parse_suite(quality_suite_yaml(), "regenerated")
     assert regenerated.hash == shipped.hash, (
         f"the world's captions changed: regenerate {BUILTIN_PACKAGE}/{BUILTIN_DIR}/pictoworld-quality.yaml "
-        "with `python -m t2i_audit.evals.suite_world`")
+        "with `python -m t2i_audit.evals.suites.world`")
 
 
 def test_cli_suites_ls_show_validate(tmp_path):

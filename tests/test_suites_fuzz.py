@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from t2i_audit.errors import InputError
-from t2i_audit.evals.suites import parse_suite
+from t2i_audit.evals.suites.loader import parse_suite
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=True, allow_subnormal=False),
                     st.text(alphabet="ab{}. -_x0", max_size=8))

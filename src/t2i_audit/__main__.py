@@ -1,3 +1,3 @@
-from .cli import main
+from t2i_audit.cli import main
 
 main()

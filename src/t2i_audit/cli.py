@@ -13,8 +13,8 @@ import sys
 
 import click
 
-from . import __version__
-from .errors import T2IAuditError
+from t2i_audit import __version__
+from t2i_audit.errors import T2IAuditError
 
 _USER_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EISDIR}
 
@@ -58,7 +58,7 @@ class _Main(click.Group):
         return self._cache
 
     def invoke(self, ctx):
-        from .evals.fanout import fanout, requested_fanout
+        from t2i_audit.evals.distributed.fanout import fanout, requested_fanout
 
         want = requested_fanout()
         if want is not None:  # `accelerate launch --cpu --num_processes N` without mpirun

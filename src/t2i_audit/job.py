@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import InputError
+from t2i_audit.errors import InputError
 
 DEFAULT_SUITE = "pictoworld-audit"
 # Metrics per suite kind: PictoWorld suites have oracle expectations; a quality suite has a reference.
@@ -57,9 +57,9 @@ class JobResult:
 
 
 def run_job(cfg: JobConfig, echo=print) -> JobResult:
-    from .evals.runs import SampleConfig, sample
-    from .evals.scoring import ScoreConfig, format_table, score_run
-    from .reports.report import render_report
+    from t2i_audit.evals.runs.sampling import SampleConfig, sample
+    from t2i_audit.evals.scoring.score import ScoreConfig, format_table, score_run
+    from t2i_audit.reports.report import render_report
 
     if cfg.threads:
         import torch
@@ -89,7 +89,7 @@ def run_job(cfg: JobConfig, echo=print) -> JobResult:
 
     bias_text = ""
     if cfg.bias:
-        from .audits.bias import BiasAuditConfig, run_bias_audit
+        from t2i_audit.audits.bias import BiasAuditConfig, run_bias_audit
 
         t = stage("bias audit")
         out = run_bias_audit(run_dir, BiasAuditConfig(progress=cfg.progress))
@@ -99,7 +99,7 @@ def run_job(cfg: JobConfig, echo=print) -> JobResult:
     t = stage("report")
     gate_exit = None
     if cfg.rules:
-        from .reports.gate import gate_run_dir
+        from t2i_audit.reports.gate.run import gate_run_dir
 
         times["report"] = 0.0
         t2 = stage("gate")

@@ -16,11 +16,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
-from .calibration import Calibration, calibrate_on_folder, calibrate_on_pictoworld, predict_all
-from .correction import GroupSample, calibration_replicates, estimate_group
-from .probes import JOINT_SEP, JointProbe, OracleProbe, Probe, ProbeOutput, ZeroShotProbe, make_probe
-from .tables import group_tables, methodology_text
+from t2i_audit.audits.calibration import (
+    Calibration,
+    calibrate_on_folder,
+    calibrate_on_pictoworld,
+    predict_all,
+)
+from t2i_audit.audits.probes import (
+    JOINT_SEP,
+    JointProbe,
+    OracleProbe,
+    Probe,
+    ProbeOutput,
+    ZeroShotProbe,
+    make_probe,
+)
+from t2i_audit.audits.tables import group_tables, methodology_text
+from t2i_audit.errors import InputError
+from t2i_audit.stats.correction import GroupSample, calibration_replicates, estimate_group
 
 SCHEMA = "t2i-audit/bias/1"
 ATTRIBUTE_SLOTS = {"presentation": ("presentation", "gender"), "skin": ("skin", "skin_tone"),
@@ -73,7 +86,7 @@ def run_domain(meta: dict, manifest: pd.DataFrame) -> str:
     suite = str((meta.get("suite") or {}).get("name", ""))
     if suite.startswith("pictoworld"):
         return "pictoworld"
-    from ..world.vocab import PROFESSIONS
+    from t2i_audit.world.vocab import PROFESSIONS
 
     slots = [json.loads(s) if isinstance(s, str) and s else {} for s in manifest.get("slots", [])]
     profs = {s.get("profession") for s in slots} - {None}
@@ -101,7 +114,7 @@ def build_probes(names: list[str], clip: str | None, extractor=None, progress: b
     probes = []
     for n in names:
         if extractor is None and not str(n).startswith("oracle"):
-            from ..evals.features import load_extractor
+            from t2i_audit.evals.features.extractors import load_extractor
 
             extractor = load_extractor(clip or "bundled-clip")
         probes.append(make_probe(n, extractor) if str(n).startswith("oracle")
@@ -215,7 +228,7 @@ def _classes_of(probe: Probe, i: int) -> tuple[str, ...]:
 
 
 def _training_spec(cfg: BiasAuditConfig, domain: str):
-    from ..world.bias import BiasSpec
+    from t2i_audit.world.bias import BiasSpec
 
     ts = cfg.training_spec
     if ts in (None, "none") or (ts == "auto" and domain != "pictoworld"):
@@ -227,8 +240,8 @@ def run_bias_audit(run_dir: str | Path, cfg: BiasAuditConfig | None = None, extr
                    oracle_reader=None, probes: list[Probe] | None = None) -> dict:
     """Audit a run directory; writes RUN/audits/bias*.parquet and bias.json; returns the tables.
     Holds the run's ``.lock`` throughout: one writer per run directory."""
-    from ..evals.locking import RunLock
-    from ..evals.runs import load_run
+    from t2i_audit.evals.runs.locking import RunLock
+    from t2i_audit.evals.runs.sampling import load_run
 
     load_run(run_dir)  # a complete run, checked before its lock is taken
     with RunLock(run_dir, purpose="audit bias"):
@@ -237,8 +250,8 @@ def run_bias_audit(run_dir: str | Path, cfg: BiasAuditConfig | None = None, extr
 
 def _run_bias_audit(run_dir: str | Path, cfg: BiasAuditConfig | None, extractor, oracle_reader,
                     probes: list[Probe] | None) -> dict:
-    from ..evals.io import atomic_write_json, atomic_write_parquet
-    from ..evals.runs import load_run
+    from t2i_audit.core.io import atomic_write_json, atomic_write_parquet
+    from t2i_audit.evals.runs.sampling import load_run
 
     cfg = cfg or BiasAuditConfig()
     run_dir = Path(run_dir)

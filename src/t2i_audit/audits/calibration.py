@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from .probes import NO_PERSON, UNSURE, JointProbe, Probe, ProbeOutput
+from t2i_audit.audits.probes import NO_PERSON, UNSURE, JointProbe, Probe, ProbeOutput
+from t2i_audit.errors import InputError
+from t2i_audit.stats.correction import conditional_from_counts, outcome_index
 
 OUTCOMES_EXTRA = ("unsure", "no person")
 
@@ -74,24 +75,6 @@ class Calibration:
         return Calibration.from_dict(json.loads(Path(path).read_text()))
 
 
-def conditional_from_counts(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row-normalise answered counts; a class never answered gets a uniform row (no information)."""
-    counts = np.asarray(counts, dtype=np.float64)
-    k = counts.shape[-2]
-    ans = counts[..., :k]
-    tot = ans.sum(-1, keepdims=True)
-    A = np.where(tot > 0, ans / np.maximum(tot, 1e-300), 1.0 / k)
-    allc = counts.sum(-1)
-    a = np.where(allc > 0, 1.0 - tot[..., 0] / np.maximum(allc, 1e-300), 0.0)
-    return A, np.minimum(a, 0.99)
-
-
-def outcome_index(labels: np.ndarray, k: int) -> np.ndarray:
-    """Map probe labels to outcome columns: class i -> i, UNSURE -> k, NO_PERSON -> k + 1."""
-    labels = np.asarray(labels)
-    return np.where(labels >= 0, labels, np.where(labels == UNSURE, k, k + 1)).astype(np.int64)
-
-
 def confusion_counts(true_idx: np.ndarray, out: ProbeOutput) -> np.ndarray:
     k = len(out.classes)
     counts = np.zeros((k, k + 2), dtype=np.int64)
@@ -122,9 +105,9 @@ def pictoworld_people(n: int, seed: int = 12345, size: int = 32, spec=None):
     state both attributes, so the bias spec does not skew them). Returns (images, DataFrame)."""
     import pandas as pd
 
-    from ..world.bias import BiasSpec
-    from ..world.render import render
-    from ..world.scene import sample_scene, scene_rng
+    from t2i_audit.world.bias import BiasSpec
+    from t2i_audit.world.render import render
+    from t2i_audit.world.scene import sample_scene, scene_rng
 
     spec = spec or BiasSpec.load()
     imgs, rows = [], []

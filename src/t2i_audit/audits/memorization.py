@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from ..errors import InputError
-from ..evals.stats import wilson_interval
+from t2i_audit.errors import InputError
+from t2i_audit.stats.resampling import wilson_interval
 
 
 @dataclass

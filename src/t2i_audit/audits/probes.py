@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ..errors import InputError
+from t2i_audit.errors import InputError
 
 JOINT_SEP = "×"  # joins the attributes of a joint probe: presentation×skin
 UNSURE = -1
@@ -291,7 +291,7 @@ class OracleProbe(CallableProbe):
     'no person', an attribute read as 'unknown' gives 'unsure'."""
 
     def __init__(self, attribute: str, reader: Callable | None = None):
-        from ..world import vocab
+        from t2i_audit.world import vocab
 
         classes = {"presentation": vocab.PRESENTATIONS, "skin": vocab.SKINS,
                    "profession": vocab.PROFESSIONS}.get(attribute)
@@ -299,7 +299,7 @@ class OracleProbe(CallableProbe):
             raise ProbeError(f"oracle probe: unknown attribute {attribute!r}; "
                              "use presentation, skin or profession")
         if reader is None:
-            from ..world.oracle import read_image as reader
+            from t2i_audit.world.oracle import read_image as reader
         self._reader = reader
 
         def read(images):

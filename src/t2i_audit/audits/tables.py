@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import bias_stats as bs
-from .calibration import Calibration
-from .correction import Estimate, GroupSample
-from .probes import JOINT_SEP, Probe
+import t2i_audit.stats.distribution as bs
+from t2i_audit.audits.calibration import Calibration
+from t2i_audit.audits.probes import JOINT_SEP, Probe
+from t2i_audit.stats.correction import Estimate, GroupSample
 
 
 def _ci(reps: np.ndarray) -> tuple[float, float]:

@@ -86,7 +86,7 @@ def print_bias(res: dict, echo=click.echo) -> None:
 def bias_cmd(run: Path, probes, clip, reference, calibration, calibration_n, training_spec, method,
              bootstrap, seed, adjust, test, no_progress) -> None:
     """Bias audit of RUN: per-group class shares, raw and corrected, with 95% intervals."""
-    from ..audits.bias import BiasAuditConfig, run_bias_audit
+    from t2i_audit.audits.bias import BiasAuditConfig, run_bias_audit
 
     cfg = BiasAuditConfig(probes=list(probes), clip=clip, reference=reference, calibration=calibration,
                           calibration_n=calibration_n, training_spec=training_spec, method=method,
@@ -100,7 +100,7 @@ def load_image_dir(d: Path):
     import pandas as pd
     from PIL import Image
 
-    from ..errors import InputError
+    from t2i_audit.errors import InputError
 
     if not d.is_dir():
         raise InputError(f"{d}: not a directory of images")
@@ -139,19 +139,19 @@ def load_image_dir(d: Path):
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True)
 def memorization_cmd(run: Path, train_dir: Path, clip, space, target_fpr, pixel_size, seed, top) -> None:
     """Nearest training neighbours of RUN's images; near-copy rate with a 95% interval."""
-    from ..audits.memorization import MemorizationConfig, audit_memorization
-    from ..evals.io import atomic_write_json, atomic_write_parquet
-    from ..evals.locking import RunLock
-    from ..evals.runs import load_run
+    from t2i_audit.audits.memorization import MemorizationConfig, audit_memorization
+    from t2i_audit.core.io import atomic_write_json, atomic_write_parquet
+    from t2i_audit.evals.runs.locking import RunLock
+    from t2i_audit.evals.runs.sampling import load_run
 
     meta, manifest = load_run(run)
-    from ..audits.bias import load_images
+    from t2i_audit.audits.bias import load_images
 
     gen = load_images(run, manifest)
     train, train_ids = load_image_dir(train_dir)
     ext = None
     if clip != "none":
-        from ..evals.features import load_extractor
+        from t2i_audit.evals.features.extractors import load_extractor
 
         ext = load_extractor(clip)
     cfg = MemorizationConfig(space=space, target_fpr=target_fpr, pixel_size=pixel_size, seed=seed, top_k=top)
@@ -192,7 +192,7 @@ def memorization_cmd(run: Path, train_dir: Path, clip, space, target_fpr, pixel_
               help="Also confirm the power by this many Monte Carlo repeats.")
 def plan_cmd(simulate, **kw) -> None:
     """How many images per group (and per prompt) an audit needs to detect a gap."""
-    from ..audits.planning import PlanConfig, plan, simulate_power
+    from t2i_audit.stats.power import PlanConfig, plan, simulate_power
 
     pl = plan(PlanConfig(**kw))
     c = pl.config

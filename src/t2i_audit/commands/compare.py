@@ -18,8 +18,8 @@ import click
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
 def compare(run_a: Path, run_b: Path, out: Path | None, n_boot: int, seed: int) -> None:
     """Compare two scored runs pair by pair (prompt, seed); differences are B − A."""
-    from ..reports.compare import CompareWarning, compare_runs, write_compare
-    from ..reports.tables import fmt_ci, fmt_num
+    from t2i_audit.reports.compare import CompareWarning, compare_runs, write_compare
+    from t2i_audit.reports.tables import fmt_ci, fmt_num
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CompareWarning)

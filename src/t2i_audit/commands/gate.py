@@ -20,7 +20,7 @@ import click
               help="Write the gate result JSON here (always also saved as RUN/gate.json).")
 def gate(run: Path, rules: Path, baseline: Path | None, junit: Path | None, json_out: Path | None) -> None:
     """Check RUN's results against rules; exit 0 if every rule passes, 1 if one fails, 2 on bad input."""
-    from ..reports.gate import gate_run_dir, write_text
+    from t2i_audit.reports.gate.run import gate_run_dir, write_text
 
     result = gate_run_dir(run, rules, baseline)
     for w in result.warnings:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..generator.configs import SAMPLERS
+from t2i_audit.generator.configs import SAMPLERS
 
 
 @click.command("train")
@@ -26,11 +26,11 @@ from ..generator.configs import SAMPLERS
 def train(preset: str, out: Path, bias_spec: str, stages: tuple[str, ...], resume: bool,
           init_from: str | None, threads: int | None, progress: bool) -> None:
     """Train CLIP, then the autoencoder, prior and decoder on PictoWorld; resumable."""
-    from ..errors import InputError
-    from ..generator.presets import STAGES, get_preset
-    from ..generator.train import FINETUNABLE, train_all
-    from ..generator.training import set_threads
-    from ..world.bias import BiasSpec
+    from t2i_audit.errors import InputError
+    from t2i_audit.generator.presets import STAGES, get_preset
+    from t2i_audit.generator.train import FINETUNABLE, train_all
+    from t2i_audit.generator.training import set_threads
+    from t2i_audit.world.bias import BiasSpec
 
     set_threads(threads)
     if not resume and out.exists() and any(out.iterdir()):
@@ -59,9 +59,9 @@ def train(preset: str, out: Path, bias_spec: str, stages: tuple[str, ...], resum
 def generate(prompt: str, n: int, seed: int, out: Path, checkpoint: str, sampler, steps, guidance,
              prior_sampler, prior_steps, prior_guidance, rerank, threads) -> None:
     """Draw N images for PROMPT; writes a captioned grid to OUT and the single images beside it."""
-    from ..generator.pipeline import Pipeline
-    from ..generator.training import set_threads
-    from ..world.sheet import contact_sheet
+    from t2i_audit.generator.pipeline import Pipeline
+    from t2i_audit.generator.training import set_threads
+    from t2i_audit.world.sheet import contact_sheet
 
     set_threads(threads)
     pipe = Pipeline.load(checkpoint)

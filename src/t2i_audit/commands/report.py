@@ -17,10 +17,10 @@ import click
               help="Images shown per prompt in the HTML grid.")
 def report(run: Path, out: Path | None, formats: str, max_per_prompt: int) -> None:
     """Write RUN's report: report.html (self-contained), report.md and tables/ (no model needed)."""
-    from ..reports.markdown import summary_frame
-    from ..reports.report import ReportConfig, render_report
-    from ..reports.results import load_run
-    from ..reports.tables import parse_formats
+    from t2i_audit.reports.markdown import summary_frame
+    from t2i_audit.reports.report import ReportConfig, render_report
+    from t2i_audit.reports.results import load_run
+    from t2i_audit.reports.tables import parse_formats
 
     cfg = ReportConfig(formats=parse_formats(formats), max_per_prompt=max_per_prompt)
     res = load_run(run)

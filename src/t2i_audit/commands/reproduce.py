@@ -22,7 +22,7 @@ def reproduce(run: Path, image_id: str, out: Path | None, threads: int | None) -
 
     import torch
 
-    from ..evals.reproduce import reproduce as run_reproduce
+    from t2i_audit.evals.runs.reproduce import reproduce as run_reproduce
 
     recorded = None
     try:

@@ -26,9 +26,9 @@ import click
 def run(checkpoint, suite, out, rules, baseline, images_per_prompt, limit, metrics, no_bias, params, threads,
         no_progress) -> None:
     """Audit a checkpoint end to end and write the report. Re-running resumes."""
-    from ..evals.scoring import parse_metrics
-    from ..job import JobConfig, run_job
-    from .sample import parse_params
+    from t2i_audit.commands.sample import parse_params
+    from t2i_audit.evals.scoring.score import parse_metrics
+    from t2i_audit.job import JobConfig, run_job
 
     cfg = JobConfig(checkpoint=checkpoint, suite=suite, out=str(out), rules=rules, baseline=baseline,
                     images_per_prompt=images_per_prompt, limit=limit, params=parse_params(params),

@@ -11,7 +11,7 @@ def parse_params(items: tuple[str, ...]) -> dict:
     """``key=value`` pairs; values are read as YAML scalars (3 -> int, 2.5 -> float, true -> bool)."""
     import yaml
 
-    from ..errors import InputError
+    from t2i_audit.errors import InputError
 
     out = {}
     for item in items:
@@ -50,9 +50,9 @@ def sample(suite: str, out: Path, generator: str, images_per_prompt: int | None,
     Re-running the same command resumes: images whose sha256 checks out are kept. Under
     `accelerate launch` or `torchrun` each process draws its share and rank 0 merges.
     """
-    from ..evals import distributed
-    from ..evals.runs import SampleConfig
-    from ..evals.runs import sample as run_sample
+    import t2i_audit.evals.distributed.launch as distributed
+    from t2i_audit.evals.runs.sampling import SampleConfig
+    from t2i_audit.evals.runs.sampling import sample as run_sample
 
     distributed.set_threads(threads)
 

@@ -42,8 +42,8 @@ def score(run: Path, metrics: str, reference: str | None, reference_n: int, refe
 
     Under `accelerate launch` or `torchrun` each process embeds and judges its share of the images.
     """
-    from ..evals import distributed
-    from ..evals.scoring import ScoreConfig, format_table, parse_metrics, score_run
+    import t2i_audit.evals.distributed.launch as distributed
+    from t2i_audit.evals.scoring.score import ScoreConfig, format_table, parse_metrics, score_run
 
     distributed.set_threads(threads)
     batch_size = batch_size or distributed.device_settings().embed_batch

@@ -15,7 +15,7 @@ def suites() -> None:
 @suites.command("ls")
 def ls_cmd() -> None:
     """List the built-in suites with their size and content hash."""
-    from ..evals.suites import builtin_names, load_suite
+    from t2i_audit.evals.suites.loader import builtin_names, load_suite
 
     click.echo(f"{'name':<20} {'version':>7} {'prompts':>8} {'images':>7}  {'hash':<16}  categories")
     for name in builtin_names():
@@ -54,7 +54,7 @@ def _show(s, n: int, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def show_cmd(name: str, n: int, as_json: bool) -> None:
     """Show a suite (built-in NAME or a YAML path): categories, sizes, hash and prompts."""
-    from ..evals.suites import load_suite
+    from t2i_audit.evals.suites.loader import load_suite
 
     _show(load_suite(name), n, as_json)
 
@@ -63,7 +63,7 @@ def show_cmd(name: str, n: int, as_json: bool) -> None:
 @click.argument("file")
 def validate_cmd(file: str) -> None:
     """Validate a suite file; prints its size and hash, or the first error with its line."""
-    from ..evals.suites import load_suite
+    from t2i_audit.evals.suites.loader import load_suite
 
     s = load_suite(file)
     click.echo(f"ok: {s.name} v{s.version}: {len(s.prompts)} prompts, {s.n_images()} images, "
@@ -82,9 +82,9 @@ def plan_cmd(name: str, out: str, images_per_prompt: int | None, limit: int | No
     import csv
     from pathlib import Path
 
-    from ..evals.io import atomic_write_text
-    from ..evals.runs import image_id
-    from ..evals.suites import load_suite
+    from t2i_audit.core.io import atomic_write_text
+    from t2i_audit.evals.runs.sampling import image_id
+    from t2i_audit.evals.suites.loader import load_suite
 
     s = load_suite(name)
     plan = s.plan(images_per_prompt, limit)

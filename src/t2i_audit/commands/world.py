@@ -22,8 +22,8 @@ def world() -> None:
               help="Only this scene kind (default: the training mix).")
 def render_cmd(n: int, out: Path, size: int, bias_spec: str, seed: int, kind: str | None) -> None:
     """Render N scenes to OUT: PNGs, manifest.parquet and card.json."""
-    from ..world.bias import BiasSpec
-    from ..world.dataset import render_dataset
+    from t2i_audit.world.bias import BiasSpec
+    from t2i_audit.world.dataset import render_dataset
 
     spec = BiasSpec.load(bias_spec)
     kwargs = {"kind": kind} if kind else {}
@@ -41,11 +41,11 @@ def render_cmd(n: int, out: Path, size: int, bias_spec: str, seed: int, kind: st
 @click.option("--seed", type=int, default=0, show_default=True)
 def sheet_cmd(out: Path, n: int, size: int, cols: int, bias_spec: str, seed: int) -> None:
     """Write a captioned contact sheet of N random scenes."""
-    from ..world.bias import BiasSpec
-    from ..world.captions import caption
-    from ..world.dataset import iter_scenes
-    from ..world.render import render
-    from ..world.sheet import contact_sheet
+    from t2i_audit.world.bias import BiasSpec
+    from t2i_audit.world.captions import caption
+    from t2i_audit.world.dataset import iter_scenes
+    from t2i_audit.world.render import render
+    from t2i_audit.world.sheet import contact_sheet
 
     spec = BiasSpec.load(bias_spec)
     items = [(render(s, size), caption(s)) for _, s in iter_scenes(n, seed, spec)]
@@ -67,8 +67,8 @@ def check_cmd(directory: Path, corruptions: tuple[str, ...], seed: int, json_out
     """Run the oracle over a rendered data set and print per-attribute accuracy and abstention."""
     import json
 
-    from ..world.corrupt import parse
-    from ..world.oracle_check import check_dataset, format_table
+    from t2i_audit.world.corrupt import parse
+    from t2i_audit.world.oracle_check import check_dataset, format_table
 
     for c in corruptions:
         parse(c)  # fail fast on a malformed spec
@@ -98,8 +98,8 @@ def stats_cmd(n: int, bias_spec: str, seed: int, tolerance: float, oracle: bool,
     """Rendered presentation/skin frequencies per profession for neutral captions vs the bias spec."""
     import json
 
-    from ..world.bias import BiasSpec
-    from ..world.bias_stats import format_stats, neutral_frequencies
+    from t2i_audit.world.bias import BiasSpec
+    from t2i_audit.world.bias_stats import format_stats, neutral_frequencies
 
     spec = BiasSpec.load(bias_spec)
     res = neutral_frequencies(n, spec, seed=seed, tolerance_pp=tolerance, oracle=oracle, progress=progress)

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .configs import AutoencoderConfig
+from t2i_audit.generator.configs import AutoencoderConfig
 
 
 class ResBlock(nn.Module):

@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..errors import InputError
-from .configs import ClipConfig
-from .tokenizer import CompactTokenizer, TokenizerConfig
-from .weights import load_safetensors_into, save_safetensors
+from t2i_audit.errors import InputError
+from t2i_audit.generator.configs import ClipConfig
+from t2i_audit.generator.tokenizer import CompactTokenizer, TokenizerConfig
+from t2i_audit.generator.weights import load_safetensors_into, save_safetensors
 
 
 def build_open_clip(cfg: ClipConfig, name: str = "pictoworld-clip"):

@@ -8,7 +8,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..errors import InputError, did_you_mean
+from t2i_audit.errors import InputError, did_you_mean
 
 
 def read_config_json(path: str | Path) -> dict:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .configs import DiTConfig
-from .layers import Block, TimeEmbed, key_mask, null_conditioning
+from t2i_audit.generator.configs import DiTConfig
+from t2i_audit.generator.layers import Block, TimeEmbed, key_mask, null_conditioning
 
 
 class DiT(nn.Module):

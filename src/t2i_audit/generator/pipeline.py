@@ -18,15 +18,15 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from .. import __version__
-from ..errors import InputError
-from .autoencoder import Autoencoder, to_uint8
-from .clip import ClipBundle, bundled_dir, load_clip, text_states
-from .configs import AutoencoderConfig, PriorConfig, SamplerParams, SchedulerConfig
-from .prior import Prior
-from .samplers import guided, initial_noise, make_scheduler, sample
-from .unet import build_decoder, load_decoder_config
-from .weights import load_safetensors_into, save_safetensors
+from t2i_audit import __version__
+from t2i_audit.errors import InputError
+from t2i_audit.generator.autoencoder import Autoencoder, to_uint8
+from t2i_audit.generator.clip import ClipBundle, bundled_dir, load_clip, text_states
+from t2i_audit.generator.configs import AutoencoderConfig, PriorConfig, SamplerParams, SchedulerConfig
+from t2i_audit.generator.prior import Prior
+from t2i_audit.generator.samplers import guided, initial_noise, make_scheduler, sample
+from t2i_audit.generator.unet import build_decoder, load_decoder_config
+from t2i_audit.generator.weights import load_safetensors_into, save_safetensors
 
 CHECKPOINT_FORMAT = "t2i-audit-checkpoint/1"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from ..errors import InputError, did_you_mean
-from ..world.bias import BiasSpec
-from .configs import AutoencoderConfig, ClipConfig, DiTConfig, PriorConfig, _JsonConfig
-from .unet import UNetConfig, decoder_config_from_dict
+from t2i_audit.errors import InputError, did_you_mean
+from t2i_audit.generator.configs import AutoencoderConfig, ClipConfig, DiTConfig, PriorConfig, _JsonConfig
+from t2i_audit.generator.unet import UNetConfig, decoder_config_from_dict
+from t2i_audit.world.bias import BiasSpec
 
 STAGES = ("clip", "autoencoder", "prior", "decoder")
 DECODER_PEOPLE = ("spec", "uniform")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .configs import PriorConfig
-from .layers import Block, TimeEmbed, key_mask
+from t2i_audit.generator.configs import PriorConfig
+from t2i_audit.generator.layers import Block, TimeEmbed, key_mask
 
 
 class Prior(nn.Module):

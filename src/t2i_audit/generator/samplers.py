@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import torch
 
-from ..errors import InputError, did_you_mean
-from .configs import SAMPLERS, SchedulerConfig
+from t2i_audit.errors import InputError, did_you_mean
+from t2i_audit.generator.configs import SAMPLERS, SchedulerConfig
 
 
 def make_scheduler(name: str, cfg: SchedulerConfig):

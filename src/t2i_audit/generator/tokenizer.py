@@ -90,9 +90,9 @@ class CompactTokenizer:
 def world_vocabulary_texts() -> list[str]:
     """Every word the PictoWorld grammar can produce (train and held-out frames), plus a few
     neighbours, so that the compact vocabulary covers all world captions."""
-    from ..world.captions import HELD_OUT_FRAMES, POSITION_PHRASE, TRAIN_FRAMES
-    from ..world.scene import RELATIONS
-    from ..world.vocab import COLORS, NUMBER_WORDS, PRESENTATIONS, PROFESSIONS, SHAPES, SKINS
+    from t2i_audit.world.captions import HELD_OUT_FRAMES, POSITION_PHRASE, TRAIN_FRAMES
+    from t2i_audit.world.scene import RELATIONS
+    from t2i_audit.world.vocab import COLORS, NUMBER_WORDS, PRESENTATIONS, PROFESSIONS, SHAPES, SKINS
 
     words = [*COLORS, *SHAPES, *(s + "s" for s in SHAPES), *PRESENTATIONS, *PROFESSIONS, *SKINS,
              *NUMBER_WORDS, *POSITION_PHRASE.values(), *RELATIONS, "a", "an", "and", "with", "skin",

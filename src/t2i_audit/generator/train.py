@@ -7,12 +7,12 @@ import hashlib
 import json
 from pathlib import Path
 
-from ..world.bias import BiasSpec
-from .autoencoder import Autoencoder
-from .clip import load_clip
-from .configs import AutoencoderConfig, SamplerParams
-from .presets import STAGES, Preset
-from .weights import load_safetensors_into
+from t2i_audit.generator.autoencoder import Autoencoder
+from t2i_audit.generator.clip import load_clip
+from t2i_audit.generator.configs import AutoencoderConfig, SamplerParams
+from t2i_audit.generator.presets import STAGES, Preset
+from t2i_audit.generator.weights import load_safetensors_into
+from t2i_audit.world.bias import BiasSpec
 
 
 def stage_done(out: Path, stage: str, steps: int) -> bool:
@@ -38,7 +38,7 @@ def seed_from_checkpoint(out: Path, src: Path, stages: tuple[str, ...]) -> None:
     (its id, steps and wall time carry into the new index)."""
     import shutil
 
-    from ..errors import InputError
+    from t2i_audit.errors import InputError
 
     bad = [s for s in stages if s not in FINETUNABLE]
     if bad:
@@ -70,10 +70,10 @@ def train_all(out: str | Path, preset: Preset, *, spec: BiasSpec | None = None,
 
     ``init_from`` (a checkpoint directory or ``"bundled"``) fine-tunes: the trained stages (prior
     and/or decoder) start from that checkpoint's weights and the others are copied from it."""
-    from .train_autoencoder import train_autoencoder
-    from .train_clip import train_clip
-    from .train_decoder import train_decoder
-    from .train_prior import train_prior
+    from t2i_audit.generator.train_autoencoder import train_autoencoder
+    from t2i_audit.generator.train_clip import train_clip
+    from t2i_audit.generator.train_decoder import train_decoder
+    from t2i_audit.generator.train_prior import train_prior
 
     spec = spec or BiasSpec.load()
     out = Path(out)
@@ -82,7 +82,7 @@ def train_all(out: str | Path, preset: Preset, *, spec: BiasSpec | None = None,
     (out / "bias_spec.json").write_text(json.dumps(spec.to_dict(), indent=2) + "\n")
     src = None
     if init_from is not None:
-        from .pipeline import checkpoint_dir
+        from t2i_audit.generator.pipeline import checkpoint_dir
 
         src = checkpoint_dir(init_from)
         seed_from_checkpoint(out, src, stages)
@@ -143,8 +143,8 @@ def weights_hash(directory: Path) -> str:
 
 def assemble(out: Path, preset: Preset, spec: BiasSpec, defaults: SamplerParams | None = None) -> None:
     """Write sampler.json and index.json so that ``out`` loads with ``Pipeline.load``."""
-    from .. import __version__
-    from .pipeline import CHECKPOINT_FORMAT
+    from t2i_audit import __version__
+    from t2i_audit.generator.pipeline import CHECKPOINT_FORMAT
 
     init = json.loads((out / "init.json").read_text()) if (out / "init.json").is_file() else None
     steps, times = {}, {}
@@ -185,12 +185,12 @@ def bundle(src: str | Path, dst: str | Path | None = None) -> Path:
 
     import torch
 
-    from .clip import bundled_dir
-    from .weights import load_state, save_safetensors
+    from t2i_audit.generator.clip import bundled_dir
+    from t2i_audit.generator.weights import load_state, save_safetensors
 
     src, dst = Path(src), Path(dst) if dst is not None else bundled_dir()
     if not (src / "index.json").is_file():
-        from ..errors import InputError
+        from t2i_audit.errors import InputError
 
         raise InputError(f"{src}: not an assembled checkpoint (index.json missing); finish `t2i-audit train`")
     if dst.exists():

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from ..world.bias import BiasSpec
-from .autoencoder import Autoencoder, to_pixels
-from .configs import AutoencoderConfig
-from .training import run_stage, world_batch
-from .weights import save_safetensors
+from t2i_audit.generator.autoencoder import Autoencoder, to_pixels
+from t2i_audit.generator.configs import AutoencoderConfig
+from t2i_audit.generator.training import run_stage, world_batch
+from t2i_audit.generator.weights import save_safetensors
+from t2i_audit.world.bias import BiasSpec
 
 
 def save_autoencoder(model: Autoencoder, directory) -> None:

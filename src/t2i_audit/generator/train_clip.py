@@ -6,11 +6,11 @@ from pathlib import Path
 
 import torch
 
-from ..world.bias import BiasSpec
-from .clip import ClipBundle, _weights_id, build_open_clip, clip_loss, save_clip
-from .configs import ClipConfig
-from .tokenizer import CompactTokenizer, world_vocabulary_texts
-from .training import run_stage, world_batch
+from t2i_audit.generator.clip import ClipBundle, _weights_id, build_open_clip, clip_loss, save_clip
+from t2i_audit.generator.configs import ClipConfig
+from t2i_audit.generator.tokenizer import CompactTokenizer, world_vocabulary_texts
+from t2i_audit.generator.training import run_stage, world_batch
+from t2i_audit.world.bias import BiasSpec
 
 # CLIP sees explicit person captions more often than the generator does, so that its zero-shot
 # probes can name presentation and skin tone; neutral captions are kept so the text tower still

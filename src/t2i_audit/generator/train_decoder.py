@@ -9,14 +9,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..world.bias import BiasSpec
-from ..world.vocab import SKIN_RGB
-from .autoencoder import Autoencoder, to_pixels
-from .clip import ClipBundle
-from .configs import SchedulerConfig
-from .train_prior import clip_targets, save_component
-from .training import run_stage, world_batch
-from .unet import UNetConfig, build_decoder
+from t2i_audit.generator.autoencoder import Autoencoder, to_pixels
+from t2i_audit.generator.clip import ClipBundle
+from t2i_audit.generator.configs import SchedulerConfig
+from t2i_audit.generator.train_prior import clip_targets, save_component
+from t2i_audit.generator.training import run_stage, world_batch
+from t2i_audit.generator.unet import UNetConfig, build_decoder
+from t2i_audit.world.bias import BiasSpec
+from t2i_audit.world.vocab import SKIN_RGB
 
 DECODER_SCHEDULER = SchedulerConfig(prediction_type="v_prediction")
 

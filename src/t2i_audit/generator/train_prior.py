@@ -7,12 +7,12 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..world.bias import BiasSpec
-from .clip import ClipBundle, text_states
-from .configs import PriorConfig, SchedulerConfig
-from .prior import Prior
-from .training import run_stage, world_batch
-from .weights import save_safetensors
+from t2i_audit.generator.clip import ClipBundle, text_states
+from t2i_audit.generator.configs import PriorConfig, SchedulerConfig
+from t2i_audit.generator.prior import Prior
+from t2i_audit.generator.training import run_stage, world_batch
+from t2i_audit.generator.weights import save_safetensors
+from t2i_audit.world.bias import BiasSpec
 
 PRIOR_SCHEDULER = SchedulerConfig(prediction_type="sample")
 

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..world.bias import BiasSpec
-from ..world.captions import caption
-from ..world.render import render
-from ..world.scene import sample_scene, scene_rng
-from .weights import load_state, save_safetensors
+from t2i_audit.generator.weights import load_state, save_safetensors
+from t2i_audit.world.bias import BiasSpec
+from t2i_audit.world.captions import caption
+from t2i_audit.world.render import render
+from t2i_audit.world.scene import sample_scene, scene_rng
 
 
 class EMA:
@@ -125,7 +125,7 @@ def run_stage(name: str, out, model: torch.nn.Module, step_fn, *, steps: int, lr
     """
     stage = Stage(out, name)
     if init_weights is not None and not stage.meta_path.is_file():
-        from .weights import load_safetensors_into
+        from t2i_audit.generator.weights import load_safetensors_into
 
         load_safetensors_into(model, init_weights)
     params = list(params if params is not None else model.parameters())

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from .configs import _JsonConfig
-from .layers import null_conditioning
+from t2i_audit.generator.configs import _JsonConfig
+from t2i_audit.generator.layers import null_conditioning
 
 
 @dataclass
@@ -72,8 +72,8 @@ class UNetDecoder(nn.Module):
 def decoder_config_from_dict(d: dict, source: str = "<dict>"):
     """The decoder config a dict describes: ``architecture`` 'unet' or 'dit' (the default, so
     checkpoints written before the key existed still load)."""
-    from ..errors import InputError, did_you_mean
-    from .configs import DiTConfig
+    from t2i_audit.errors import InputError, did_you_mean
+    from t2i_audit.generator.configs import DiTConfig
 
     arch = d.get("architecture", "dit")
     classes = {"dit": DiTConfig, "unet": UNetConfig}
@@ -84,7 +84,7 @@ def decoder_config_from_dict(d: dict, source: str = "<dict>"):
 
 
 def build_decoder(config, context_length: int = 24) -> nn.Module:
-    from .dit import DiT
+    from t2i_audit.generator.dit import DiT
 
     if isinstance(config, UNetConfig):
         return UNetDecoder(config, context_length)
@@ -92,6 +92,6 @@ def build_decoder(config, context_length: int = 24) -> nn.Module:
 
 
 def load_decoder_config(path):
-    from .configs import read_config_json
+    from t2i_audit.generator.configs import read_config_json
 
     return decoder_config_from_dict(read_config_json(path), str(path))

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
-from .html_images import esc, pass_fail_metrics
-from .results import RunResults, load_run
-from .stats import independent_difference, mcnemar_exact, paired_cluster_bootstrap
-from .tables import fmt_ci, fmt_num
+from t2i_audit.errors import InputError
+from t2i_audit.reports.html_images import esc, pass_fail_metrics
+from t2i_audit.reports.results import RunResults, load_run
+from t2i_audit.reports.tables import fmt_ci, fmt_num
+from t2i_audit.stats.proportions import independent_difference, mcnemar_exact, paired_cluster_bootstrap
 
 
 class CompareWarning(UserWarning):
@@ -117,7 +117,7 @@ def bias_shifts(a: RunResults, b: RunResults) -> pd.DataFrame:
 
 
 def compare_markdown(c: CompareResult) -> str:
-    from .markdown import md_table
+    from t2i_audit.reports.markdown import md_table
 
     out = [f"# t2i-audit compare: {c.run_b} − {c.run_a}", "",
            f"{c.n_pairs} (prompt, seed) pairs shared; {c.n_unpaired_a} only in A, {c.n_unpaired_b} only in B. "
@@ -139,8 +139,8 @@ def compare_markdown(c: CompareResult) -> str:
 
 
 def compare_html(c: CompareResult) -> str:
-    from . import plots
-    from .html import CSP, CSS, _table
+    from t2i_audit.reports import plots
+    from t2i_audit.reports.html import CSP, CSS, _table
 
     m = c.metrics
     chart = plots.difference_chart(m, label=f"{c.run_b} − {c.run_a}")
@@ -171,8 +171,8 @@ def compare_html(c: CompareResult) -> str:
 def write_compare(c: CompareResult, out: str | Path, formats: tuple[str, ...] = ("md", "html", "csv", "json")
                   ) -> list[Path]:
     """Write compare.md / compare.html and the metric and bias-shift tables."""
-    from .report import _write_text
-    from .tables import TABLE_FORMATS, write_tables
+    from t2i_audit.reports.report import _write_text
+    from t2i_audit.reports.tables import TABLE_FORMATS, write_tables
 
     out = Path(out)
     try:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from . import plots
-from .html_images import esc, image_grids, memorization_pairs, pass_fail_metrics
-from .markdown import run_header
-from .results import RunResults
-from .tables import fmt_ci, fmt_num, methodology_rows
+from t2i_audit.reports import plots
+from t2i_audit.reports.html_images import esc, image_grids, memorization_pairs, pass_fail_metrics
+from t2i_audit.reports.markdown import run_header
+from t2i_audit.reports.results import RunResults
+from t2i_audit.reports.tables import fmt_ci, fmt_num, methodology_rows
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 CSS = """

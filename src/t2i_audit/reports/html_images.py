@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .results import RunResults
+from t2i_audit.reports.results import RunResults
 
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", "image/gif"),
           (b"RIFF", "image/webp"))
@@ -106,8 +106,8 @@ def memorization_pairs(res: RunResults, top: int = 12) -> str:
         return "<p class='missing'>No memorization audit in this run (run <code>t2i-audit audit memorization</code>).</p>"
     out = []
     if meta:
-        from .results import memorization_summary
-        from .tables import fmt_ci, fmt_num
+        from t2i_audit.reports.results import memorization_summary
+        from t2i_audit.reports.tables import fmt_ci, fmt_num
 
         m = memorization_summary(meta)
         out.append(f"<p>Near-copy rate <b>{esc(fmt_num(m['rate']))}</b> "

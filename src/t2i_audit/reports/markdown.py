@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .results import RunResults, expected_images, memorization_summary
-from .tables import fmt_ci, fmt_num, methodology_rows
+from t2i_audit.reports.results import RunResults, expected_images, memorization_summary
+from t2i_audit.reports.tables import fmt_ci, fmt_num, methodology_rows
 
 
 def md_escape(text) -> str:

@@ -7,9 +7,9 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..errors import InputError
-from .results import RunResults, load_run
-from .tables import FORMATS, TABLE_FORMATS, build_tables, write_tables
+from t2i_audit.errors import InputError
+from t2i_audit.reports.results import RunResults, load_run
+from t2i_audit.reports.tables import FORMATS, TABLE_FORMATS, build_tables, write_tables
 
 
 @dataclass
@@ -66,8 +66,8 @@ def render_report(run: str | Path | RunResults, out: str | Path | None = None,
     Needs no model: only the files described in docs/results-schema.md. Missing inputs are noted in
     the report, never fatal (``run.json`` alone suffices).
     """
-    from .html import html_report
-    from .markdown import markdown_summary
+    from t2i_audit.reports.html import html_report
+    from t2i_audit.reports.markdown import markdown_summary
 
     config = config or ReportConfig()
     res = run if isinstance(run, RunResults) else load_run(run)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import InputError
+from t2i_audit.errors import InputError
 
 SCHEMA_PREFIX = "t2i-audit/"
 SUPPORTED = {"run": 1, "scores": 1, "bias": 1, "memorization": 1, "gate": 1}

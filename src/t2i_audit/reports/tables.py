@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import InputError
-from .results import RunResults
+from t2i_audit.errors import InputError
+from t2i_audit.reports.results import RunResults
 
 TABLE_SCHEMA = "t2i-audit/table/1"
 FORMATS = ("md", "html", "csv", "parquet", "json")

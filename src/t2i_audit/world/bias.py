@@ -17,9 +17,9 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import InputError
-from ..errors import did_you_mean as _suggest
-from .vocab import PRESENTATIONS, PROFESSIONS, SKINS
+from t2i_audit.errors import InputError
+from t2i_audit.errors import did_you_mean as _suggest
+from t2i_audit.world.vocab import PRESENTATIONS, PROFESSIONS, SKINS
 
 TOLERANCE = 1e-6
 

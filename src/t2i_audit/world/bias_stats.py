@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .bias import BiasSpec
-from .dataset import scene_row
-from .oracle_check import wilson
-from .scene import sample_scene, scene_rng
-from .vocab import PRESENTATIONS, PROFESSIONS, SKINS
+from t2i_audit.world.bias import BiasSpec
+from t2i_audit.world.dataset import scene_row
+from t2i_audit.world.oracle_check import wilson
+from t2i_audit.world.scene import sample_scene, scene_rng
+from t2i_audit.world.vocab import PRESENTATIONS, PROFESSIONS, SKINS
 
 
 def neutral_frequencies(n: int, spec: BiasSpec | None = None, *, seed: int = 0, size: int = 32,
@@ -27,8 +27,8 @@ def neutral_frequencies(n: int, spec: BiasSpec | None = None, *, seed: int = 0, 
     counts: dict[str, Counter] = {p: Counter() for p in PROFESSIONS}
     read: dict[str, Counter] = {p: Counter() for p in PROFESSIONS}
     if oracle:
-        from .oracle import read_image
-        from .render import render
+        from t2i_audit.world.oracle import read_image
+        from t2i_audit.world.render import render
     for i in tqdm(range(n), desc="sample", unit="scene", disable=not progress):
         scene = sample_scene(scene_rng(seed, i), spec, kind="person", mode="neutral")
         row = scene_row(scene, index=i, seed=seed, size=size, spec_hash=spec.hash)

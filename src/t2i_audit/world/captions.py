@@ -7,8 +7,8 @@ captions, so evaluation prompts built with them are not seen verbatim in trainin
 
 from __future__ import annotations
 
-from .scene import Scene, Shape
-from .vocab import NUMBER_WORDS
+from t2i_audit.world.scene import Scene, Shape
+from t2i_audit.world.vocab import NUMBER_WORDS
 
 TRAIN_FRAMES = ("{x}", "a photo of {x}", "a picture of {x}", "an illustration of {x}")
 HELD_OUT_FRAMES = ("a drawing of {x}", "an image of {x}")

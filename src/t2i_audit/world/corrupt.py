@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
-from ..errors import InputError
+from t2i_audit.errors import InputError
 
 KINDS = ("noise", "blur", "jpeg")
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .bias import BiasSpec
-from .captions import bare_caption, caption, paraphrases
-from .render import RENDERER_VERSION, render
-from .scene import Scene, sample_scene, scene_rng
+from t2i_audit.world.bias import BiasSpec
+from t2i_audit.world.captions import bare_caption, caption, paraphrases
+from t2i_audit.world.render import RENDERER_VERSION, render
+from t2i_audit.world.scene import Scene, sample_scene, scene_rng
 
 MANIFEST_COLUMNS = (
     "id", "file", "seed", "index", "kind", "caption", "bare_caption", "paraphrases", "n_objects",

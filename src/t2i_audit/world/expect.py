@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from itertools import permutations
 
-from .captions import article
-from .oracle import UNKNOWN, Reading
+from t2i_audit.world.captions import article
+from t2i_audit.world.oracle import UNKNOWN, Reading
 
 RELATION_MARGIN = 2.0
 _REL = {"left of": ("x", -1), "right of": ("x", 1), "above": ("y", -1), "below": ("y", 1)}

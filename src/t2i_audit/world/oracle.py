@@ -25,9 +25,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 
-from .oracle_person import clothing_area, read_person
-from .oracle_pixels import pixel_evidence, to_array
-from .oracle_shapes import read_shapes
+from t2i_audit.world.oracle_person import clothing_area, read_person
+from t2i_audit.world.oracle_pixels import pixel_evidence, to_array
+from t2i_audit.world.oracle_shapes import read_shapes
 
 ORACLE_VERSION = "1"
 UNKNOWN = "unknown"

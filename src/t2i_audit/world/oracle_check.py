@@ -16,8 +16,8 @@ from collections.abc import Iterable
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .oracle import UNKNOWN, Reading
-from .vocab import SLOT_CENTRES
+from t2i_audit.world.oracle import UNKNOWN, Reading
+from t2i_audit.world.vocab import SLOT_CENTRES
 
 ATTRIBUTES = ("kind", "count", "shape", "color", "position", "profession", "presentation", "skin")
 MATCH_MAX_DIST = 6.0
@@ -129,10 +129,10 @@ def check_dataset(directory, corruptions: list[str] | None = None, *, seed: int 
     from PIL import Image
     from tqdm import tqdm
 
-    from ..errors import InputError
-    from .corrupt import corrupt, parse
-    from .dataset import load_manifest
-    from .oracle import ORACLE_VERSION, OracleConfig, read_image
+    from t2i_audit.errors import InputError
+    from t2i_audit.world.corrupt import corrupt, parse
+    from t2i_audit.world.dataset import load_manifest
+    from t2i_audit.world.oracle import ORACLE_VERSION, OracleConfig, read_image
 
     directory = Path(directory)
     try:

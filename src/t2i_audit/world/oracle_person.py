@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .oracle_pixels import PAL_GROUPS, PAL_RGB, SKIN_IDX, Pixels, segment_fit
-from .vocab import CLOTHING, HEADWEAR, SKINS
+from t2i_audit.world.oracle_pixels import PAL_GROUPS, PAL_RGB, SKIN_IDX, Pixels, segment_fit
+from t2i_audit.world.vocab import CLOTHING, HEADWEAR, SKINS
 
 _HAT_PROFS = tuple(HEADWEAR)
 _HAT_RGB = np.array([HEADWEAR[p][1] for p in _HAT_PROFS], dtype=np.float32)

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from .vocab import CLOTHING_RGB, HEADWEAR, SHAPE_RGB, SKIN_RGB
+from t2i_audit.world.vocab import CLOTHING_RGB, HEADWEAR, SHAPE_RGB, SKIN_RGB
 
 # The palette the oracle knows: (name, group, rgb). Groups: shape, skin, cloth, darkcloth, hat.
 # Headwear colours that coincide with shape colours (red, yellow, green) are not repeated.

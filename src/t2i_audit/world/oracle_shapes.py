@@ -15,8 +15,8 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 
-from .oracle_pixels import PAL_RGB, SHAPE_IDX, Pixels, segment_fit
-from .vocab import COLORS, SHAPES, SLOT_CENTRES
+from t2i_audit.world.oracle_pixels import PAL_RGB, SHAPE_IDX, Pixels, segment_fit
+from t2i_audit.world.vocab import COLORS, SHAPES, SLOT_CENTRES
 
 # area of each ideal shape as a multiple of r^2 (r = the renderer's radius; see render._shape)
 _AREA = {"circle": math.pi, "square": 3.24, "triangle": 2.52}
@@ -148,11 +148,10 @@ def _split(comp: np.ndarray, alpha: np.ndarray, u: float) -> list[np.ndarray]:
     return parts
 
 
-def read_shapes(px: Pixels, cfg) -> tuple[list[dict], bool]:
-    """Objects in a shapes image, and whether the count is certain."""
-    u = px.u
+def _shape_colour_labels(px: Pixels, cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Foreground pixels relabelled with the four shape colours only: label (-1: none), the
+    pixel's coverage alpha, and the colour's confidence margin."""
     H, W = px.fg.shape
-    # relabel foreground pixels with the four shape colours only
     lab = np.full((H, W), -1, dtype=np.int64)
     alpha = np.zeros((H, W), dtype=np.float32)
     conf = np.zeros((H, W), dtype=np.float32)
@@ -167,6 +166,14 @@ def read_shapes(px: Pixels, cfg) -> tuple[list[dict], bool]:
         alpha[px.fg] = np.where(ok, t[idx, k], 0.0)
         s1, s2 = score[idx, k], score[idx, order[:, 1]]
         conf[px.fg] = np.clip((s2 - s1) / (np.abs(s2) + np.abs(s1) + 1e-6), 0, 1)
+    return lab, alpha, conf
+
+
+def read_shapes(px: Pixels, cfg) -> tuple[list[dict], bool]:
+    """Objects in a shapes image, and whether the count is certain."""
+    u = px.u
+    H, W = px.fg.shape
+    lab, alpha, conf = _shape_colour_labels(px, cfg)
     parts: list[tuple[int, np.ndarray]] = []
     certain = True
     area_unit = u * u

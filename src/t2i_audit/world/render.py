@@ -10,8 +10,16 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .scene import Person, Scene, Shape
-from .vocab import CANVAS, CLOTHING_RGB, HEADWEAR, SHAPE_RADIUS, SHAPE_RGB, SKIN_RGB, SLOT_CENTRES
+from t2i_audit.world.scene import Person, Scene, Shape
+from t2i_audit.world.vocab import (
+    CANVAS,
+    CLOTHING_RGB,
+    HEADWEAR,
+    SHAPE_RADIUS,
+    SHAPE_RGB,
+    SKIN_RGB,
+    SLOT_CENTRES,
+)
 
 RENDERER_VERSION = "1"
 SIZES = (32, 64, 128)

@@ -11,7 +11,7 @@ import json
 import random
 from dataclasses import asdict, dataclass, field
 
-from .vocab import (
+from t2i_audit.world.vocab import (
     CLOTHING,
     COLORS,
     MAX_OBJECTS,
@@ -175,7 +175,7 @@ def sample_person(rng: random.Random, background: int, spec, profession: str | N
 
 
 def sample_background(rng: random.Random) -> int:
-    from .vocab import BACKGROUND_RANGE
+    from t2i_audit.world.vocab import BACKGROUND_RANGE
 
     return rng.randint(*BACKGROUND_RANGE)
 

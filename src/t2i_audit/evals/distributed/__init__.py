@@ -1,0 +1,1 @@
+"""Several processes on one run: the process world (`launch`) and the torchrun fan-out (`fanout`)."""

@@ -1,0 +1,1 @@
+"""Feature extractors (`extractors`, `inception`, `clip_fast`) and the embedding cache (`cache`)."""

@@ -1,0 +1,157 @@
+"""The files of a run directory: run.json (identity, metadata, schema), journal names, the
+manifest, and reading a run back. :mod:`.runs` writes runs; scoring, audits and reports read them.
+
+Layout and columns: docs/results-schema.md.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from t2i_audit import __version__
+from t2i_audit.core.io import atomic_write_parquet
+from t2i_audit.errors import InputError
+from t2i_audit.evals.suites.loader import PromptSpec, PromptSuite
+
+RUN_SCHEMA = "t2i-audit/run/1"
+IDENTITY_KEYS = ("suite", "generator", "params", "seed_policy", "images_per_prompt", "limit")
+MANIFEST_COLUMNS = ("prompt_id", "category", "template", "slots", "text", "tags", "expect", "seed",
+                    "image_id", "path", "sha256", "width", "height", "seconds")
+
+
+class RunMismatchError(InputError):
+    """The run directory holds a run of another suite, generator or parameters."""
+
+
+def image_id(prompt_id: str, seed: int) -> str:
+    return f"{prompt_id}-s{int(seed)}"
+
+
+def git_hash() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def environment() -> dict:
+    """What besides the identity can change an image's bytes: versions and the torch thread count
+    (recorded in run.json; `t2i-audit reproduce` compares them)."""
+    import platform
+
+    env = {"package": __version__, "python": platform.python_version(), "platform": platform.machine()}
+    try:
+        import torch
+
+        env.update(torch=torch.__version__, threads=torch.get_num_threads())
+    except ImportError:  # pragma: no cover - a folder/python generator needs no torch
+        pass
+    return env
+
+
+def run_identity(suite: PromptSuite, gen, params: dict, ipp: int | None, limit: int | None) -> dict:
+    from t2i_audit.evals.adapters.registry import config_hash
+
+    cfg = gen.config()
+    return {
+        "suite": {"name": suite.name, "version": suite.version, "hash": suite.hash},
+        "generator": {"id": gen.id, "kind": gen.kind, "config": cfg, "config_hash": config_hash(cfg)},
+        "params": params,
+        "seed_policy": suite.seed_policy.to_dict(),
+        "images_per_prompt": ipp,
+        "limit": limit,
+    }
+
+
+def explain_mismatch(old: dict, new: dict, run_dir: Path) -> str:
+    diffs = []
+    for k in IDENTITY_KEYS:
+        a, b = old.get(k), new.get(k)
+        if k == "generator":
+            a = {x: (a or {}).get(x) for x in ("id", "config_hash")}
+            b = {x: b.get(x) for x in ("id", "config_hash")}
+        if k == "suite":
+            a, b = (a or {}).get("hash"), b.get("hash")
+            if a != b:
+                diffs.append(f"suite hash {a} (in run.json) vs {b} (asked for)")
+            continue
+        if json.dumps(a, sort_keys=True, default=str) != json.dumps(b, sort_keys=True, default=str):
+            diffs.append(f"{k} {json.dumps(a, default=str)} (in run.json) vs {json.dumps(b, default=str)} (asked for)")
+    return (f"{run_dir}: holds a different run: {'; '.join(diffs)}. Resume only with the same suite, "
+            f"generator and parameters, or write to a new --out directory")
+
+
+def journal_name(dist) -> str:
+    """Each rank of a sharded run appends to its own journal; rank 0 folds them into journal.jsonl."""
+    return "journal.jsonl" if not dist.sharded else f"journal.rank{dist.rank}.jsonl"
+
+
+def journal_files(run_dir: Path) -> list[Path]:
+    """journal.jsonl first, then rank journals left by a sharded run, so the newest record wins."""
+    shards = sorted(run_dir.glob("journal.rank*.jsonl"), key=lambda p: (len(p.name), p.name))
+    return [run_dir / "journal.jsonl", *shards]
+
+
+def manifest_rows(plan: list[tuple[PromptSpec, int]], records: dict[str, dict]) -> list[dict]:
+    rows = []
+    for p, seed in plan:
+        rec = records.get(image_id(p.prompt_id, seed))
+        if rec is None:
+            continue
+        rows.append({
+            "prompt_id": p.prompt_id, "category": p.category, "template": p.template,
+            "slots": json.dumps(p.slots, sort_keys=True), "text": p.text, "tags": list(p.tags),
+            "expect": json.dumps(p.expect, sort_keys=True) if p.expect is not None else None,
+            "seed": int(seed), "image_id": rec["image_id"], "path": rec["path"], "sha256": rec["sha256"],
+            "width": int(rec["width"]), "height": int(rec["height"]),
+            "seconds": float("nan") if rec.get("seconds") is None else float(rec["seconds"]),
+        })
+    return rows
+
+
+def write_manifest(run_dir: Path, rows: list[dict]) -> None:
+    import pandas as pd
+
+    df = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
+    df = df.astype({"seed": "int64", "width": "int64", "height": "int64", "seconds": "float64"})
+    atomic_write_parquet(run_dir / "manifest.parquet", df)
+
+
+def read_run_json(path: str | Path) -> dict:
+    """run.json as a dict; refuses a file that does not parse or has another schema version."""
+    path = Path(path)
+    try:
+        meta = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise InputError(f"{path}: not valid JSON; re-run `t2i-audit sample` into a new --out") from None
+    schema = meta.get("schema") if isinstance(meta, dict) else None
+    if schema != RUN_SCHEMA:
+        raise InputError(f"{path}: schema {schema!r} is not {RUN_SCHEMA!r} (this is t2i-audit {__version__}); "
+                         f"read it with the version that wrote it, or sample the run again")
+    return meta
+
+
+def load_run(run_dir: str | Path, *, require_complete: bool = True):
+    """Read a run directory: (run.json as a dict, manifest as a DataFrame)."""
+    import pandas as pd
+
+    run_dir = Path(run_dir)
+    rj = run_dir / "run.json"
+    if not rj.is_file():
+        raise InputError(f"{run_dir}: no run.json; create the run with `t2i-audit sample --out {run_dir}`")
+    meta = read_run_json(rj)
+    if require_complete and meta.get("status") != "complete":
+        raise InputError(f"{run_dir}: the run is not complete (status {meta.get('status')!r}); "
+                         f"re-run the same `t2i-audit sample` command to finish it")
+    mf = run_dir / "manifest.parquet"
+    if not mf.is_file():
+        raise InputError(f"{run_dir}: no manifest.parquet; re-run `t2i-audit sample` to rebuild it")
+    try:
+        return meta, pd.read_parquet(mf)
+    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+        raise InputError(f"{mf}: unreadable ({str(e)[:80]}); re-run `t2i-audit sample` with the same options "
+                         "to rebuild it") from None

@@ -1,0 +1,7 @@
+"""The release gate: rules (`rules`), the metric index they read (`index`), bias-share differences
+(`bias`) and the verdict with JUnit/JSON output (`run`)."""
+
+from t2i_audit.reports.gate.rules import load_rules, parse_rules
+from t2i_audit.reports.gate.run import GateResult, evaluate, gate_run_dir
+
+__all__ = ["GateResult", "evaluate", "gate_run_dir", "load_rules", "parse_rules"]

@@ -1,0 +1,206 @@
+"""Correcting observed class shares for a probe's errors, and bootstrap intervals.
+
+Model. Among images the probe answers (does not abstain), the predicted-class distribution is
+``q = A' p'``: ``A'[j, i] = P(pred i | true j, answered)`` is the calibration's conditional
+confusion matrix and ``p'`` the true distribution among answered images. ``p'`` is estimated on the
+probability simplex, by maximum likelihood with EM (default; each EM step keeps ``p'`` on the
+simplex) or by least squares under simplex constraints, and then re-weighted by ``1 / (1 - a_j)``
+(``a_j`` = the probe's abstention rate on true class ``j``) to undo class-dependent abstention.
+
+Intervals. Percentile bootstrap over both samples: the calibration counts are resampled within
+each true class (a multinomial draw per class, equal in law to resampling its images), and the
+audit images are resampled by prompt (cluster bootstrap; with fewer than ``min_clusters`` prompts
+in a group, images are resampled within each prompt instead). Calibration replicates are shared by
+all groups of one bootstrap replicate, so between-group statistics see the same classifier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import nnls
+
+METHODS = ("em", "lsq", "inverse")
+
+
+def conditional_from_counts(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row-normalise answered counts; a class never answered gets a uniform row (no information)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    k = counts.shape[-2]
+    ans = counts[..., :k]
+    tot = ans.sum(-1, keepdims=True)
+    A = np.where(tot > 0, ans / np.maximum(tot, 1e-300), 1.0 / k)
+    allc = counts.sum(-1)
+    a = np.where(allc > 0, 1.0 - tot[..., 0] / np.maximum(allc, 1e-300), 0.0)
+    return A, np.minimum(a, 0.99)
+
+
+def outcome_index(labels: np.ndarray, k: int) -> np.ndarray:
+    """Map probe labels to outcome columns: class i -> i, unsure (-1) -> k, no person (-2) -> k + 1."""
+    labels = np.asarray(labels)
+    return np.where(labels >= 0, labels, np.where(labels == -1, k, k + 1)).astype(np.int64)
+
+
+def em_simplex(n: np.ndarray, A: np.ndarray, iters: int = 5000, tol: float = 1e-9) -> np.ndarray:
+    """ML estimate of ``p`` for counts ``n (..., K)`` ~ Multinomial(A^T p), ``A (..., K, K)`` rows
+    true class. Vectorised over leading axes. Starts from uniform; EM keeps ``p`` on the simplex."""
+    n = np.asarray(n, dtype=np.float64)
+    A = np.broadcast_to(np.asarray(A, dtype=np.float64), n.shape[:-1] + (n.shape[-1],) * 2)
+    tot = n.sum(-1, keepdims=True)
+    p = np.full(n.shape, 1.0 / n.shape[-1])
+    for _ in range(iters):
+        q = np.einsum("...j,...ji->...i", p, A)
+        ratio = np.where(q > 0, n / np.maximum(q, 1e-300), 0.0)
+        new = p * np.einsum("...ji,...i->...j", A, ratio) / np.maximum(tot, 1e-300)
+        if np.max(np.abs(new - p)) < tol:
+            p = new
+            break
+        p = new
+    return np.where(tot > 0, p, np.nan)
+
+
+def lsq_simplex(n: np.ndarray, A: np.ndarray, weight: float = 1e4) -> np.ndarray:
+    """Least squares ``min ||A^T p - n/N||`` with ``p >= 0`` (NNLS) and ``sum p = 1`` (a heavily
+    weighted extra row). Loops over leading axes."""
+    n = np.asarray(n, dtype=np.float64)
+    A = np.broadcast_to(np.asarray(A, dtype=np.float64), n.shape[:-1] + (n.shape[-1],) * 2)
+    k = n.shape[-1]
+    flat_n, flat_A = n.reshape(-1, k), A.reshape(-1, k, k)
+    out = np.full(flat_n.shape, np.nan)
+    for b in range(flat_n.shape[0]):
+        tot = flat_n[b].sum()
+        if tot <= 0:
+            continue
+        M = np.vstack([flat_A[b].T, weight * np.ones((1, k))])
+        y = np.concatenate([flat_n[b] / tot, [weight]])
+        p, _ = nnls(M, y)
+        out[b] = p / p.sum()
+    return out.reshape(n.shape)
+
+
+def inverse(n: np.ndarray, A: np.ndarray) -> np.ndarray:
+    """Unconstrained ``p = (A^T)^-1 q`` (can leave the simplex; shown for comparison only)."""
+    n = np.asarray(n, dtype=np.float64)
+    q = n / np.maximum(n.sum(-1, keepdims=True), 1e-300)
+    return np.linalg.solve(np.swapaxes(A, -1, -2), q[..., None])[..., 0]
+
+
+def correct(answered: np.ndarray, A: np.ndarray, a: np.ndarray, method: str = "em") -> np.ndarray:
+    """Corrected true-class shares from answered counts, conditional confusion ``A`` and
+    per-class abstention ``a`` (all vectorised over leading axes)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown correction method {method!r}; use one of {', '.join(METHODS)}")
+    fn = {"em": em_simplex, "lsq": lsq_simplex, "inverse": inverse}[method]
+    p_ans = fn(answered, A)
+    w = p_ans / (1.0 - np.asarray(a))
+    return w / np.sum(w, -1, keepdims=True)
+
+
+def raw_shares(answered: np.ndarray) -> np.ndarray:
+    answered = np.asarray(answered, dtype=np.float64)
+    tot = answered.sum(-1, keepdims=True)
+    return np.where(tot > 0, answered / np.maximum(tot, 1e-300), np.nan)
+
+
+def calibration_replicates(counts: np.ndarray, B: int, rng: np.random.Generator
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """``B`` bootstrap replicates of (A, a): each true class's outcome counts redrawn
+    Multinomial(n_j, empirical row j)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    reps = np.empty((B,) + counts.shape, dtype=np.int64)
+    for j, row in enumerate(counts):
+        nj = int(row.sum())
+        reps[:, j] = rng.multinomial(nj, row / nj, size=B) if nj else 0
+    return conditional_from_counts(reps)
+
+
+@dataclass
+class GroupSample:
+    """Outcome counts of one audit group, per prompt: ``(P, K + 2)`` (classes, unsure, no person)."""
+
+    counts: np.ndarray
+
+    @staticmethod
+    def from_labels(labels: np.ndarray, prompts, k: int) -> GroupSample:
+        prompts = np.asarray(list(prompts))
+        uniq, inv = np.unique(prompts, return_inverse=True)
+        counts = np.zeros((len(uniq), k + 2), dtype=np.int64)
+        np.add.at(counts, (inv, outcome_index(labels, k)), 1)
+        return GroupSample(counts)
+
+    @property
+    def total(self) -> np.ndarray:
+        return self.counts.sum(0)
+
+    @property
+    def n_images(self) -> int:
+        return int(self.counts.sum())
+
+    @property
+    def n_prompts(self) -> int:
+        return int(self.counts.shape[0])
+
+    def replicates(self, B: int, rng: np.random.Generator, min_clusters: int = 5
+                   ) -> tuple[np.ndarray, str]:
+        """(B, K + 2) resampled total counts, and the resampling scheme used."""
+        P = self.n_prompts
+        if P >= min_clusters:
+            idx = rng.integers(0, P, size=(B, P))
+            return self.counts[idx].sum(1), f"cluster bootstrap over {P} prompts"
+        out = np.zeros((B, self.counts.shape[1]), dtype=np.int64)
+        for row in self.counts:
+            m = int(row.sum())
+            if m:
+                out += rng.multinomial(m, row / m, size=B)
+        return out, f"images resampled within each of {P} prompts (fewer than {min_clusters} prompts)"
+
+
+@dataclass
+class Estimate:
+    """Point estimates and bootstrap replicates for one group."""
+
+    classes: tuple[str, ...]
+    raw: np.ndarray
+    raw_reps: np.ndarray
+    corrected: np.ndarray | None
+    corr_reps: np.ndarray | None
+    abstain: float
+    abstain_reps: np.ndarray
+    n_images: int
+    n_prompts: int
+    scheme: str
+
+    def ci(self, reps: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+        import warnings
+
+        with warnings.catch_warnings():  # a group the probe never answered has no interval (NaN)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lo = np.nanquantile(reps, (1 - level) / 2, axis=0)
+            hi = np.nanquantile(reps, 1 - (1 - level) / 2, axis=0)
+        return lo, hi
+
+
+def estimate_group(sample: GroupSample, classes, cal_counts: np.ndarray | None = None,
+                   cal_reps: tuple[np.ndarray, np.ndarray] | None = None, B: int = 1000,
+                   rng: np.random.Generator | None = None, method: str = "em",
+                   min_clusters: int = 5) -> Estimate:
+    """Raw and corrected shares of one group with bootstrap replicates (see the module doc)."""
+    rng = rng or np.random.default_rng(0)
+    k = len(classes)
+    tot = sample.total
+    reps, scheme = sample.replicates(B, rng, min_clusters)
+    raw = raw_shares(tot[:k])
+    raw_reps = raw_shares(reps[:, :k])
+    n_all = np.maximum(reps.sum(1), 1)
+    abst_reps = reps[:, k:].sum(1) / n_all
+    abst = float(tot[k:].sum() / max(tot.sum(), 1))
+    corr = corr_reps = None
+    if cal_counts is not None:
+        A, a = conditional_from_counts(cal_counts)
+        corr = correct(tot[:k], A, a, method)
+        if cal_reps is None:
+            cal_reps = calibration_replicates(cal_counts, B, rng)
+        corr_reps = correct(reps[:, :k], cal_reps[0], cal_reps[1], method)
+    return Estimate(tuple(classes), raw, raw_reps, corr, corr_reps, abst, abst_reps, sample.n_images,
+                    sample.n_prompts, scheme)

@@ -1,0 +1,238 @@
+"""Interval statistics shared by metrics, audits and comparisons (pure numpy, vectorised, seeded).
+
+Images generated from one prompt are correlated, so every interval here resamples *prompts*
+(clusters), never single images: a cluster bootstrap (Davison & Hinkley 1997, sec. 3.8) redraws
+prompts with replacement and keeps all images of each drawn prompt. Two runs of the same suite are
+compared image by image, paired on (prompt_id, seed).
+
+All functions take an explicit ``seed`` and build one ``numpy.random.Generator`` from it, so an
+interval is reproducible from its inputs alone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from t2i_audit.errors import InputError
+
+DEFAULT_REPS = 2000
+LEVEL = 0.95
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with its interval, sample sizes and how it was computed."""
+
+    value: float
+    ci_low: float
+    ci_high: float
+    n_clusters: int
+    n: int
+    method: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _as_1d(x, name: str) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float64).reshape(-1)
+    if a.size and not np.all(np.isfinite(a)):
+        raise InputError(f"{name}: {int((~np.isfinite(a)).sum())} non-finite values (NaN/Inf); "
+                         "drop or fix those items before computing an interval")
+    return a
+
+
+def _codes(clusters, n: int) -> tuple[np.ndarray, int]:
+    if clusters is None:
+        return np.arange(n), n
+    c = np.asarray(clusters)
+    if c.shape[0] != n:
+        raise InputError(f"clusters: {c.shape[0]} labels for {n} values; give one prompt id per value")
+    _, codes = np.unique(c, return_inverse=True)
+    return codes.reshape(-1), int(codes.max()) + 1 if n else 0
+
+
+def percentile_interval(boot: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    """Equal-tailed percentile interval of a bootstrap distribution."""
+    a = (1.0 - level) / 2.0
+    lo, hi = np.quantile(np.asarray(boot, dtype=np.float64), [a, 1.0 - a])
+    return float(lo), float(hi)
+
+
+def basic_interval(estimate: float, boot: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    """Basic (reverse-percentile) bootstrap interval 2θ̂ − q, for the population value under the
+    bootstrap principle θ̂ − θ ~ θ* − θ̂ (it moves below θ̂ when replicates are biased upward)."""
+    lo, hi = percentile_interval(boot, level)
+    return float(2 * estimate - hi), float(2 * estimate - lo)
+
+
+def centred_interval(estimate: float, boot: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    """Percentile interval of the bootstrap distribution shifted so that its mean is the estimate:
+    θ̂ + (q − mean(θ*)). For statistics biased in the number of distinct samples (Fréchet distance,
+    KID), resampling with replacement duplicates images and shifts every replicate upward; this
+    removes that shift and keeps the spread, i.e. it describes the sampling variability of the
+    statistic at the run's N (it is not an interval for the N → ∞ value: see FD∞)."""
+    b = np.asarray(boot, dtype=np.float64)
+    lo, hi = percentile_interval(b, level)
+    shift = float(b.mean()) - estimate
+    return float(lo - shift), float(hi - shift)
+
+
+def _ratio_boot(sums: np.ndarray, counts: np.ndarray, reps: int, seed: int, block: int = 4_000_000) -> np.ndarray:
+    """Bootstrap replicates of Σ sums / Σ counts over clusters drawn with replacement, drawn in
+    blocks of replicates so memory stays bounded (reps × clusters indices per block)."""
+    k = sums.size
+    rng = np.random.default_rng(seed)
+    step = max(1, block // max(k, 1))
+    out = np.empty(reps, np.float64)
+    for s in range(0, reps, step):
+        idx = rng.integers(0, k, size=(min(step, reps - s), k))
+        out[s:s + idx.shape[0]] = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
+    return out
+
+
+def cluster_bootstrap_draws(values, clusters=None, *, reps: int = DEFAULT_REPS,
+                            seed: int = 0) -> tuple[float, np.ndarray, int, int]:
+    """(mean, bootstrap replicates of the mean, n clusters, n values) for a cluster bootstrap.
+
+    Each replicate draws as many clusters as there are, with replacement, and computes the
+    image-weighted mean (sum of drawn values / number of drawn images), the estimator the point
+    value uses. With ``clusters=None`` every value is its own cluster. Fewer than 2 clusters give
+    an empty replicate array.
+    """
+    v = _as_1d(values, "values")
+    n = v.size
+    if n == 0:
+        raise InputError("values: no items to average; the run has no scored images for this group")
+    codes, k = _codes(clusters, n)
+    if k < 2:
+        return float(v.mean()), np.empty(0), k, n
+    sums = np.bincount(codes, weights=v, minlength=k)
+    counts = np.bincount(codes, minlength=k).astype(np.float64)
+    return float(v.mean()), _ratio_boot(sums, counts, reps, seed), k, n
+
+
+def cluster_bootstrap_mean(values, clusters=None, *, reps: int = DEFAULT_REPS, seed: int = 0,
+                           level: float = LEVEL) -> Estimate:
+    """Mean of ``values`` with a percentile cluster-bootstrap interval over ``clusters``
+    (see :func:`cluster_bootstrap_draws`)."""
+    value, boot, k, n = cluster_bootstrap_draws(values, clusters, reps=reps, seed=seed)
+    if boot.size == 0:
+        return Estimate(value, math.nan, math.nan, k, n, "mean; no interval (fewer than 2 prompts)")
+    lo, hi = percentile_interval(boot, level)
+    return Estimate(value, lo, hi, k, n,
+                    f"mean; {int(level * 100)}% percentile cluster bootstrap over prompts, {reps} reps, seed {seed}")
+
+
+def cluster_bootstrap_proportion(passed, clusters=None, *, reps: int = DEFAULT_REPS, seed: int = 0,
+                                 level: float = LEVEL) -> Estimate:
+    """Share of True in ``passed`` with a cluster-bootstrap interval (see cluster_bootstrap_mean)."""
+    p = np.asarray(passed)
+    if p.dtype != bool and p.size and not np.isin(p, (0, 1)).all():
+        raise InputError("passed: expected booleans or 0/1 values")
+    e = cluster_bootstrap_mean(p.astype(np.float64), clusters, reps=reps, seed=seed, level=level)
+    return Estimate(e.value, e.ci_low, e.ci_high, e.n_clusters, e.n, e.method.replace("mean;", "proportion;", 1))
+
+
+def wilson_interval(k: int, n: int, level: float = LEVEL) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion k/n (Wilson 1927)."""
+    if n <= 0:
+        raise InputError("wilson_interval: n must be positive")
+    if not 0 <= k <= n:
+        raise InputError(f"wilson_interval: k={k} outside 0..n={n}")
+    from scipy.stats import norm
+
+    z = float(norm.ppf(0.5 + level / 2))
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def cluster_resample(clusters, reps: int, seed: int = 0) -> list[np.ndarray]:
+    """Row indices of ``reps`` cluster-bootstrap resamples (for statistics that are not means,
+    e.g. Fréchet distance of a resampled image set)."""
+    c = np.asarray(clusters)
+    codes, k = _codes(c, c.shape[0])
+    order = np.argsort(codes, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=k))])
+    groups = [order[bounds[i]:bounds[i + 1]] for i in range(k)]
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, k, size=(reps, k))
+    return [np.concatenate([groups[j] for j in row]) for row in draws]
+
+
+@dataclass(frozen=True)
+class PairedDiff:
+    diff: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    n_clusters: int
+    n_pairs: int
+    method: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def paired_bootstrap(a, b, clusters=None, *, reps: int = DEFAULT_REPS, seed: int = 0,
+                     level: float = LEVEL) -> PairedDiff:
+    """Mean of a − b over pairs (same prompt and seed in two runs), cluster bootstrap over prompts.
+
+    The p-value is two-sided for H0: mean difference = 0, from the bootstrap distribution shifted
+    to the null (Efron & Tibshirani 1993, sec. 16.4): p = share of |d* − d̂| ≥ |d̂|, floored at
+    1/(reps+1).
+    """
+    x, y = _as_1d(a, "a"), _as_1d(b, "b")
+    if x.shape != y.shape:
+        raise InputError(f"paired_bootstrap: {x.size} vs {y.size} values; pair the runs by (prompt_id, seed) first")
+    d = x - y
+    if d.size == 0:
+        raise InputError("paired_bootstrap: no pairs; the two runs share no (prompt_id, seed)")
+    est, boot, k, n = cluster_bootstrap_draws(d, clusters, reps=reps, seed=seed)
+    if boot.size == 0:
+        return PairedDiff(est, math.nan, math.nan, math.nan, k, n, "paired mean difference; no interval (< 2 prompts)")
+    lo, hi = percentile_interval(boot, level)
+    extreme = np.count_nonzero(np.abs(boot - est) >= abs(est))
+    p = max((extreme + 1) / (reps + 1), 1.0 / (reps + 1))
+    return PairedDiff(est, lo, hi, float(min(1.0, p)), k, n,
+                      f"paired mean difference a−b; {int(level * 100)}% percentile cluster bootstrap over "
+                      f"prompts, {reps} reps, seed {seed}; p from the null-shifted bootstrap")
+
+
+@dataclass(frozen=True)
+class McNemar:
+    only_a: int  # pairs where a passed and b failed
+    only_b: int  # pairs where b passed and a failed
+    n_pairs: int
+    diff: float  # pass rate a − pass rate b
+    p_value: float
+    method: str = "McNemar exact (binomial) test on discordant pairs, two-sided"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def mcnemar_exact(a_passed, b_passed) -> McNemar:
+    """Exact McNemar test for paired pass/fail outcomes (McNemar 1947; exact binomial form)."""
+    a = np.asarray(a_passed, dtype=bool).reshape(-1)
+    b = np.asarray(b_passed, dtype=bool).reshape(-1)
+    if a.shape != b.shape:
+        raise InputError(f"mcnemar_exact: {a.size} vs {b.size} outcomes; pair the runs by (prompt_id, seed) first")
+    if a.size == 0:
+        raise InputError("mcnemar_exact: no pairs")
+    only_a = int(np.count_nonzero(a & ~b))
+    only_b = int(np.count_nonzero(~a & b))
+    m = only_a + only_b
+    if m == 0:
+        p = 1.0
+    else:
+        from scipy.stats import binom
+
+        p = float(min(1.0, 2.0 * binom.cdf(min(only_a, only_b), m, 0.5)))
+    return McNemar(only_a, only_b, int(a.size), (only_a - only_b) / a.size, p)
