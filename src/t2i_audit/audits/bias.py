@@ -22,6 +22,8 @@ from t2i_audit.audits.calibration import (
     calibrate_on_pictoworld,
     predict_all,
 )
+from t2i_audit.audits.engine.readings import image_table, load_images, parse_slots, run_domain, write_audit
+from t2i_audit.audits.engine.tables import group_tables, methodology_text
 from t2i_audit.audits.probes import (
     JOINT_SEP,
     JointProbe,
@@ -31,7 +33,6 @@ from t2i_audit.audits.probes import (
     ZeroShotProbe,
     make_probe,
 )
-from t2i_audit.audits.tables import group_tables, methodology_text
 from t2i_audit.errors import InputError
 from t2i_audit.stats.correction import GroupSample, calibration_replicates, estimate_group
 
@@ -79,34 +80,6 @@ def default_probes(domain: str) -> list[str]:
     if domain == "pictoworld":
         return ["pictoworld-presentation", "pictoworld-skin"]
     return ["real-gender-presentation", "real-skin-tone"]
-
-
-def run_domain(meta: dict, manifest: pd.DataFrame) -> str:
-    """'pictoworld' when the run's suite or prompts are PictoWorld's, else 'real'."""
-    suite = str((meta.get("suite") or {}).get("name", ""))
-    if suite.startswith("pictoworld"):
-        return "pictoworld"
-    from t2i_audit.world.vocab import PROFESSIONS
-
-    slots = [json.loads(s) if isinstance(s, str) and s else {} for s in manifest.get("slots", [])]
-    profs = {s.get("profession") for s in slots} - {None}
-    return "pictoworld" if profs and profs <= set(PROFESSIONS) else "real"
-
-
-def load_images(run_dir: Path, manifest: pd.DataFrame) -> list:
-    from PIL import Image
-
-    imgs = []
-    for rel in manifest["path"]:
-        p = run_dir / str(rel)
-        if not p.is_file():
-            raise InputError(f"{run_dir}: image {rel} is in the manifest but missing; re-run `t2i-audit sample`")
-        try:
-            with Image.open(p) as im:
-                imgs.append(im.convert("RGB"))
-        except OSError as e:
-            raise InputError(f"{p}: not a readable image ({e}); delete it and re-run `t2i-audit sample`") from None
-    return imgs
 
 
 def build_probes(names: list[str], clip: str | None, extractor=None, progress: bool = False) -> list[Probe]:
@@ -178,16 +151,6 @@ def _explicit(slots: dict, attribute: str, classes: tuple[str, ...]) -> str | No
     return None
 
 
-def image_table(manifest: pd.DataFrame, group_slots) -> pd.DataFrame:
-    slots = [json.loads(s) if isinstance(s, str) and s else {} for s in manifest["slots"]]
-    groups = []
-    for s, cat in zip(slots, manifest["category"]):
-        g = next((str(s[k]) for k in group_slots if s.get(k) is not None), None)
-        groups.append(g if g is not None else f"category={cat}")
-    return pd.DataFrame({"image_id": manifest["image_id"].astype(str), "prompt_id": manifest["prompt_id"].astype(str),
-                         "group": groups, "slots": slots})
-
-
 def audit_outputs(outputs: dict[str, ProbeOutput], probes: list[Probe], images: pd.DataFrame,
                   calibrations: dict[str, Calibration], cfg: BiasAuditConfig,
                   reference: dict | None = None, training=None) -> dict:
@@ -250,7 +213,6 @@ def run_bias_audit(run_dir: str | Path, cfg: BiasAuditConfig | None = None, extr
 
 def _run_bias_audit(run_dir: str | Path, cfg: BiasAuditConfig | None, extractor, oracle_reader,
                     probes: list[Probe] | None) -> dict:
-    from t2i_audit.core.io import atomic_write_json, atomic_write_parquet
     from t2i_audit.evals.runs.sampling import load_run
 
     cfg = cfg or BiasAuditConfig()
@@ -265,8 +227,7 @@ def _run_bias_audit(run_dir: str | Path, cfg: BiasAuditConfig | None, extractor,
         probes = [OracleProbe(p.attribute, oracle_reader) if isinstance(p, OracleProbe) else p for p in probes]
     if cfg.intersectional:
         probes = add_joint_probes(probes)
-    grouped = manifest["slots"].map(lambda s: any(
-        k in (json.loads(s) if isinstance(s, str) and s else {}) for k in cfg.group_slots))
+    grouped = pd.Series([any(k in s for k in cfg.group_slots) for s in parse_slots(manifest)])
     if grouped.any() and not grouped.all():  # a mixed suite: audit only the prompts about people
         manifest = manifest[grouped].reset_index(drop=True)
     images = image_table(manifest, cfg.group_slots)
@@ -278,8 +239,6 @@ def _run_bias_audit(run_dir: str | Path, cfg: BiasAuditConfig | None, extractor,
     items = pd.concat([pd.DataFrame({"image_id": images["image_id"], "prompt_id": images["prompt_id"],
                                      "group": images["group"], "probe": p.name, "attribute": p.attribute,
                                      "reading": outputs[p.name].names()}) for p in probes], ignore_index=True)
-    out = run_dir / "audits"
-    out.mkdir(exist_ok=True)
     summary = {
         "schema": SCHEMA, "run_id": meta.get("run_id"), "domain": domain,
         "probe": [p.describe() for p in probes],
@@ -293,10 +252,7 @@ def _run_bias_audit(run_dir: str | Path, cfg: BiasAuditConfig | None, extractor,
         "methodology": methodology_text(cfg, bool(calibrations)),
         "agreement": probe_agreement(tables["bias"], outputs, probes, images),
     }
-    atomic_write_parquet(out / "bias.parquet", tables["bias"])
-    atomic_write_parquet(out / "bias_stats.parquet", tables["stats"])
-    atomic_write_parquet(out / "bias_items.parquet", items)
-    atomic_write_json(out / "bias.json", summary)
+    out = write_audit(run_dir, "bias", {"main": tables["bias"], "stats": tables["stats"], "items": items}, summary)
     return {**tables, "items": items, "summary": summary, "out": out}
 
 

@@ -145,7 +145,7 @@ def memorization_cmd(run: Path, train_dir: Path, clip, space, target_fpr, pixel_
     from t2i_audit.evals.runs.sampling import load_run
 
     meta, manifest = load_run(run)
-    from t2i_audit.audits.bias import load_images
+    from t2i_audit.audits.engine.readings import load_images
 
     gen = load_images(run, manifest)
     train, train_ids = load_image_dir(train_dir)
