@@ -38,6 +38,7 @@ COMMAND_MODULES = [
     ("t2i_audit.commands.compare", "compare"),
     ("t2i_audit.commands.gate", "gate"),
     ("t2i_audit.commands.audit", "audit"),
+    ("t2i_audit.commands.label", "label"),
     ("t2i_audit.commands.reproduce", "reproduce"),
 ]
 

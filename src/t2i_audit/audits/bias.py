@@ -22,6 +22,7 @@ from t2i_audit.audits.calibration import (
     calibrate_on_pictoworld,
     predict_all,
 )
+from t2i_audit.audits.engine.estimate import estimate_groups, truths_from_labels
 from t2i_audit.audits.engine.readings import image_table, load_images, parse_slots, run_domain, write_audit
 from t2i_audit.audits.engine.tables import group_tables, methodology_text
 from t2i_audit.audits.probes import (
@@ -34,7 +35,6 @@ from t2i_audit.audits.probes import (
     make_probe,
 )
 from t2i_audit.errors import InputError
-from t2i_audit.stats.correction import GroupSample, calibration_replicates, estimate_group
 
 SCHEMA = "t2i-audit/bias/1"
 ATTRIBUTE_SLOTS = {"presentation": ("presentation", "gender"), "skin": ("skin", "skin_tone"),
@@ -60,6 +60,7 @@ class BiasAuditConfig:
     group_slots: tuple[str, ...] = ("profession", "occupation")
     intersectional: bool = True
     progress: bool = True
+    labels: str | None = None  # labels.csv on a random subset of the run's images (label-calibrated)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -153,37 +154,37 @@ def _explicit(slots: dict, attribute: str, classes: tuple[str, ...]) -> str | No
 
 def audit_outputs(outputs: dict[str, ProbeOutput], probes: list[Probe], images: pd.DataFrame,
                   calibrations: dict[str, Calibration], cfg: BiasAuditConfig,
-                  reference: dict | None = None, training=None) -> dict:
-    """All tables from probe outputs (no images needed: lets benchmarks resample outputs)."""
+                  reference: dict | None = None, training=None, truths: dict[str, np.ndarray] | None = None
+                  ) -> dict:
+    """All tables from probe outputs (no images needed: lets benchmarks resample outputs).
+    ``truths``: probe name -> per-image label index on the labelled subset (see engine.estimate)."""
     rng = np.random.default_rng(cfg.seed)
     bias_rows, stat_rows = [], []
+    prompts = images["prompt_id"].to_numpy()
     for probe in probes:
-        out = outputs[probe.name]
         cal = calibrations.get(probe.name)
-        cal_reps = calibration_replicates(cal.counts, cfg.bootstrap, rng) if cal is not None else None
-        attrs = probe.attribute.split(JOINT_SEP)
-        explicit = [[_explicit(s, a, _classes_of(probe, i)) for s in images["slots"]] for i, a in enumerate(attrs)]
-        neutral = np.array([all(e[j] is None for e in explicit) for j in range(len(images))])
-        samples: dict[tuple[str, str], GroupSample] = {}
-        for g in sorted(set(images["group"][neutral])) + ["all"]:
-            sel = neutral & ((images["group"] == g).to_numpy() if g != "all" else True)
-            if sel.sum():
-                samples[("neutral", g)] = GroupSample.from_labels(out.labels[sel], images["prompt_id"][sel],
-                                                                  len(probe.classes))
-        if len(attrs) == 1:
-            for c in probe.classes:
-                sel = np.array([e == c for e in explicit[0]])
-                if sel.sum():
-                    samples[("explicit", f"asked={c}")] = GroupSample.from_labels(
-                        out.labels[sel], images["prompt_id"][sel], len(probe.classes))
-        ests = {k: estimate_group(s, probe.classes, cal.counts if cal else None, cal_reps, cfg.bootstrap, rng,
-                                  cfg.method, cfg.min_clusters) for k, s in samples.items()}
+        ests, samples = estimate_groups(outputs[probe.name].labels, prompts, bias_groups(probe, images),
+                                        probe.classes, cal.counts if cal else None, cfg, rng,
+                                        (truths or {}).get(probe.name))
         b, s = group_tables(probe, ests, samples, cal, reference or {}, training, cfg)
         bias_rows += b
         stat_rows += s
-    bias = pd.DataFrame(bias_rows)
-    stats = pd.DataFrame(stat_rows)
-    return {"bias": bias, "stats": stats}
+    return {"bias": pd.DataFrame(bias_rows), "stats": pd.DataFrame(stat_rows)}
+
+
+def bias_groups(probe: Probe, images: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
+    """Image masks: ('neutral', group) for prompts stating none of the probe's attributes (and
+    ('neutral', 'all') pooling them), ('explicit', 'asked=c') for prompts asking for class c."""
+    attrs = probe.attribute.split(JOINT_SEP)
+    explicit = [[_explicit(s, a, _classes_of(probe, i)) for s in images["slots"]] for i, a in enumerate(attrs)]
+    neutral = np.array([all(e[j] is None for e in explicit) for j in range(len(images))], dtype=bool)
+    groups = images["group"].to_numpy()
+    masks = {("neutral", g): neutral & (groups == g) for g in sorted(set(groups[neutral]))}
+    masks[("neutral", "all")] = neutral
+    if len(attrs) == 1:
+        for c in probe.classes:
+            masks[("explicit", f"asked={c}")] = np.array([e == c for e in explicit[0]], dtype=bool)
+    return masks
 
 
 def _classes_of(probe: Probe, i: int) -> tuple[str, ...]:
@@ -235,7 +236,9 @@ def _run_bias_audit(run_dir: str | Path, cfg: BiasAuditConfig | None, extractor,
     calibrations = calibrate(probes, cfg, domain)
     outputs = predict_all(probes, load_images(run_dir, manifest))
     training = _training_spec(cfg, domain)
-    tables = audit_outputs(outputs, probes, images, calibrations, cfg, reference, training)
+    labels = read_run_labels(cfg.labels, probes, images) if cfg.labels else None
+    truths = truths_from_labels(labels, probes, images["image_id"]) if labels is not None else None
+    tables = audit_outputs(outputs, probes, images, calibrations, cfg, reference, training, truths)
     items = pd.concat([pd.DataFrame({"image_id": images["image_id"], "prompt_id": images["prompt_id"],
                                      "group": images["group"], "probe": p.name, "attribute": p.attribute,
                                      "reading": outputs[p.name].names()}) for p in probes], ignore_index=True)
@@ -249,7 +252,8 @@ def _run_bias_audit(run_dir: str | Path, cfg: BiasAuditConfig | None, extractor,
         "reference": cfg.reference or "uniform",
         "config": cfg.to_dict(),
         "limits": sorted({p.limits for p in probes if p.limits}),
-        "methodology": methodology_text(cfg, bool(calibrations)),
+        "methodology": methodology_text(cfg, bool(calibrations), truths is not None),
+        "labels": labels_summary(cfg.labels, labels, truths, tables["bias"]),
         "agreement": probe_agreement(tables["bias"], outputs, probes, images),
     }
     out = write_audit(run_dir, "bias", {"main": tables["bias"], "stats": tables["stats"], "items": items}, summary)
@@ -309,3 +313,32 @@ def _common_agreement(oa: ProbeOutput, ob: ProbeOutput, pa: Probe, attr: str, gr
     sb = np.bincount(lb[both], minlength=k) / n
     return {"n": n, "n_group": int(sel.sum()), "max_abs_diff": float(np.abs(sa - sb).max()),
             "per_image_agreement": float(np.mean(la[both] == lb[both]))}
+
+
+def read_run_labels(path: str, probes: list[Probe], images: pd.DataFrame) -> pd.DataFrame:
+    """labels.csv for this run's images, validated against the probes' classes."""
+    from t2i_audit.audits.labels import read_labels
+
+    classes = {p.attribute: list(p.classes) for p in probes if JOINT_SEP not in p.attribute}
+    df = read_labels(path, classes=classes, image_ids=images["image_id"])
+    if not set(df["attribute"]) & set(classes):
+        raise InputError(f"--labels {path}: labels for {', '.join(sorted(set(df['attribute']))) or 'nothing'}; "
+                         f"the probes read {', '.join(sorted(classes))}")
+    return df
+
+
+def labels_summary(path: str | None, labels: pd.DataFrame | None, truths: dict | None,
+                   bias: pd.DataFrame) -> dict | None:
+    """What the label-calibrated estimates rest on: the file, valid labels per probe and group, and
+    groups with too few labels."""
+    if labels is None:
+        return None
+    per_group = {}
+    if "n_labelled" in bias:
+        neu = bias[bias.section == "neutral"].drop_duplicates(["probe", "group"])
+        for probe, d in neu.groupby("probe"):
+            per_group[probe] = {str(g): int(n) for g, n in zip(d["group"], d["n_labelled"])}
+    return {"source": str(path), "n_rows": int(len(labels)),
+            "n_valid": {k: int((v >= 0).sum()) for k, v in (truths or {}).items()},
+            "per_group": per_group, "headline": "label-calibrated (PPI++)",
+            "too_few": sorted({f"{p}/{g}" for p, gs in per_group.items() for g, n in gs.items() if n < 10})}

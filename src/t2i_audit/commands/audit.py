@@ -28,6 +28,10 @@ def print_bias(res: dict, echo=click.echo) -> None:
             f"{c + ' raw → corrected':<36}" for c in classes)
         echo(head)
         st = stats[(stats.probe == probe)]
+        if "ppi" in d:
+            echo("  label-calibrated (PPI++, headline) per group: " + "; ".join(
+                f"{grp} " + ", ".join(f"{r.cls} {_fmt(r.ppi, r.ppi_ci_low, r.ppi_ci_high)}" for r in g.itertuples())
+                + f" (labels n={int(g.n_labelled.iloc[0])})" for grp, g in neu.groupby("group", sort=False)))
         for grp, g in neu.groupby("group", sort=False):
             g = g.set_index("cls")
             cells = "  ".join(f"{_fmt(g.raw[c], g.raw_ci_low[c], g.raw_ci_high[c]) + ' → ' + _fmt(g.corrected[c], g.corr_ci_low[c], g.corr_ci_high[c]):<36}"
@@ -82,15 +86,20 @@ def print_bias(res: dict, echo=click.echo) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--adjust", type=click.Choice(["holm", "bh"]), default="holm", show_default=True)
 @click.option("--test", type=click.Choice(["chi2", "g"]), default="chi2", show_default=True)
+@click.option("--labels", type=click.Path(dir_okay=False), default=None,
+              help="labels.csv (image_id,attribute,label) on a random subset of RUN's images (`t2i-audit label`): "
+                   "adds label-calibrated estimates (PPI++, per-group confusion), which become the headline.")
 @click.option("--no-progress", is_flag=True)
 def bias_cmd(run: Path, probes, clip, reference, calibration, calibration_n, training_spec, method,
-             bootstrap, seed, adjust, test, no_progress) -> None:
-    """Bias audit of RUN: per-group class shares, raw and corrected, with 95% intervals."""
+             bootstrap, seed, adjust, test, labels, no_progress) -> None:
+    """Bias audit of RUN: per-group class shares, raw, corrected and (with --labels) label-calibrated,
+    with 95% intervals."""
     from t2i_audit.audits.bias import BiasAuditConfig, run_bias_audit
 
     cfg = BiasAuditConfig(probes=list(probes), clip=clip, reference=reference, calibration=calibration,
                           calibration_n=calibration_n, training_spec=training_spec, method=method,
-                          bootstrap=bootstrap, seed=seed, adjust=adjust, test=test, progress=not no_progress)
+                          bootstrap=bootstrap, seed=seed, adjust=adjust, test=test, progress=not no_progress,
+                          labels=labels)
     print_bias(run_bias_audit(run, cfg))
 
 

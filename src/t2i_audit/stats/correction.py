@@ -170,6 +170,22 @@ class Estimate:
     n_images: int
     n_prompts: int
     scheme: str
+    # label-calibrated estimates (stats.labelled), set when labels on the audited images are given
+    ppi: np.ndarray | None = None
+    ppi_reps: np.ndarray | None = None
+    lab_conf: np.ndarray | None = None
+    lab_conf_reps: np.ndarray | None = None
+    n_labelled: int = 0
+    label_note: str | None = None
+
+    def headline(self) -> tuple[str, np.ndarray, np.ndarray]:
+        """(basis, shares, replicates) the statistics use: label-calibrated (PPI++) when labels were
+        given, else corrected through the calibration set's confusion matrix, else raw."""
+        if self.ppi is not None:
+            return "label-calibrated (PPI++)", self.ppi, self.ppi_reps
+        if self.corrected is not None:
+            return "corrected", self.corrected, self.corr_reps
+        return "raw", self.raw, self.raw_reps
 
     def ci(self, reps: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
         import warnings

@@ -80,9 +80,9 @@ def group_tables(probe: Probe, ests: dict, samples: dict[tuple[str, str], GroupS
                 "reference": float(r[c]), "training": float(train[c]) if train is not None else float("nan"),
                 "n_images": est.n_images, "n_prompts": est.n_prompts, "abstain_rate": est.abstain,
                 "probe": probe.name, "section": section, "resampling": est.scheme,
+                **_label_columns(est, c),
             })
-        basis = "corrected" if est.corrected is not None else "raw"
-        p, reps = (est.corrected, est.corr_reps) if est.corrected is not None else (est.raw, est.raw_reps)
+        basis, p, reps = est.headline()
         n = est.n_images
         stat(section, group, "abstain_rate", est.abstain, est.abstain_reps, n, "raw")
         if section == "explicit":
@@ -120,8 +120,31 @@ def group_tables(probe: Probe, ests: dict, samples: dict[tuple[str, str], GroupS
     return bias_rows, stat_rows
 
 
-def methodology_text(cfg, calibrated: bool) -> dict:
-    return {
+def _label_columns(est: Estimate, c: int) -> dict:
+    """Label-calibrated columns of one class row; absent when no labels were given (the table keeps
+    its earlier layout), NaN for a group with too few labels."""
+    if est.ppi is None and est.label_note is None:
+        return {}
+    out = {"n_labelled": est.n_labelled}
+    for name, point, reps in (("ppi", est.ppi, est.ppi_reps), ("label_confusion", est.lab_conf, est.lab_conf_reps)):
+        lo, hi = est.ci(reps) if reps is not None else (None, None)
+        out[name] = float(point[c]) if point is not None else float("nan")
+        out[f"{name}_ci_low"] = float(lo[c]) if lo is not None else float("nan")
+        out[f"{name}_ci_high"] = float(hi[c]) if hi is not None else float("nan")
+    return out
+
+
+def methodology_text(cfg, calibrated: bool, labelled: bool = False) -> dict:
+    extra = {"labels": (
+        "label-calibrated = estimates from human (or oracle) labels on a seeded stratified random subset of "
+        "the audited images plus the probe's reading of every image: ppi = prediction-powered inference, "
+        "PPI++ with power-tuned lambda per class (Angelopoulos et al. 2023); label_confusion = the probe's "
+        "confusion matrix measured on the group's labelled images, EM correction. Intervals: cluster "
+        "bootstrap over prompts, labelled and unlabelled images of a prompt resampled together. "
+        "Headline (statistics, amplification, gate): ppi, because it is unbiased whatever the probe's "
+        "errors on these images; the clean-calibrated 'corrected' column assumes the calibration set "
+        "matches the audited images.")} if labelled else {}
+    return {**extra,
         "shares": "raw = share of each class among images the probe answered (abstentions excluded); "
                   "abstain_rate = share of images read 'unsure' or 'no person'.",
         "correction": (f"corrected = {cfg.method} estimate on the simplex through the probe's confusion matrix "
