@@ -284,8 +284,26 @@ ORACLE_LIMITS = ("PictoWorld oracle: reads palette colours and silhouettes; exac
                  "abstains ('unknown') on unclear pixels. Valid only for PictoWorld images.")
 
 
+BACKGROUND_BINS = ("dark", "mid", "light")  # thirds of PictoWorld's background grey range
+
+
+def background_bin(rgb) -> str:
+    """The third of ``vocab.BACKGROUND_RANGE`` (grey levels, drawn uniformly in training) that the
+    oracle's background estimate falls in; 'unsure' outside the range by more than 8 levels."""
+    from t2i_audit.world.vocab import BACKGROUND_RANGE
+
+    if rgb is None:
+        return "unsure"
+    lo, hi = BACKGROUND_RANGE
+    v = float(np.mean(rgb))
+    if not lo - 8 <= v <= hi + 8:
+        return "unsure"
+    return BACKGROUND_BINS[min(2, max(0, int((v - lo) * 3 // (hi - lo + 1))))]
+
+
 class OracleProbe(CallableProbe):
-    """The PictoWorld oracle as a probe of one attribute (presentation, skin or profession).
+    """The PictoWorld oracle as a probe of one attribute (presentation, skin, profession, clothing
+    colour, or background lightness in thirds of the training range).
 
     ``reader`` defaults to ``t2i_audit.world.oracle.read_image``; a scene that is not a person gives
     'no person', an attribute read as 'unknown' gives 'unsure'."""
@@ -293,11 +311,11 @@ class OracleProbe(CallableProbe):
     def __init__(self, attribute: str, reader: Callable | None = None):
         from t2i_audit.world import vocab
 
-        classes = {"presentation": vocab.PRESENTATIONS, "skin": vocab.SKINS,
-                   "profession": vocab.PROFESSIONS}.get(attribute)
+        classes = {"presentation": vocab.PRESENTATIONS, "skin": vocab.SKINS, "profession": vocab.PROFESSIONS,
+                   "clothing": vocab.CLOTHING, "background": BACKGROUND_BINS}.get(attribute)
         if classes is None:
             raise ProbeError(f"oracle probe: unknown attribute {attribute!r}; "
-                             "use presentation, skin or profession")
+                             "use presentation, skin, profession, clothing or background")
         if reader is None:
             from t2i_audit.world.oracle import read_image as reader
         self._reader = reader
@@ -306,7 +324,9 @@ class OracleProbe(CallableProbe):
             out = []
             for im in images:
                 r = self._reader(im)
-                if getattr(r, "kind", "person") != "person":
+                if attribute == "background":
+                    out.append(background_bin(r.details.get("background")))
+                elif getattr(r, "kind", "person") != "person":
                     out.append("no person")
                 else:
                     v = getattr(r, attribute)

@@ -103,6 +103,37 @@ def bias_cmd(run: Path, probes, clip, reference, calibration, calibration_n, tra
     print_bias(run_bias_audit(run, cfg))
 
 
+@audit.command("diversity")
+@click.argument("run", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--probe", "probes", multiple=True,
+              help="Attribute probe (oracle-clothing, oracle-background, a zero-shot probe YAML); repeatable. "
+                   "Default for PictoWorld runs: oracle-clothing and oracle-background.")
+@click.option("--clip", default="bundled-clip", show_default=True, help="Evaluator for zero-shot probes.")
+@click.option("--bootstrap", type=click.IntRange(min=50), default=1000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--missing-fraction", type=click.FloatRange(0, 1), default=0.25, show_default=True,
+              help="A mode is missing when its share's upper 95% bound is below this x its training share.")
+def diversity_cmd(run: Path, probes, clip, bootstrap, seed, missing_fraction) -> None:
+    """Diversity audit of RUN: attributes the prompt leaves open, per group, vs training."""
+    from t2i_audit.audits.diversity import DiversityAuditConfig, run_diversity_audit
+
+    res = run_diversity_audit(run, DiversityAuditConfig(probes=list(probes), clip=clip, bootstrap=bootstrap,
+                                                        seed=seed, missing_fraction=missing_fraction))
+    f = res["findings"]
+    for (attr, grp), d in f.groupby(["attribute", "group"], sort=False):
+        r = d.set_index("statistic")
+        shares = ", ".join(f"{s[6:-1]} {_fmt(r.loc[s, 'value'], r.loc[s, 'ci_low'], r.loc[s, 'ci_high'])}"
+                           for s in r.index if s.startswith("share["))
+        click.echo(f"{attr:<11}{grp:<18}n={int(r['n'].iloc[0]):<6}{shares}  missing {int(r.loc['missing_modes', 'value'])}"
+                   f"  entropy ratio {r.loc['entropy_ratio', 'value']:.2f}  TV {r.loc['tv_to_training', 'value']:.2f}"
+                   f"{'  FLAGGED' if r['flagged'].iloc[0] else ''}")
+    for s in res["summary"]["sentences"]:
+        click.echo(f"finding: {s}")
+    click.echo(f"rule: {res['summary']['rule']}")
+    click.echo(f"wrote {res['out']}/diversity.parquet, diversity_stats.parquet, diversity_findings.parquet, "
+               "diversity.json")
+
+
 def load_image_dir(d: Path):
     """Images of a folder: a run (manifest 'path'), a world render / labelled folder (manifest or
     labels.csv 'file'), or every PNG/JPEG under it."""
