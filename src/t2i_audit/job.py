@@ -31,6 +31,8 @@ class JobConfig:
     params: dict = field(default_factory=dict)
     metrics: tuple[str, ...] = PICTOWORLD_METRICS
     bias: bool = True
+    oracle_labels: int = 150  # PictoWorld runs: oracle labels per profession for label-calibrated bias; 0 off
+    diversity: bool = True
     threads: int | None = None
     progress: bool = True
 
@@ -68,8 +70,8 @@ def run_job(cfg: JobConfig, echo=print) -> JobResult:
     t_all = time.perf_counter()
     run_dir = Path(cfg.out)
     times: dict[str, float] = {}
-    stages = ["sample", "score"] + (["bias audit"] if cfg.bias else []) + ["report"] + (
-        ["gate"] if cfg.rules else [])
+    stages = ["sample", "score"] + (["bias audit"] if cfg.bias else []) + (
+        ["diversity audit"] if cfg.diversity else []) + ["report"] + (["gate"] if cfg.rules else [])
 
     def stage(name: str):
         echo(f"[{stages.index(name) + 1}/{len(stages)}] {name} ...")
@@ -89,12 +91,14 @@ def run_job(cfg: JobConfig, echo=print) -> JobResult:
 
     bias_text = ""
     if cfg.bias:
-        from t2i_audit.audits.bias import BiasAuditConfig, run_bias_audit
+        from t2i_audit.audits.bias import run_bias_audit
 
         t = stage("bias audit")
-        out = run_bias_audit(run_dir, BiasAuditConfig(progress=cfg.progress))
+        out = run_bias_audit(run_dir, job_bias_config(run_dir, cfg))
         times["bias audit"] = time.perf_counter() - t
         bias_text = bias_summary(out)
+    if cfg.diversity:
+        bias_text += diversity_stage(run_dir, cfg, stage, times)
 
     t = stage("report")
     gate_exit = None
@@ -120,11 +124,45 @@ def run_job(cfg: JobConfig, echo=print) -> JobResult:
     return JobResult(run_dir, paths.html, times, gate_exit, summary)
 
 
+def _pictoworld(run_dir: Path) -> bool:
+    from t2i_audit.audits.engine.readings import run_domain
+    from t2i_audit.evals.runs.sampling import load_run
+
+    return run_domain(*load_run(run_dir)) == "pictoworld"
+
+
+def job_bias_config(run_dir: Path, cfg: JobConfig):
+    """On PictoWorld runs the job runs what a real-model user runs -- the CLIP probes plus labels on a
+    stratified subset (here by the oracle) -- and reads every image with the oracle beside them."""
+    from t2i_audit.audits.bias import BiasAuditConfig, default_probes
+
+    if not (cfg.oracle_labels and _pictoworld(run_dir)):
+        return BiasAuditConfig(progress=cfg.progress)
+    from t2i_audit.audits.labels_run import label_run
+
+    lab = label_run(run_dir, ["presentation", "skin"], n=cfg.oracle_labels, labeller="oracle", seed=0)
+    return BiasAuditConfig(probes=default_probes("pictoworld") + ["oracle-presentation", "oracle-skin"],
+                           labels=lab["labels"], progress=cfg.progress)
+
+
+def diversity_stage(run_dir: Path, cfg: JobConfig, stage, times: dict) -> str:
+    if not _pictoworld(run_dir):
+        return ""
+    from t2i_audit.audits.diversity import DiversityAuditConfig, run_diversity_audit
+
+    t = stage("diversity audit")
+    res = run_diversity_audit(run_dir, DiversityAuditConfig(progress=cfg.progress))
+    times["diversity audit"] = time.perf_counter() - t
+    lines = res["summary"]["sentences"] or ["no attribute left open by the prompts is collapsed or shifted"]
+    return "\ndiversity (attributes the prompts leave open, vs training):\n" + "\n".join(f"  {s}" for s in lines)
+
+
 def bias_summary(out: dict) -> str:
     """Neutral-prompt shares per profession (corrected where calibrated), with 95% intervals."""
     bias = out["bias"]
     rows = bias[(bias.section == "neutral")] if "section" in bias else bias
-    lines = ["bias (neutral prompts; share [95% CI], corrected for probe error where calibrated):"]
+    lines = ["bias (neutral prompts; share [95% CI]; label-calibrated (PPI++) where labelled, else corrected "
+             "for probe error where calibrated):"]
     for (probe, attr), d in rows.groupby(["probe", "attribute"], sort=False):
         if "+" in attr or "×" in attr:
             continue
@@ -132,9 +170,12 @@ def bias_summary(out: dict) -> str:
         for grp, g in d.groupby("group", sort=False):
             cells = []
             for _, x in g.iterrows():
-                use_corr = x.corrected == x.corrected
-                v, lo, hi = ((x.corrected, x.corr_ci_low, x.corr_ci_high) if use_corr
-                             else (x.raw, x.raw_ci_low, x.raw_ci_high))
+                if x.get("ppi", float("nan")) == x.get("ppi", float("nan")):
+                    v, lo, hi = x.ppi, x.ppi_ci_low, x.ppi_ci_high
+                elif x.corrected == x.corrected:
+                    v, lo, hi = x.corrected, x.corr_ci_low, x.corr_ci_high
+                else:
+                    v, lo, hi = x.raw, x.raw_ci_low, x.raw_ci_high
                 ref = f" ref {x.reference:.2f}" if x.reference == x.reference else ""
                 cells.append(f"{x.cls} {v:.2f} [{lo:.2f},{hi:.2f}]{ref}")
             lines.append(f"    {grp:<20} n={int(g.iloc[0].n_images):<4} " + "; ".join(cells))

@@ -228,6 +228,7 @@ def _run_bias_audit(run_dir: str | Path, cfg: BiasAuditConfig | None, extractor,
         probes = [OracleProbe(p.attribute, oracle_reader) if isinstance(p, OracleProbe) else p for p in probes]
     if cfg.intersectional:
         probes = add_joint_probes(probes)
+    meta_ids = manifest["image_id"].astype(str).tolist()  # labels may name any image of the run
     grouped = pd.Series([any(k in s for k in cfg.group_slots) for s in parse_slots(manifest)])
     if grouped.any() and not grouped.all():  # a mixed suite: audit only the prompts about people
         manifest = manifest[grouped].reset_index(drop=True)
@@ -236,7 +237,7 @@ def _run_bias_audit(run_dir: str | Path, cfg: BiasAuditConfig | None, extractor,
     calibrations = calibrate(probes, cfg, domain)
     outputs = predict_all(probes, load_images(run_dir, manifest))
     training = _training_spec(cfg, domain)
-    labels = read_run_labels(cfg.labels, probes, images) if cfg.labels else None
+    labels = read_run_labels(cfg.labels, probes, meta_ids) if cfg.labels else None
     truths = truths_from_labels(labels, probes, images["image_id"]) if labels is not None else None
     tables = audit_outputs(outputs, probes, images, calibrations, cfg, reference, training, truths)
     items = pd.concat([pd.DataFrame({"image_id": images["image_id"], "prompt_id": images["prompt_id"],
@@ -315,12 +316,12 @@ def _common_agreement(oa: ProbeOutput, ob: ProbeOutput, pa: Probe, attr: str, gr
             "per_image_agreement": float(np.mean(la[both] == lb[both]))}
 
 
-def read_run_labels(path: str, probes: list[Probe], images: pd.DataFrame) -> pd.DataFrame:
+def read_run_labels(path: str, probes: list[Probe], image_ids: list[str]) -> pd.DataFrame:
     """labels.csv for this run's images, validated against the probes' classes."""
     from t2i_audit.audits.labels import read_labels
 
     classes = {p.attribute: list(p.classes) for p in probes if JOINT_SEP not in p.attribute}
-    df = read_labels(path, classes=classes, image_ids=images["image_id"])
+    df = read_labels(path, classes=classes, image_ids=image_ids)
     if not set(df["attribute"]) & set(classes):
         raise InputError(f"--labels {path}: labels for {', '.join(sorted(set(df['attribute']))) or 'nothing'}; "
                          f"the probes read {', '.join(sorted(classes))}")

@@ -52,8 +52,11 @@ def label_run(run_dir, attributes: list[str], probes: list[str] | None = None, *
     meta, manifest = load_run(run_dir)
     domain = run_domain(meta, manifest)
     classes = {a: _classes(a, (probes or [None] * len(attributes))[i], domain) for i, a in enumerate(attributes)}
-    groups = image_table(manifest, group_slots)["group"]
-    sample = draw_label_sample(manifest.assign(group=groups.to_numpy()), "group", n, per_group, seed)
+    table = image_table(manifest, group_slots)
+    people = table["group"].map(lambda g: not g.startswith("category=")).to_numpy()
+    if people.any():  # a mixed suite: label the prompts about people, as the bias audit reads them
+        manifest, table = manifest[people].reset_index(drop=True), table[people].reset_index(drop=True)
+    sample = draw_label_sample(manifest.assign(group=table["group"].to_numpy()), "group", n, per_group, seed)
     out = Path(out) if out else run_dir / "labels"
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "sample.csv", sample[["image_id", "prompt_id", "group"]].to_csv(index=False).encode())

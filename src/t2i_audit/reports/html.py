@@ -11,6 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from t2i_audit.reports import plots
+from t2i_audit.reports.diversity import diversity_html, label_cells
 from t2i_audit.reports.html_images import esc, image_grids, memorization_pairs, pass_fail_metrics
 from t2i_audit.reports.markdown import run_header
 from t2i_audit.reports.results import RunResults
@@ -120,9 +121,10 @@ def section_bias(res: RunResults) -> str:
         title = f"{attr} (probe {probe})" if multi else attr
         out.append(f"<h3>{esc(title)}</h3>")
         out.append(_img(plots.bias_chart(d, attr), f"{title} shares per group"))
-        out.append(_table(["group", "class", "corrected", "95% CI", "raw", "95% CI", "reference", "n images",
+        lab = ["label-calibrated (PPI++) [95% CI]"] if "ppi" in d.columns else []
+        out.append(_table(["group", "class", *lab, "corrected", "95% CI", "raw", "95% CI", "reference", "n images",
                            "n prompts", "abstain"],
-                          [[r.group, r.cls, fmt_num(r.corrected), fmt_ci(r.corr_ci_low, r.corr_ci_high),
+                          [[r.group, r.cls, *label_cells(r), fmt_num(r.corrected), fmt_ci(r.corr_ci_low, r.corr_ci_high),
                             fmt_num(r.raw), fmt_ci(r.raw_ci_low, r.raw_ci_high), fmt_num(r.reference),
                             int(r.n_images), int(r.n_prompts), fmt_num(r.abstain_rate)] for r in d.itertuples()],
                           {2, 4, 6, 7, 8, 9}))
@@ -166,6 +168,7 @@ def html_report(res: RunResults, *, max_prompts: int = 200, max_per_prompt: int 
         section_summary(res),
         section_categories(res),
         section_bias(res),
+        diversity_html(res.diversity_meta, _table),
         section_fd(res),
         "<h2 id='images'>Images per prompt</h2>" + image_grids(res, max_prompts, max_per_prompt),
         "<h2 id='memorization'>Memorization</h2>" + memorization_pairs(res),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from t2i_audit.reports.diversity import diversity_md, label_cells
 from t2i_audit.reports.results import RunResults, expected_images, memorization_summary
 from t2i_audit.reports.tables import fmt_ci, fmt_num, methodology_rows
 
@@ -75,7 +76,7 @@ def markdown_summary(res: RunResults) -> str:
                     md_table(["metric", "group", "value", "95% CI", "n prompts", "n images"],
                              [[r.metric, r.group, fmt_num(r.value), fmt_ci(r.ci_low, r.ci_high),
                                int(r.n_prompts), int(r.n_images)] for r in by.itertuples()]), ""]
-    out += _bias_md(res) + _memorization_md(res)
+    out += _bias_md(res) + diversity_md(res.diversity_meta, md_table) + _memorization_md(res)
     meth = methodology_rows(res)
     out += ["## Methodology", "", md_table(["source", "key", "text"], meth.values.tolist()), ""]
     if res.missing:
@@ -88,12 +89,14 @@ def _bias_md(res: RunResults) -> list[str]:
         return ["## Bias", "", "_No bias audit: audits/bias.parquet is missing (run `t2i-audit audit bias`)._", ""]
     b = res.bias.sort_values(["attribute", "group", "cls"], kind="stable")
     multi = "probe" in b.columns and b["probe"].nunique() > 1
-    rows = [[f"{r.attribute} ({r.probe})" if multi else r.attribute, r.group, r.cls, f"{fmt_num(r.corrected)} {fmt_ci(r.corr_ci_low, r.corr_ci_high)}",
+    labelled = "ppi" in b.columns
+    rows = [[f"{r.attribute} ({r.probe})" if multi else r.attribute, r.group, r.cls, *label_cells(r),
+             f"{fmt_num(r.corrected)} {fmt_ci(r.corr_ci_low, r.corr_ci_high)}",
              f"{fmt_num(r.raw)} {fmt_ci(r.raw_ci_low, r.raw_ci_high)}", fmt_num(r.reference),
              int(r.n_images), fmt_num(r.abstain_rate)] for r in b.itertuples()]
-    out = ["## Bias (class shares: corrected vs raw vs reference)", "",
-           md_table(["attribute", "group", "class", "corrected [95% CI]", "raw [95% CI]", "reference",
-                     "n images", "abstain"], rows), ""]
+    out = [f"## Bias (class shares: {'label-calibrated vs ' if labelled else ''}corrected vs raw vs reference)", "",
+           md_table(["attribute", "group", "class", *(["label-calibrated [95% CI]"] if labelled else []),
+                     "corrected [95% CI]", "raw [95% CI]", "reference", "n images", "abstain"], rows), ""]
     if res.bias_stats is not None:
         s = res.bias_stats.sort_values(["attribute", "group", "statistic"], kind="stable")
         out += ["### Bias statistics", "",

@@ -16,7 +16,7 @@ import pandas as pd
 from t2i_audit.errors import InputError
 
 SCHEMA_PREFIX = "t2i-audit/"
-SUPPORTED = {"run": 1, "scores": 1, "bias": 1, "memorization": 1, "gate": 1}
+SUPPORTED = {"run": 1, "scores": 1, "bias": 1, "memorization": 1, "gate": 1, "diversity": 1}
 
 ITEM_COLUMNS = ("prompt_id", "image_id", "seed", "category", "metric", "value")
 AGGREGATE_COLUMNS = ("metric", "group", "value", "ci_low", "ci_high", "n_prompts", "n_images", "method")
@@ -45,6 +45,7 @@ class RunResults:
     bias_meta: dict | None = None
     memorization: pd.DataFrame | None = None
     memorization_meta: dict | None = None
+    diversity_meta: dict | None = None
     gate: dict | None = None
     missing: list[str] = field(default_factory=list)
 
@@ -130,6 +131,8 @@ def load_run(path: str | Path) -> RunResults:
     res.bias_meta = opt("audits/bias.json", lambda p: read_json(p, "bias"))
     res.memorization = opt("audits/memorization.parquet", lambda p: read_table(p, ()))
     res.memorization_meta = opt("audits/memorization.json", lambda p: read_json(p, "memorization"))
+    div = root / "audits" / "diversity.json"  # an audit added later: absent is not a missing input
+    res.diversity_meta = read_json(div, "diversity") if div.is_file() else None
     gate = root / "gate.json"
     res.gate = read_json(gate, "gate") if gate.is_file() else None
     if res.items is not None and "detail" not in res.items.columns:

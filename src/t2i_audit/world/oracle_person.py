@@ -78,27 +78,7 @@ def read_person(px: Pixels, cfg) -> dict:
         head_cy = float(head_rows.mean())
     else:
         head_cy = t0 - 3.0 * u
-    # ---- headwear: non-skin foreground above the head's centre
-    hat = fg & ~np.isin(lab, SKIN_IDX)
-    hat[int(round(head_cy)):] = False
-    if hat.sum() >= cfg.person_min_hat * u * u:
-        ht, hd = segment_fit(px.a[hat], px.bg, _HAT_RGB)
-        score = hd - 2.0 * ht
-        k = np.argmin(score, 1)
-        w = ht[np.arange(len(k)), k]
-        hv = np.bincount(k, weights=w, minlength=len(_HAT_PROFS))
-        o = np.argsort(-hv)
-        margin = float((hv[o[0]] - hv[o[1]]) / max(hv.sum(), 1e-6))
-        # height of the headwear's centre of mass above the torso top (units): ~11-13 for the
-        # toque, 5-8 for the others; robust to JPEG halos that a topmost-row measure is not
-        hy = np.nonzero(hat)[0]
-        height = (t0 - float((hy * w).sum() / max(w.sum(), 1e-6))) / u
-        is_chef = o[0] == _CHEF
-        agree = height >= cfg.toque_min_height if is_chef else height <= cfg.cap_max_height
-        out["profession_conf"] = round(margin if agree else 0.0, 4)
-        out["hat_height"] = round(float(height), 2)
-        if agree and margin >= cfg.profession_min_margin:
-            out["profession"] = _HAT_PROFS[o[0]]
+    _read_headwear(px, cfg, head_cy, t0, out)
     # ---- presentation from the lower body
     L = bottom - t0
     if L >= 6 * u:
@@ -128,6 +108,31 @@ def read_person(px: Pixels, cfg) -> dict:
         if abs(score) >= cfg.presentation_min_conf and s_width * s_col >= -0.25:
             out["presentation"] = "woman" if score > 0 else "man"
     return out
+
+
+def _read_headwear(px: Pixels, cfg, head_cy: float, t0: int, out: dict) -> None:
+    """Profession from the headwear: non-skin foreground above the head's centre (sets ``out``)."""
+    u, lab, fg = px.u, px.label, px.fg
+    hat = fg & ~np.isin(lab, SKIN_IDX)
+    hat[int(round(head_cy)):] = False
+    if hat.sum() >= cfg.person_min_hat * u * u:
+        ht, hd = segment_fit(px.a[hat], px.bg, _HAT_RGB)
+        score = hd - 2.0 * ht
+        k = np.argmin(score, 1)
+        w = ht[np.arange(len(k)), k]
+        hv = np.bincount(k, weights=w, minlength=len(_HAT_PROFS))
+        o = np.argsort(-hv)
+        margin = float((hv[o[0]] - hv[o[1]]) / max(hv.sum(), 1e-6))
+        # height of the headwear's centre of mass above the torso top (units): ~11-13 for the
+        # toque, 5-8 for the others; robust to JPEG halos that a topmost-row measure is not
+        hy = np.nonzero(hat)[0]
+        height = (t0 - float((hy * w).sum() / max(w.sum(), 1e-6))) / u
+        is_chef = o[0] == _CHEF
+        agree = height >= cfg.toque_min_height if is_chef else height <= cfg.cap_max_height
+        out["profession_conf"] = round(margin if agree else 0.0, 4)
+        out["hat_height"] = round(float(height), 2)
+        if agree and margin >= cfg.profession_min_margin:
+            out["profession"] = _HAT_PROFS[o[0]]
 
 
 def clothing_area(px: Pixels) -> float:
