@@ -92,3 +92,13 @@ def test_planted_probe_error_corrected_by_labels(run_dir):
     true_share = np.mean(truth[neutral] == 1)
     assert abs(row["raw"] - true_share) > 0.05
     assert abs(row["ppi"] - true_share) < 0.02
+
+
+def test_plan_labels_cli():
+    r = CliRunner().invoke(main, ["audit", "plan", "--labels", "--agreement", "0.85", "--width", "0.1",
+                                  "--images", "2000"])
+    assert r.exit_code == 0 and "labels per group: 217" in r.output
+    r = CliRunner().invoke(main, ["audit", "plan", "--labels"])
+    assert r.exit_code == 2 and "--labels needs --agreement" in r.output
+    r = CliRunner().invoke(main, ["audit", "plan"])
+    assert r.exit_code == 2 and "needs --gap" in r.output

@@ -98,3 +98,27 @@ def test_unsure_labels_are_dropped_and_errors():
         label_tables(np.array([0, 1]), np.array([0, 2]), ["a", "b"], 2)
     with pytest.raises(InputError, match="class indices"):
         label_tables(np.array([0, 5]), np.array([0, 1]), ["a", "b"], 2)
+
+
+def test_labels_needed_gives_the_target_width():
+    """Binary class, balanced errors at agreement 0.85, share 0.5: the mean CLT width of PPI++ at
+    the returned n is within 15% of the target."""
+    from t2i_audit.stats.power import labels_needed
+
+    rng = np.random.default_rng(9)
+    target, n_images, agree = 0.10, 2000, 0.85
+    n = labels_needed(agree, target, n_images=n_images)
+    assert labels_needed(agree, target) <= n < n_images
+    widths = []
+    for _ in range(200):
+        y = (rng.random(n_images) < 0.5).astype(int)
+        yhat = np.where(rng.random(n_images) < agree, y, 1 - y)
+        truth = np.full(n_images, -9)
+        lab = rng.permutation(n_images)[:n]
+        truth[lab] = y[lab]
+        t = label_tables(yhat, truth, np.arange(n_images), 2)
+        _, lo, hi = ppi_ci_iid(t.L.sum(0), t.U.sum(0))
+        widths.append(hi[0] - lo[0])
+    assert abs(np.mean(widths) / target - 1) <= 0.15, (n, np.mean(widths))
+    with pytest.raises(InputError, match="out of reach"):
+        labels_needed(0.6, 0.01, n_images=500)

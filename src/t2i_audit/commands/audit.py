@@ -214,7 +214,16 @@ def memorization_cmd(run: Path, train_dir: Path, clip, space, target_fpr, pixel_
 
 
 @audit.command("plan")
-@click.option("--gap", type=float, required=True, help="Smallest difference in share to detect, e.g. 0.1.")
+@click.option("--labels", "labels_mode", is_flag=True,
+              help="Plan labels instead: how many labelled images per group a label-calibrated (PPI++) share "
+                   "interval of --width needs, given the probe's --agreement with labels.")
+@click.option("--agreement", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="--labels: share of labelled images where the probe's reading equals the label.")
+@click.option("--width", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1, show_default=True,
+              help="--labels: total width of the 95% interval (0.1 = +-5 pp).")
+@click.option("--images", type=click.IntRange(min=10), default=None,
+              help="--labels: audited images per group (default: many).")
+@click.option("--gap", type=float, default=None, help="Smallest difference in share to detect, e.g. 0.1.")
 @click.option("--power", type=float, default=0.8, show_default=True)
 @click.option("--alpha", type=float, default=0.05, show_default=True)
 @click.option("--base", type=float, default=0.5, show_default=True, help="Reference share (one-sample) "
@@ -230,10 +239,23 @@ def memorization_cmd(run: Path, train_dir: Path, clip, space, target_fpr, pixel_
 @click.option("--groups", type=int, default=1, show_default=True, help="Groups tested (Bonferroni split).")
 @click.option("--simulate", type=click.IntRange(min=0), default=0, show_default=True,
               help="Also confirm the power by this many Monte Carlo repeats.")
-def plan_cmd(simulate, **kw) -> None:
-    """How many images per group (and per prompt) an audit needs to detect a gap."""
-    from t2i_audit.stats.power import PlanConfig, plan, simulate_power
+def plan_cmd(simulate, labels_mode, agreement, width, images, **kw) -> None:
+    """How many images per group (and per prompt) an audit needs to detect a gap; with --labels,
+    how many labels per group a label-calibrated share needs."""
+    from t2i_audit.errors import InputError
+    from t2i_audit.stats.power import PlanConfig, labels_needed, plan, simulate_power
 
+    if labels_mode:
+        if agreement is None:
+            raise InputError("--labels needs --agreement (the probe's agreement with labels, e.g. from a pilot "
+                             "of 50 labels, or bias.json's calibration accuracy)")
+        n = labels_needed(agreement, width, n_images=images)
+        click.echo(f"labels per group: {n} for a 95% interval of width {width:g} (+-{50 * width:.3g} pp) on a "
+                   f"share near 0.5 (the worst case), probe agreement {agreement:g}, "
+                   f"{images or 'many'} audited images per group (PPI++ CLT variance; errors assumed balanced)")
+        return
+    if kw["gap"] is None:
+        raise InputError("audit plan needs --gap (images to detect a difference) or --labels (labels per group)")
     pl = plan(PlanConfig(**kw))
     c = pl.config
     click.echo(f"{c.design} test, alpha {c.alpha:g}{f' / {c.groups} groups' if c.groups > 1 else ''}, "

@@ -205,3 +205,37 @@ def simulate_power(pl: Plan, reps: int = 2000, seed: int = 0, test: str = "chi2"
         stat = stat / np.maximum(deff_hat(ca), deff_hat(cb))
     pv = sps.chi2.sf(stat, 1)
     return float(np.mean(pv < alpha))
+
+
+def labels_needed(agreement, width, share=0.5, n_images=None, alpha=0.05) -> int:
+    """Labels per group for a PPI++ share interval of total ``width`` (CLT, level 1 - alpha).
+
+    Model (binary view of one class c): y, yhat in {0, 1} with share ``s`` = P(y = 1), and the probe
+    disagrees with the label (a misreading or an abstention) at rate ``d = 1 - agreement``.
+    Assumptions: errors balanced (P(yhat = 1) = s), every disagreement involves class c (exact for
+    two classes, conservative otherwise); default s = 0.5 is the worst case. Then
+    ``sigma^2 = s(1-s)``, ``cov(y, yhat) = sigma^2 - d/2`` and, with the tuned
+    ``lam = cov / ((1 + n/N) sigma^2)``, the PPI++ variance is
+    ``V(n) = [sigma^2 - cov^2 / (sigma^2 (1 + n/N))] / n``. With N -> inf (``n_images`` None):
+    ``n = ceil(4 z^2 (d - d^2 / (4 sigma^2)) / width^2)`` (= 4 z^2 a(1-a)/width^2 at s = 0.5).
+    With ``n_images`` the smallest n with ``2 z sqrt(V(n)) <= width``, N = n_images - n."""
+    if not 0 < agreement <= 1:
+        raise InputError(f"agreement must be in (0, 1] (got {agreement}); measure it on labelled images")
+    if not 0 < width < 1:
+        raise InputError(f"width must be in (0, 1) (got {width}); e.g. 0.1 for +-5 pp")
+    if not 0 < share < 1:
+        raise InputError(f"share must be in (0, 1) (got {share}); 0.5 is the worst case")
+    if not 0 < alpha < 1:
+        raise InputError(f"alpha must be in (0, 1) (got {alpha})")
+    z2 = sps.norm.ppf(1 - alpha / 2) ** 2
+    s2, d = share * (1 - share), 1.0 - agreement
+    cov = max(s2 - d / 2, 0.0)
+    if n_images is None:
+        return max(int(np.ceil(4 * z2 * (s2 - cov ** 2 / s2) / width ** 2 - 1e-9)), 2)
+    n = np.arange(2, int(n_images) - 1, dtype=np.float64)
+    v = (s2 - cov ** 2 / (s2 * (1 + n / (n_images - n)))) / n
+    ok = np.flatnonzero(4 * z2 * v <= width ** 2)
+    if not ok.size:
+        raise InputError(f"width {width} is out of reach with {n_images} images at agreement {agreement}; "
+                         "widen the target or audit more images")
+    return int(n[ok[0]])
