@@ -81,3 +81,14 @@ def test_real_run_needs_a_probe(tmp_path):
     m.to_parquet(run / "manifest.parquet", index=False)
     r = CliRunner().invoke(main, ["audit", "diversity", str(run)])
     assert r.exit_code == 2 and "name the attributes to audit with --probe" in r.output
+
+
+def test_gate_on_diversity(runs, tmp_path):
+    collapsed, full = runs
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - diversity.missing_modes[clothing:*] <= 0\n  - diversity.entropy_ratio[clothing] >= 0.8\n")
+    for run, code in ((full, 0), (collapsed, 1)):
+        if not (run / "audits" / "diversity.json").is_file():
+            CliRunner().invoke(main, ["audit", "diversity", str(run), "--bootstrap", "200"])
+        r = CliRunner().invoke(main, ["gate", str(run), "--rules", str(rules)])
+        assert r.exit_code == code, r.output

@@ -208,6 +208,8 @@ def completeness_problems(res: RunResults, need: tuple[str, ...] = ("scores",)) 
         for rel, val in (("audits/bias.parquet", res.bias), ("audits/bias_stats.parquet", res.bias_stats)):
             if val is None:
                 problems.append(f"{rel} is missing (run `t2i-audit audit bias`)")
+    if "diversity" in need and res.diversity_meta is None:
+        problems.append("audits/diversity.json is missing (run `t2i-audit audit diversity`)")
     if "memorization" in need and res.memorization_meta is None:
         problems.append("audits/memorization.json is missing (run `t2i-audit audit memorization`)")
     return problems

@@ -86,10 +86,13 @@ class MetricIndex:
         if res.bias is not None:
             for r in res.bias.itertuples():
                 corrected = math.isfinite(_f(r.corrected))
+                labelled = math.isfinite(_f(getattr(r, "ppi", float("nan"))))
                 probe = getattr(r, "probe", None)
                 probe = None if probe is None or (isinstance(probe, float) and math.isnan(probe)) else str(probe)
-                for kind, v, lo, hi in (("share", r.corrected, r.corr_ci_low, r.corr_ci_high) if corrected
-                                        else ("share", r.raw, r.raw_ci_low, r.raw_ci_high),
+                headline = (("share", r.ppi, r.ppi_ci_low, r.ppi_ci_high) if labelled  # label-calibrated
+                            else ("share", r.corrected, r.corr_ci_low, r.corr_ci_high) if corrected
+                            else ("share", r.raw, r.raw_ci_low, r.raw_ci_high))
+                for kind, v, lo, hi in (headline,
                                         ("raw_share", r.raw, r.raw_ci_low, r.raw_ci_high)):
                     g = f"{r.group}:{r.cls}"
                     detail = {"attribute": str(r.attribute), "group": str(r.group), "cls": str(r.cls),
@@ -101,11 +104,21 @@ class MetricIndex:
         for name, qualified in self.ambiguous.items():
             if len(qualified) > 1:
                 self.names.pop(name, None)
+        self._add_diversity(res.diversity_meta)
         meta = memorization_summary(res.memorization_meta)
         if meta and meta["rate"] is not None:
             self._add("memorization.rate", None,
                       Estimate("memorization.rate", _f(meta["rate"]), _f(meta["ci_low"]), _f(meta["ci_high"]),
                                int(meta["n"] or 0), "audits/memorization.json"), "memorization")
+
+    def _add_diversity(self, meta: dict | None) -> None:
+        """``diversity.<statistic>[<attribute>]`` (all groups pooled) and ``[<attribute>:<group>]``,
+        e.g. ``diversity.missing_modes[clothing:*] <= 0``."""
+        for f in (meta or {}).get("findings", []):
+            g = f["attribute"] if f["group"] == "all" else f"{f['attribute']}:{f['group']}"
+            name = f"diversity.{_clean(f['statistic'])}"
+            self._add(name, g, Estimate(f"{name}[{g}]", _f(f["value"]), _f(f.get("ci_low")), _f(f.get("ci_high")),
+                                        int(f.get("n") or 0), "audits/diversity.json"), "diversity")
 
     def _bias_names(self, r, what: str) -> list[str]:
         """``bias.<attribute>.<what>`` and, with a probe column, ``bias.<probe>.<attribute>.<what>``."""
@@ -203,9 +216,10 @@ class MetricIndex:
 
 # Which way is better, for "no worse than baseline" rules. Matched on the last name part.
 HIGHER_IS_BETTER = ("skill", "accuracy", "clip_score", "clipscore", "adherence", "precision", "recall",
-                    "normalized_entropy", "entropy", "pass_rate")
+                    "normalized_entropy", "entropy", "pass_rate", "entropy_ratio", "vendi", "coverage", "density")
 LOWER_IS_BETTER = ("fd", "fid", "fd_inf", "kid", "cmmd", "parity_gap", "tv_to_reference", "tv", "kl",
-                   "kl_to_reference", "heim_abs_dev", "abs_dev", "amplification", "rate", "abstain_rate")
+                   "kl_to_reference", "heim_abs_dev", "abs_dev", "amplification", "rate", "abstain_rate",
+                   "missing_modes", "tv_to_training")
 
 
 def direction(name: str) -> int | None:
