@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import subprocess
+import sys
 import tracemalloc
 
 import numpy as np
@@ -37,6 +39,23 @@ def test_prdc_matches_reference_package(n, m, d, k, block):
     for name in ("precision", "recall", "density", "coverage"):
         assert abs(got[name].value - float(ref[name])) <= 1e-6, name
         assert (got[name].n_real, got[name].n_fake, got[name].k) == (n, m, k)
+
+
+def test_float32_features_match_reference_package():
+    """CLIP embeddings often arrive as float32: they are upcast to float64; prdc computes in float32."""
+    rng = np.random.default_rng(11)
+    real = rng.standard_normal((500, 64)).astype(np.float32)
+    fake = (rng.standard_normal((500, 64)) + 0.2).astype(np.float32)
+    ref = _ref_prdc(real, fake, 5)
+    got = prdc_features(real, fake, k_pr=5, k_dc=5, block=100, reps=0)
+    for name in ("precision", "recall", "density", "coverage"):
+        assert abs(got[name].value - float(ref[name])) <= 1e-6, name
+
+
+def test_stats_module_imports_without_torch():
+    code = ("import sys, t2i_audit.stats.diversity_features, t2i_audit.stats.vendi; "
+            "sys.exit(1 if 'torch' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
 def test_knn_radii_exclude_self_and_blocks_do_not_matter():
@@ -178,3 +197,17 @@ def test_input_errors():
         prdc_features(real, fake, k_pr=0)
     with pytest.raises(InputError, match="q"):
         vendi_score(fake, q=-1)
+
+
+def test_vendi_bootstrap_low_memory_path_gives_the_same_replicates():
+    from t2i_audit.stats.diversity_features import _moment_boot
+
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((90, 6))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    sizes = np.full(9, 10)
+    starts = np.arange(0, 90, 10)
+    fast = _moment_boot(x, starts, sizes, 30, 3, 1.0)
+    slow = _moment_boot(x, starts, sizes, 30, 3, 1.0, max_bytes=0)
+    np.testing.assert_allclose(fast, slow, rtol=1e-9)
+    assert np.ptp(fast) > 0
