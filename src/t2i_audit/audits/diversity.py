@@ -45,6 +45,9 @@ class DiversityAuditConfig:
     missing_fraction: float = 0.25
     tv_flag: float = 0.1
     group_slots: tuple[str, ...] = ("profession", "occupation")
+    features: str = "auto"  # evaluator for P/R, D/C and Vendi: a --features spec, 'none', or 'auto' (= clip)
+    reference_min: int = 200  # reference renders per group (PictoWorld), at least the group's images
+    k_dc: int = 5
     progress: bool = True
 
     def to_dict(self) -> dict:
@@ -147,11 +150,19 @@ def run_diversity_audit(run_dir: str | Path, cfg: DiversityAuditConfig | None = 
         probes = [make_probe(n, extractor) for n in names]
     with RunLock(run_dir, purpose="audit diversity"):
         images = image_table(manifest, cfg.group_slots)
-        outputs = predict_all(probes, load_images(run_dir, manifest))
-        return _tables(run_dir, meta, probes, outputs, images, cfg)
+        pil = load_images(run_dir, manifest)
+        outputs = predict_all(probes, pil)
+        extra = []
+        if cfg.features != "none":
+            from t2i_audit.audits.diversity_features import feature_findings
+            from t2i_audit.evals.features.extractors import load_extractor
+
+            ext = extractor or load_extractor(cfg.clip if cfg.features == "auto" else cfg.features)
+            extra = feature_findings(images, pil, ext, domain, cfg)
+        return _tables(run_dir, meta, probes, outputs, images, cfg, extra)
 
 
-def _tables(run_dir: Path, meta: dict, probes, outputs, images: pd.DataFrame, cfg) -> dict:
+def _tables(run_dir: Path, meta: dict, probes, outputs, images: pd.DataFrame, cfg, extra=()) -> dict:
     rng = np.random.default_rng(cfg.seed)
     groups = images["group"].to_numpy()
     masks = {("open", g): groups == g for g in sorted(set(groups))}
@@ -168,7 +179,7 @@ def _tables(run_dir: Path, meta: dict, probes, outputs, images: pd.DataFrame, cf
         share_rows += b
         stat_rows += s
         findings += probe_findings(probe, ests, pd.DataFrame(s), ref, cfg)
-    fdf = pd.DataFrame(findings)
+    fdf = pd.DataFrame(findings + list(extra))
     flagged = fdf[fdf.flagged & (fdf.group != "all")]
     sentences = [sentence(d) for _, d in flagged.groupby(["attribute", "group"], sort=False)]
     summary = {"schema": SCHEMA, "run_id": meta.get("run_id"), "probe": [p.describe() for p in probes],
@@ -178,7 +189,11 @@ def _tables(run_dir: Path, meta: dict, probes, outputs, images: pd.DataFrame, cf
                         f"share below {cfg.missing_fraction} x its training share"),
                "findings": fdf.replace({np.nan: None}).to_dict("records"), "sentences": sentences,
                "methodology": {"shares": "raw shares of the probe's readings among answered images; cluster "
-                                         f"bootstrap over prompts, {cfg.bootstrap} replicates, seed {cfg.seed}"}}
+                                         f"bootstrap over prompts, {cfg.bootstrap} replicates, seed {cfg.seed}",
+                               "features": "attribute 'features': precision/recall (k=3), density/coverage (k=5) "
+                                           "against reference renders of the group's profession (PictoWorld), "
+                                           "Vendi (cosine kernel) overall and within prompts; see the detail "
+                                           "column for each interval's method; not flagged by the rule"}}
     out = write_audit(run_dir, "diversity", {"main": pd.DataFrame(share_rows), "stats": pd.DataFrame(stat_rows),
                                              "findings": fdf}, summary)
     return {"shares": pd.DataFrame(share_rows), "stats": pd.DataFrame(stat_rows), "findings": fdf,

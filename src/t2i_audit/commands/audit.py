@@ -113,20 +113,29 @@ def bias_cmd(run: Path, probes, clip, reference, calibration, calibration_n, tra
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--missing-fraction", type=click.FloatRange(0, 1), default=0.25, show_default=True,
               help="A mode is missing when its share's upper 95% bound is below this x its training share.")
-def diversity_cmd(run: Path, probes, clip, bootstrap, seed, missing_fraction) -> None:
+@click.option("--features", default="auto", show_default=True,
+              help="Evaluator for precision/recall, density/coverage and Vendi (a --features spec), 'auto' "
+                   "(= --clip) or 'none'.")
+def diversity_cmd(run: Path, probes, clip, bootstrap, seed, missing_fraction, features) -> None:
     """Diversity audit of RUN: attributes the prompt leaves open, per group, vs training."""
     from t2i_audit.audits.diversity import DiversityAuditConfig, run_diversity_audit
 
     res = run_diversity_audit(run, DiversityAuditConfig(probes=list(probes), clip=clip, bootstrap=bootstrap,
-                                                        seed=seed, missing_fraction=missing_fraction))
+                                                        seed=seed, missing_fraction=missing_fraction,
+                                                        features=features))
     f = res["findings"]
-    for (attr, grp), d in f.groupby(["attribute", "group"], sort=False):
+    feats = f[f.attribute == "features"]
+    for (attr, grp), d in f[f.attribute != "features"].groupby(["attribute", "group"], sort=False):
         r = d.set_index("statistic")
         shares = ", ".join(f"{s[6:-1]} {_fmt(r.loc[s, 'value'], r.loc[s, 'ci_low'], r.loc[s, 'ci_high'])}"
                            for s in r.index if s.startswith("share["))
         click.echo(f"{attr:<11}{grp:<18}n={int(r['n'].iloc[0]):<6}{shares}  missing {int(r.loc['missing_modes', 'value'])}"
                    f"  entropy ratio {r.loc['entropy_ratio', 'value']:.2f}  TV {r.loc['tv_to_training', 'value']:.2f}"
                    f"{'  FLAGGED' if r['flagged'].iloc[0] else ''}")
+    for grp, d in feats.groupby("group", sort=False):
+        r = d.set_index("statistic")
+        click.echo(f"features   {grp:<18}n={int(r['n'].iloc[0]):<6}" + "  ".join(
+            f"{s} {_fmt(r.loc[s, 'value'], r.loc[s, 'ci_low'], r.loc[s, 'ci_high'])}" for s in r.index))
     for s in res["summary"]["sentences"]:
         click.echo(f"finding: {s}")
     click.echo(f"rule: {res['summary']['rule']}")

@@ -40,8 +40,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..errors import InputError
-from .vendi import (
+from t2i_audit.errors import InputError
+from t2i_audit.stats.resampling import centred_interval, percentile_interval
+from t2i_audit.stats.vendi import (
     cluster_moments,
     normalise_rows,
     per_cluster_vendi,
@@ -156,15 +157,12 @@ def bootstrap_weights(n_clusters: int, reps: int, seed: int, chunk: int = 250) -
 
 
 def _interval(boot: np.ndarray, level: float, centre: float | None = None) -> tuple[float, float]:
-    """Equal-tailed percentile interval; with ``centre``, shifted so the replicates' mean is the
-    estimate (the centred interval of ``evals.stats``: for statistics that fall with the number of
-    distinct prompts, which a with-replacement draw lowers to ~63%)."""
+    """Percentile interval (``stats.resampling``); with ``centre``, the centred interval: for
+    statistics that fall with the number of distinct prompts, which a with-replacement draw lowers
+    to ~63%."""
     if boot.size == 0:
         return math.nan, math.nan
-    a = (1.0 - level) / 2.0
-    lo, hi = np.quantile(boot, [a, 1.0 - a])
-    shift = 0.0 if centre is None else float(boot.mean()) - centre
-    return float(lo - shift), float(hi - shift)
+    return percentile_interval(boot, level) if centre is None else centred_interval(centre, boot, level)
 
 
 def _method(base: str, c: int, reps: int, seed: int, level: float, centred: bool = False) -> str:

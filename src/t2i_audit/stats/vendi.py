@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from ..errors import InputError
+from t2i_audit.errors import InputError
 
 
 def normalise_rows(x: np.ndarray, name: str = "features") -> np.ndarray:
