@@ -124,8 +124,9 @@ def sentence(rows: pd.DataFrame) -> str:
     missing = int(r.loc["missing_modes", "value"])
     head = f"{attr}: {missing} of {k} modes missing for {group}" if missing else \
         f"{attr}: distribution shifted for {group} (TV {r.loc['tv_to_training', 'value']:.2f})"
+    train = 100 * float(low.detail.replace("training ", ""))
     return (f"{head}; {cls} {100 * low.value:.1f}% [{100 * low.ci_low:.1f}, {100 * low.ci_high:.1f}] vs "
-            f"{low.detail.replace('training ', '')} in training (n={int(r['n'].iloc[0])})")
+            f"{train:.1f}% in training (n={int(r['n'].iloc[0])})")
 
 
 def run_diversity_audit(run_dir: str | Path, cfg: DiversityAuditConfig | None = None, extractor=None,

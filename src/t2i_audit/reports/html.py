@@ -12,6 +12,7 @@ import pandas as pd
 
 from t2i_audit.reports import plots
 from t2i_audit.reports.diversity import diversity_html, label_cells
+from t2i_audit.reports.findings import findings_html
 from t2i_audit.reports.html_images import esc, image_grids, memorization_pairs, pass_fail_metrics
 from t2i_audit.reports.markdown import run_header
 from t2i_audit.reports.results import RunResults
@@ -131,11 +132,12 @@ def section_bias(res: RunResults) -> str:
     if res.bias_stats is not None:
         s = res.bias_stats.sort_values(["attribute", "group", "statistic"], kind="stable")
         has_probe = "probe" in s.columns
-        out.append("<h3>Statistics per group</h3>")
+        out.append("<details><summary>Statistics per group</summary>")
         out.append(_table((["probe"] if has_probe else []) + ["attribute", "group", "statistic", "value", "95% CI", "n"],
                           [([r.probe] if has_probe else []) + [r.attribute, r.group, r.statistic, fmt_num(r.value),
                                                                fmt_ci(r.ci_low, r.ci_high), int(r.n)]
                            for r in s.itertuples()], {4, 6} if has_probe else {3, 5}))
+        out.append("</details>")
     else:
         out.append(_missing("audits/bias_stats.parquet is missing."))
     return "".join(out)
@@ -165,6 +167,7 @@ def section_methodology(res: RunResults) -> str:
 def html_report(res: RunResults, *, max_prompts: int = 200, max_per_prompt: int = 8) -> str:
     """The whole report as one HTML string (deterministic for the same result files)."""
     sections = [
+        findings_html(res, esc),
         section_summary(res),
         section_categories(res),
         section_bias(res),
@@ -175,7 +178,8 @@ def html_report(res: RunResults, *, max_prompts: int = 200, max_per_prompt: int 
         section_methodology(res),
     ]
     nav = " · ".join(f"<a href='#{a}'>{t}</a>" for a, t in (
-        ("summary", "summary"), ("skills", "categories"), ("bias", "bias"), ("fd", "FD vs N"),
+        ("findings", "findings"), ("summary", "summary"), ("skills", "categories"), ("bias", "bias"),
+        ("diversity", "diversity"), ("fd", "FD vs N"),
         ("images", "images"), ("memorization", "memorization"), ("methodology", "methodology")))
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"

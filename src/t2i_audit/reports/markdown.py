@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from t2i_audit.reports.diversity import diversity_md, label_cells
+from t2i_audit.reports.findings import findings_md
 from t2i_audit.reports.results import RunResults, expected_images, memorization_summary
 from t2i_audit.reports.tables import fmt_ci, fmt_num, methodology_rows
 
@@ -57,6 +58,7 @@ def gate_rows(gate: dict) -> list[list]:
 def markdown_summary(res: RunResults) -> str:
     out = [f"# t2i-audit report: {md_escape(res.run_id)}", ""]
     out += [md_table(["", ""], [list(r) for r in run_header(res)]), ""]
+    out += findings_md(res)
     if res.gate:
         verdict = "PASS" if res.gate.get("passed") else "FAIL"
         out += [f"## Gate: {verdict}", "",

@@ -1,0 +1,132 @@
+"""The report's opening "Findings": what the result files say, in ranked plain sentences with their
+numbers, intervals and n, each pointing at its evidence (a section anchor). Read from result files
+only; a sentence is written only where its numbers exist.
+
+Ranking: the gate's verdict first, then collapsed or shifted open attributes (diversity), bias
+amplification over the training distribution whose interval excludes 0 (largest first), the weakest
+skill, near-copies of training images, and what the audits say about their own validity.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from t2i_audit.reports.results import RunResults, memorization_summary
+from t2i_audit.reports.tables import fmt_ci, fmt_num
+
+MAX_AMPLIFICATION = 3
+
+
+@dataclass(frozen=True)
+class Finding:
+    text: str
+    anchor: str  # id of the section that holds the evidence
+
+
+def _pp(x: float) -> str:
+    return f"{100 * x:+.1f} pp"
+
+
+def gate_findings(res: RunResults) -> list[Finding]:
+    g = res.gate
+    if not g:
+        return []
+    checks = g.get("rules") or []
+    failed = [c for c in checks if c.get("verdict") != "pass"]
+    verdict = "PASS" if g.get("passed") else "FAIL"
+    names = ", ".join(str(c.get("name") or c.get("key", "")) for c in failed[:3])
+    tail = f": {len(failed)} of {len(checks)} checks failed ({names})" if failed else f": {len(checks)} checks passed"
+    return [Finding(f"Gate {verdict}{tail}.", "summary")]
+
+
+def diversity_findings(res: RunResults) -> list[Finding]:
+    meta = res.diversity_meta
+    if not meta:
+        return []
+    return [Finding(s + ".", "diversity") for s in meta.get("sentences", [])]
+
+
+def amplification_findings(res: RunResults) -> list[Finding]:
+    s = res.bias_stats
+    if s is None or s.empty or "statistic" not in s:
+        return []
+    amp = s[s["statistic"].astype(str).str.startswith("amplification[") & (s["group"] != "all")]
+    if "section" in amp:
+        amp = amp[amp["section"] == "neutral"]
+    amp = amp[~amp["attribute"].astype(str).str.contains("×")]
+    sig = amp[(amp["ci_low"] > 0) | (amp["ci_high"] < 0)]
+    sig = sig.reindex(sig["value"].abs().sort_values(ascending=False).index).head(MAX_AMPLIFICATION)
+    out = []
+    for r in sig.itertuples():
+        cls = str(r.statistic)[len("amplification["):-1]
+        more = "more" if r.value > 0 else "less"
+        basis = f"; {r.basis}" if "basis" in s.columns and isinstance(getattr(r, "basis", None), str) else ""
+        out.append(Finding(f"{r.group}: drawn as {cls} {abs(100 * r.value):.1f} pp {more} often than in training "
+                           f"({_pp(r.value)} {fmt_ci(r.ci_low, r.ci_high)}, n={int(r.n)}{basis}).", "bias"))
+    return out
+
+
+def skill_findings(res: RunResults) -> list[Finding]:
+    agg = res.aggregates
+    if agg is None or agg.empty:
+        return []
+    sk = agg[(agg["metric"] == "skill") & agg["group"].astype(str).str.startswith("category=")]
+    if len(sk) < 2:
+        return []
+    w = sk.loc[sk["value"].idxmin()]
+    cat = str(w["group"]).split("=", 1)[1]
+    return [Finding(f"{cat} is the weakest skill: {fmt_num(w['value'])} {fmt_ci(w['ci_low'], w['ci_high'])} "
+                    f"(n={int(w['n_images'])} images).", "skills")]
+
+
+def memorization_findings(res: RunResults) -> list[Finding]:
+    m = memorization_summary(res.memorization_meta)
+    if not m or m["rate"] is None or not math.isfinite(float(m["rate"])) or float(m["rate"]) <= 0:
+        return []
+    return [Finding(f"Near-copies of training images: {fmt_num(m['rate'])} {fmt_ci(m['ci_low'], m['ci_high'])} "
+                    f"(n={m['n']}).", "memorization")]
+
+
+def validity_findings(res: RunResults) -> list[Finding]:
+    meta = res.bias_meta or {}
+    out = []
+    for s in meta.get("calibration_shift") or []:
+        if s.get("detected"):
+            out.append(Finding(f"Calibration does not fit the audited images for probe {s.get('probe')} "
+                               f"(p = {fmt_num(s.get('p_value'))}, n = {s.get('n_calib')} vs {s.get('n_run')}): "
+                               "its clean-calibrated 'corrected' shares are not trustworthy; use labels.", "bias"))
+    labels = meta.get("labels") or {}
+    for g in labels.get("too_few", []):
+        out.append(Finding(f"Too few labels for {g}: no label-calibrated share there.", "bias"))
+    return out
+
+
+def findings(res: RunResults) -> list[Finding]:
+    out: list[Finding] = []
+    for fn in (gate_findings, diversity_findings, amplification_findings, skill_findings,
+               memorization_findings, validity_findings):
+        out += fn(res)
+    return out
+
+
+def findings_md(res: RunResults) -> list[str]:
+    f = findings(res)
+    if not f:
+        return []
+    return ["## Findings", "", *[f"{i}. {x.text}" for i, x in enumerate(f, 1)], ""]
+
+
+def findings_html(res: RunResults, esc) -> str:
+    f = findings(res)
+    if not f:
+        return ""
+    items = "".join(f"<li>{esc(x.text)} <a href='#{x.anchor}'>evidence</a></li>" for x in f)
+    return f"<h2 id='findings'>Findings</h2><ol class='findings'>{items}</ol>"
+
+
+def frame(res: RunResults) -> pd.DataFrame:
+    """The findings as a table (rank, text, anchor) for CSV/JSON exports."""
+    return pd.DataFrame([{"rank": i, "text": x.text, "anchor": x.anchor} for i, x in enumerate(findings(res), 1)])
