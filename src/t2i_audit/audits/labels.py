@@ -18,6 +18,7 @@ and sometimes the attribute, which would anchor the labeller).
 from __future__ import annotations
 
 import base64
+import difflib
 import hashlib
 import html
 import io
@@ -195,7 +196,7 @@ def _decode(path: Path) -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
-        raise InputError(f"{path}: byte {e.start} (line {line}) is not UTF-8; save the file as UTF-8") from None
+        raise InputError(f"{path}: byte offset {e.start} (line {line}) is not UTF-8; save the file as UTF-8") from None
 
 
 def _frame(path: Path, text: str) -> pd.DataFrame:
@@ -208,9 +209,9 @@ def _frame(path: Path, text: str) -> pd.DataFrame:
     cols = [str(c) for c in df.columns]
     for c in COLUMNS:
         if c not in cols:
-            extra = [x for x in cols if x not in COLUMNS]
-            hint = did_you_mean(extra[0], [c]) if extra else ""
-            raise InputError(f"{path} has no column {c!r}{hint}: the header must be exactly image_id,attribute,label")
+            near = difflib.get_close_matches(c, [x for x in cols if x not in COLUMNS], n=1, cutoff=0.6)
+            fix = f"rename column {near[0]!r} to {c!r}" if near else "the header must be exactly image_id,attribute,label"
+            raise InputError(f"{path} has no column {c!r}: {fix}")
     if cols != list(COLUMNS):
         raise InputError(f"{path} has columns {','.join(cols)}: the header must be exactly image_id,attribute,label")
     for c in COLUMNS:
