@@ -13,7 +13,6 @@ from PIL import Image
 
 from t2i_audit.cli import main
 from t2i_audit.reports.report import ReportConfig, render_report
-
 from test_audit_diversity import make_run
 from test_report_browser import FLAGS, chromium
 
