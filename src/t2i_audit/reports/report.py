@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from t2i_audit.core.io import atomic_write_text
 from t2i_audit.errors import InputError
 from t2i_audit.reports.results import RunResults, load_run
 from t2i_audit.reports.tables import FORMATS, TABLE_FORMATS, build_tables, write_tables
@@ -53,9 +53,7 @@ class ReportPaths:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, text, fsync=False)
 
 
 def render_report(run: str | Path | RunResults, out: str | Path | None = None,
