@@ -151,13 +151,6 @@ def choose_threshold(pos: np.ndarray, neg: np.ndarray, target_fpr: float, space:
     return Threshold(t, float(np.mean(pos >= t)), float(np.mean(neg >= t)), len(pos), len(neg), space)
 
 
-def wilson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Wilson interval of k/n (evals.stats.wilson_interval), NaN when there is nothing to count."""
-    if n == 0:
-        return float("nan"), float("nan")
-    return wilson_interval(k, n, level)
-
-
 def audit_memorization(generated, train, cfg: MemorizationConfig | None = None, extractor=None,
                        generated_ids=None, train_ids=None, progress: bool = False):
     """Find near-copies of training images among ``generated``. Returns (pairs DataFrame: one row
@@ -203,7 +196,7 @@ def audit_memorization(generated, train, cfg: MemorizationConfig | None = None, 
         rows["clip_train_id"] = [train_ids[i] for i in clip_i]
     pairs = pd.DataFrame(rows).sort_values(f"{cfg.space}_score", ascending=False, kind="stable")
     k, n = int(flagged.sum()), len(generated)
-    lo, hi = wilson(k, n)
+    lo, hi = wilson_interval(k, n, nan_if_empty=True)
     summary = {
         "schema": "t2i-audit/memorization/1", "n_generated": n, "n_train": len(train),
         "near_copies": k, "rate": k / n, "rate_ci_low": lo, "rate_ci_high": hi,
