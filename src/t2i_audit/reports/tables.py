@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from t2i_audit.core.io import atomic_write_bytes, atomic_write_parquet
-from t2i_audit.errors import InputError
+from t2i_audit.errors import InputError, did_you_mean
 from t2i_audit.reports.results import RunResults
 
 TABLE_SCHEMA = "t2i-audit/table/1"
@@ -159,14 +159,10 @@ def write_tables(tables: dict[str, pd.DataFrame], out: str | Path,
 
 def parse_formats(text: str) -> tuple[str, ...]:
     """``"md,html,csv"`` → ('md', 'html', 'csv'), with a clear error for unknown names."""
-    import difflib
-
     items = tuple(dict.fromkeys(s.strip().lower() for s in text.split(",") if s.strip()))
     if not items:
         raise InputError(f"--format: empty; choose from {', '.join(FORMATS)}")
     for f in items:
         if f not in FORMATS:
-            close = difflib.get_close_matches(f, FORMATS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise InputError(f"--format: unknown format {f!r}{hint}; choose from {', '.join(FORMATS)}")
+            raise InputError(f"--format: unknown format {f!r}{did_you_mean(f, FORMATS)}; choose from {', '.join(FORMATS)}")
     return items

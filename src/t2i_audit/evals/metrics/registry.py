@@ -6,7 +6,6 @@ and aggregate rows with 95% intervals. Each ``metric_*`` takes the scoring conte
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -15,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 import t2i_audit.evals.metrics.distribution as md
-from t2i_audit.errors import InputError
+from t2i_audit.errors import InputError, did_you_mean
 from t2i_audit.evals.metrics.clip import FORMULA as CLIP_FORMULA
 from t2i_audit.evals.metrics.clip import clip_score
 from t2i_audit.stats.resampling import (
@@ -196,7 +195,6 @@ def parse_metrics(text: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
         raise InputError("--metrics: empty; choose from " + ", ".join(METRICS))
     for n in names:
         if n not in METRICS:
-            close = difflib.get_close_matches(n, list(METRICS), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(n, list(METRICS), form="did you mean {}? ")
             raise InputError(f"--metrics: unknown metric {n!r}; {hint}choose from {', '.join(METRICS)}")
     return tuple(dict.fromkeys(names))

@@ -15,12 +15,12 @@ match. Unknown names and groups raise errors with did-you-mean suggestions.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import math
 import re
 from dataclasses import dataclass, field
 
+from t2i_audit.errors import did_you_mean
 from t2i_audit.reports.gate.rules import GateRuleError, Ref
 from t2i_audit.reports.results import RunResults, memorization_summary
 
@@ -147,8 +147,7 @@ class MetricIndex:
 
     @staticmethod
     def _hint(x: str, options) -> str:
-        close = difflib.get_close_matches(x, list(options), n=1, cutoff=0.6)
-        return f" (did you mean {close[0]!r}?)" if close else ""
+        return did_you_mean(x, list(options))
 
     def _short_bias(self, ref: Ref, where: str) -> str | None:
         """``bias.<statistic>`` → ``bias.<attribute>.<statistic>`` when exactly one attribute fits."""
