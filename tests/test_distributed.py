@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 import t2i_audit.evals.distributed.launch as distributed
+from t2i_audit.core.threads import set_threads
 from t2i_audit.errors import InputError
 from t2i_audit.evals.distributed.launch import Dist, launch_env, shard_indices, unsharded_launch_warning
 
@@ -108,7 +109,7 @@ def test_device_settings_cpu_and_threads(monkeypatch):
     with pytest.raises(InputError, match="expected auto, cpu or cuda"):
         distributed.device_settings(Dist())
     with pytest.raises(InputError, match="--threads 0"):
-        distributed.set_threads(0)
+        set_threads(0)
 
 
 def test_bad_world_size_env_is_an_input_error(monkeypatch):

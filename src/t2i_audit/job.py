@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from t2i_audit.core.threads import set_threads
 from t2i_audit.errors import InputError
 
 DEFAULT_SUITE = "pictoworld-audit"
@@ -61,10 +62,7 @@ def run_job(cfg: JobConfig, echo=print) -> JobResult:
     from t2i_audit.evals.scoring.score import ScoreConfig, format_table, score_run
     from t2i_audit.reports.report import render_report
 
-    if cfg.threads:
-        import torch
-
-        torch.set_num_threads(cfg.threads)
+    set_threads(cfg.threads)
     t_all = time.perf_counter()
     run_dir = Path(cfg.out)
     times: dict[str, float] = {}

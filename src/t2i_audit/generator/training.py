@@ -103,12 +103,6 @@ class Stage:
             w.writerow([step, round(time.time() - self.t0, 2), *(f"{v:.6g}" for v in values.values())])
 
 
-def set_threads(threads: int | None) -> None:
-    torch.set_flush_denormal(True)  # without it trained weights drift into denormals: 4-25x slower
-    if threads:
-        torch.set_num_threads(threads)
-
-
 def run_stage(name: str, out, model: torch.nn.Module, step_fn, *, steps: int, lr: float,
               weight_decay: float = 0.0, warmup: int = 100, ema_decay: float = 0.999,
               save_every: int = 200, on_save=None, progress: bool = True, betas=(0.9, 0.999),
