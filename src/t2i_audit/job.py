@@ -7,11 +7,11 @@ carries n and a 95% interval for every number, and the wall time of each stage.
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from t2i_audit.core.config import ConfigBase
 from t2i_audit.core.threads import set_threads
 from t2i_audit.errors import InputError
 
@@ -21,7 +21,7 @@ PICTOWORLD_METRICS = ("clip_score", "skills")
 
 
 @dataclass
-class JobConfig:
+class JobConfig(ConfigBase):
     checkpoint: str = "bundled"  # 'bundled', a checkpoint DIR, or any --generator spec (diffusers:DIR, ...)
     suite: str = DEFAULT_SUITE
     out: str = "t2i-audit-out"
@@ -34,9 +34,6 @@ class JobConfig:
     bias: bool = True
     threads: int | None = None
     progress: bool = True
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
 
 
 def generator_spec(checkpoint: str) -> str:

@@ -18,18 +18,18 @@ The near-copy rate carries a Wilson 95% interval.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
+from t2i_audit.core.config import ConfigBase
 from t2i_audit.errors import InputError
 from t2i_audit.stats.resampling import wilson_interval
 
 
 @dataclass
-class MemorizationConfig:
+class MemorizationConfig(ConfigBase):
     pixel_size: int = 12
     crop_fractions: tuple[float, ...] = (0.03, 0.06, 0.09)
     space: str = "pixel"  # which score decides: pixel | clip
@@ -39,21 +39,6 @@ class MemorizationConfig:
     seed: int = 0
     top_k: int = 20
     batch: int = 1024
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["crop_fractions"] = list(self.crop_fractions)
-        return d
-
-    @staticmethod
-    def from_dict(d: dict) -> MemorizationConfig:
-        d = dict(d)
-        if "crop_fractions" in d:
-            d["crop_fractions"] = tuple(d["crop_fractions"])
-        return MemorizationConfig(**d)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
 
 
 def _crop(im: Image.Image, frac: float) -> Image.Image:
