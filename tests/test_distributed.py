@@ -161,7 +161,7 @@ def test_killed_sharded_run_resumes_in_one_process(tmp_path):
     assert _digest(ref) == _digest(run)
 
 
-# ------------------------------------------------------------------------------------ acceptance 1
+# ----------------------------------------------------------------- launched by accelerate / torchrun
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -224,7 +224,7 @@ def _same_sample(one: Path, two: Path) -> None:
 
 @pytest.mark.slow
 def test_accelerate_cpu_two_processes_equal_one_process(one_process, tmp_path, monkeypatch):
-    """Acceptance 1: `accelerate launch --cpu --num_processes 2` of sample and score (Accelerate's CPU
+    """`accelerate launch --cpu --num_processes 2` of sample and score (Accelerate's CPU
     launcher, which runs mpirun; gloo): byte-identical images, the same manifest rows and items, and
     aggregates equal to 1e-9, against a single process."""
     if not (shutil.which("mpirun") or shutil.which("mpiexec")):
@@ -264,7 +264,7 @@ def _same_run(one: Path, two: Path) -> None:
 
 @pytest.mark.slow
 def test_accelerate_cpu_two_processes_without_mpirun_equal_one_process(one_process, tmp_path, monkeypatch):
-    """Acceptance 1, literally: `accelerate launch --cpu --num_processes 2` with no hostfile. Accelerate
+    """`accelerate launch --cpu --num_processes 2` with no hostfile. Accelerate
     starts one process; t2i-audit reads the launch it was asked for and runs the 2 ranks through
     torchrun (gloo). Same bytes, rows and aggregates as one process."""
     one, sample_args, score_args = one_process

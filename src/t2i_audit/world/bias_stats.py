@@ -1,5 +1,5 @@
 """Rendered frequencies of presentation and skin per profession for neutral captions, against the
-bias spec (issue 2, acceptance 3).
+bias spec: each rendered share should fall inside its 95% interval around the spec's share.
 
 Scenes are drawn as the training stream draws neutral person scenes (``sample_scene(kind='person',
 mode='neutral')``, scene i from ``scene_rng(seed, i)``), turned into manifest rows with
