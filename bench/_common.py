@@ -35,12 +35,10 @@ def _early_threads() -> str:
 
 _early_threads()
 
-DEFAULT_TRAINING_CKPT = Path("/work/ckpt/default")
-
 
 def add_common_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--checkpoint", default=None,
-                    help="generator checkpoint dir (default: the bundled one, else /work/ckpt/default)")
+                    help="generator checkpoint dir (default: the bundled one)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (bench/gpu.py passes cuda)")
     ap.add_argument("--clock", choices=("cpu", "wall"), default=None,
@@ -57,17 +55,15 @@ def resolve_checkpoint(arg: str | None) -> str:
         return str(Path(arg).resolve())
     if (bundled_dir() / "index.json").is_file():
         return str(bundled_dir())
-    if (DEFAULT_TRAINING_CKPT / "index.json").is_file():
-        return str(DEFAULT_TRAINING_CKPT)
-    raise InputError("no checkpoint: the bundled one is not installed and /work/ckpt/default has no index.json; "
-                     "pass --checkpoint DIR (e.g. from `t2i-audit train --preset tiny --out DIR`)")
+    raise InputError("no checkpoint: the bundled one is not installed; pass --checkpoint DIR "
+                     "(e.g. from `t2i-audit train --preset tiny --out DIR`)")
 
 
 def setup(args) -> None:
-    import torch
 
-    torch.set_num_threads(max(1, int(args.threads)))
-    torch.set_flush_denormal(True)
+    from t2i_audit.core.threads import set_threads
+
+    set_threads(max(1, int(args.threads)))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.clock is None:
         args.clock = "wall" if str(args.device).startswith("cuda") else "cpu"

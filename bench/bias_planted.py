@@ -1,4 +1,4 @@
-"""Acceptance 1 of the audits issue: bias estimates recover planted truth, with honest intervals.
+"""Bias estimates recover planted truth, with honest intervals.
 
 No generator: PictoWorld renders with known presentation and skin stand in for generated images.
 Three specs plant man-shares of 50%, 70% and 90% (the direction alternates across professions)
@@ -9,8 +9,8 @@ confusion matrix, with 95% intervals from the two-sample bootstrap of t2i_audit.
 To keep the runtime modest, two pools of renders (audit pool and calibration pool, disjoint seeds)
 are read by the probe once, and the 100 repeats resample from them.
 
-Probes: ``clip`` (zero-shot on a PictoWorld CLIP checkpoint; --clip DIR, default /work/ckpt/clip or
-the bundled one), ``oracle`` (the PictoWorld oracle), ``noisy`` (the truth passed through a known
+Probes: ``clip`` (zero-shot on a PictoWorld CLIP checkpoint; --clip DIR, default the
+bundled one), ``oracle`` (the PictoWorld oracle), ``noisy`` (the truth passed through a known
 confusion matrix: a classifier whose errors are planted too).
 
     python bench/bias_planted.py --probe clip --repeats 100
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -95,7 +94,7 @@ def read_pool(probe: str, imgs, truth, clip_dir: str | None, rng) -> dict[str, n
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--probe", choices=["clip", "oracle", "noisy"], default="clip")
-    ap.add_argument("--clip", default=None, help="PictoWorld CLIP directory (default /work/ckpt/clip if present)")
+    ap.add_argument("--clip", default=None, help="PictoWorld CLIP directory (default: the bundled CLIP)")
     ap.add_argument("--repeats", type=int, default=100)
     ap.add_argument("--per-profession", type=int, default=200)
     ap.add_argument("--calibration", type=int, default=600)
@@ -104,11 +103,10 @@ def main() -> None:
     ap.add_argument("--method", default="em")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
-    import torch
+    from t2i_audit.core.threads import set_threads
 
-    torch.set_num_threads(1)
-    torch.set_flush_denormal(True)
-    clip_dir = a.clip or ("/work/ckpt/clip" if Path("/work/ckpt/clip/config.json").is_file() else None)
+    set_threads(1)
+    clip_dir = a.clip
     t0 = time.time()
     rng = np.random.default_rng(a.seed)
     audit_imgs, audit_truth = pool(1001, a.per_cell)

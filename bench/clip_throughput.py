@@ -1,5 +1,5 @@
-"""CLIP image embedding throughput against the machine's measured fp32 matmul throughput (issue 7,
-acceptance 4: >= 50% utilisation at the default batch).
+"""CLIP image embedding throughput against the machine's measured fp32 matmul throughput (target:
+>= 50% utilisation at the default batch).
 
 FLOPs of the vision tower per image are counted with ``torch.utils.flop_counter.FlopCounterMode``
 (matmuls, convolutions and attention; elementwise work is not counted, as is usual). The machine's

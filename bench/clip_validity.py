@@ -8,7 +8,7 @@
    attribute shift (share of scenes whose shape colours are all recoloured red and whose
    clothing is recoloured purple). Prints each series and whether it rises strictly.
 
-    python bench/clip_validity.py --clip bundled-clip:/work/ckpt/clip [--n 1000]
+    python bench/clip_validity.py --clip bundled-clip:CLIP_DIR [--n 1000]
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import random
 import time
 
 import numpy as np
-import torch
 
+from t2i_audit.core.threads import set_threads
 from t2i_audit.evals.features.extractors import load_extractor
 from t2i_audit.evals.metrics.clip import cosine
 from t2i_audit.evals.metrics.distribution import cmmd, frechet_distance, kid
@@ -176,8 +176,7 @@ def main() -> None:
     ap.add_argument("--skip-ranking", action="store_true")
     ap.add_argument("--skip-monotonicity", action="store_true")
     a = ap.parse_args()
-    torch.set_num_threads(a.threads)
-    torch.set_flush_denormal(True)
+    set_threads(a.threads)
     t = time.perf_counter()
     ex = load_extractor(a.clip)
     print(f"evaluator: {ex.id}\n{ex.methodology}")

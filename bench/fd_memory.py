@@ -1,5 +1,5 @@
 """Peak memory of FD and KID over 10k and 100k feature vectors, each size in a fresh subprocess
-(issue 7, acceptance 5: peak RSS at 100k <= 1.2x that at 10k, KID on a fixed number of subsets).
+(target: peak RSS at 100k <= 1.2x that at 10k, KID on a fixed number of subsets).
 
 Features stream from a seeded source (row i is drawn from its own generator, so any row can be
 re-read without holding the set): FD accumulates float64 running sums chunk by chunk; KID draws

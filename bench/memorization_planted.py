@@ -1,4 +1,4 @@
-"""Acceptance 3 of the audits issue: planted near-copies among 2,000 other images.
+"""Memorization audit on planted near-copies among 2,000 other images.
 
 A training set of PictoWorld renders, 2,000 other renders standing in for generated images (a
 disjoint seed), and planted copies of training images (exact, mild Gaussian noise, small centre

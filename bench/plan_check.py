@@ -1,4 +1,4 @@
-"""Acceptance 5 of the audits issue: `audit plan` answers confirmed by simulation.
+"""`audit plan` answers confirmed by simulation.
 
 For a grid of designs (gap, base, power, clustering, probe accuracy, abstention, groups) the planned
 sample size is simulated with the audit's test; the simulated power must be within +/-10% (relative)

@@ -1,5 +1,6 @@
 """Sampling speed and oracle accuracy of the bundled generator, side by side on the same prompt/seed
-pairs from pictoworld-skills (issue 3 acceptance 5, issue 7 acceptance 2):
+pairs from pictoworld-skills (the default sampler should be much faster than DDPM-1000 with its
+accuracy inside DDPM-1000's 95% interval):
 
 - the checkpoint's default sampler, DDPM-1000 (the reference: ancestral sampling with 1000 steps
   for both the prior and the decoder), DDIM-50 and DPM-Solver++-20 (decoder), all

@@ -1,6 +1,6 @@
 """`score` (CLIPScore + FD) on a fresh run against torchmetrics' CLIPScore + FID on the same images,
-reference set and CLIP model, then re-scoring with a warm embedding cache (issue 7, acceptance 3:
-fresh >= 2x faster than torchmetrics; warm <= 5% of cold).
+reference set and CLIP model, then re-scoring with a warm embedding cache (target: fresh >= 2x
+faster than torchmetrics; warm <= 5% of cold).
 
 Rows: a fresh run scored when the reference set's statistics are already cached (the usual case:
 reference statistics are cached per reference hash and extractor by any earlier score, while

@@ -1,4 +1,4 @@
-"""Oracle accuracy on PictoWorld renders, clean and corrupted (issue 2, acceptance 2).
+"""Oracle accuracy on PictoWorld renders, clean and corrupted, with 95% intervals and n.
 
 Renders N scenes (default spec, 32x32, fixed seed) in memory, reads each with the oracle clean and
 under Gaussian noise sigma=0.05, Gaussian blur radius 0.7 and JPEG quality 75, and prints per

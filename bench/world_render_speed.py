@@ -1,5 +1,5 @@
 """Rendering speed of PictoWorld: scene sampling + rendering to a uint8 array, one core
-(issue 2, acceptance 4: >= 1,000 images/s at 32x32). Also prints 64 and 128 and PNG encoding.
+(target: >= 1,000 images/s at 32x32). Also prints 64 and 128 and PNG encoding.
 Rates are per CPU-second of the one thread doing the work (time.thread_time), so a busy shared
 machine does not distort them.
 

@@ -177,7 +177,7 @@ def test_occupations_like_run_with_real_probes_on_tiny_clip(tmp_path):
 
 @pytest.mark.slow
 def test_occupations_suite_sampled_by_tiny_diffusers_then_audited(tmp_path, monkeypatch):
-    """Acceptance 4 mechanics: `sample` the occupations suite with a tiny random diffusers pipeline,
+    """Real-model mechanics: `sample` the occupations suite with a tiny random diffusers pipeline,
     then `audit bias` it with the real-world probes on a tiny random open_clip."""
     import open_clip
     import torch

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from t2i_audit.audits.memorization import MemorizationConfig, audit_memorization, make_copies, wilson
+from t2i_audit.audits.memorization import MemorizationConfig, audit_memorization, make_copies
 from t2i_audit.errors import InputError
+from t2i_audit.stats.resampling import wilson_interval
 from t2i_audit.world.bias import BiasSpec
 from t2i_audit.world.render import render
 from t2i_audit.world.scene import sample_scene, scene_rng
@@ -51,7 +52,7 @@ def test_clip_space_with_a_callable_extractor():
 
 
 def test_wilson_and_errors():
-    lo, hi = wilson(0, 100)
+    lo, hi = wilson_interval(0, 100)
     assert lo == pytest.approx(0, abs=1e-12) and 0.03 < hi < 0.04
     with pytest.raises(InputError):
         audit_memorization([], [])

@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 import t2i_audit.evals.distributed.launch as distributed
+from t2i_audit.core.threads import set_threads
 from t2i_audit.errors import InputError
 from t2i_audit.evals.distributed.launch import Dist, launch_env, shard_indices, unsharded_launch_warning
 
@@ -108,7 +109,7 @@ def test_device_settings_cpu_and_threads(monkeypatch):
     with pytest.raises(InputError, match="expected auto, cpu or cuda"):
         distributed.device_settings(Dist())
     with pytest.raises(InputError, match="--threads 0"):
-        distributed.set_threads(0)
+        set_threads(0)
 
 
 def test_bad_world_size_env_is_an_input_error(monkeypatch):
@@ -160,7 +161,7 @@ def test_killed_sharded_run_resumes_in_one_process(tmp_path):
     assert _digest(ref) == _digest(run)
 
 
-# ------------------------------------------------------------------------------------ acceptance 1
+# ----------------------------------------------------------------- launched by accelerate / torchrun
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -223,7 +224,7 @@ def _same_sample(one: Path, two: Path) -> None:
 
 @pytest.mark.slow
 def test_accelerate_cpu_two_processes_equal_one_process(one_process, tmp_path, monkeypatch):
-    """Acceptance 1: `accelerate launch --cpu --num_processes 2` of sample and score (Accelerate's CPU
+    """`accelerate launch --cpu --num_processes 2` of sample and score (Accelerate's CPU
     launcher, which runs mpirun; gloo): byte-identical images, the same manifest rows and items, and
     aggregates equal to 1e-9, against a single process."""
     if not (shutil.which("mpirun") or shutil.which("mpiexec")):
@@ -263,7 +264,7 @@ def _same_run(one: Path, two: Path) -> None:
 
 @pytest.mark.slow
 def test_accelerate_cpu_two_processes_without_mpirun_equal_one_process(one_process, tmp_path, monkeypatch):
-    """Acceptance 1, literally: `accelerate launch --cpu --num_processes 2` with no hostfile. Accelerate
+    """`accelerate launch --cpu --num_processes 2` with no hostfile. Accelerate
     starts one process; t2i-audit reads the launch it was asked for and runs the 2 ranks through
     torchrun (gloo). Same bytes, rows and aggregates as one process."""
     one, sample_args, score_args = one_process

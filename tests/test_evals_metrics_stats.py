@@ -7,12 +7,11 @@ import pytest
 
 from t2i_audit.errors import InputError
 from t2i_audit.evals.metrics.skills import skill_accuracy
+from t2i_audit.stats.proportions import mcnemar_exact, paired_cluster_bootstrap
 from t2i_audit.stats.resampling import (
     cluster_bootstrap_mean,
     cluster_bootstrap_proportion,
     cluster_resample,
-    mcnemar_exact,
-    paired_bootstrap,
     wilson_interval,
 )
 
@@ -66,13 +65,17 @@ def test_paired_bootstrap_and_mcnemar():
     rng = np.random.default_rng(2)
     a, c = _clustered(rng, mu=0.5)
     b = a - 0.05 + 0.02 * rng.normal(size=a.size)
-    d = paired_bootstrap(a, b, c, reps=1000)
+    d = paired_cluster_bootstrap(a - b, c, n_boot=1000)
     assert d.ci_low <= 0.05 <= d.ci_high and d.p_value < 0.01
-    same = paired_bootstrap(a, a + 0.001 * rng.normal(size=a.size), c, reps=1000)
+    same = paired_cluster_bootstrap(a - (a + 0.001 * rng.normal(size=a.size)), c, n_boot=1000)
     assert same.p_value > 0.05
-    m = mcnemar_exact([1, 1, 1, 1, 1, 0, 1, 1], [0, 0, 0, 0, 0, 0, 1, 1])
-    assert (m.only_a, m.only_b) == (5, 0) and m.p_value == pytest.approx(2 * 0.5**5)
-    assert mcnemar_exact([1, 0], [1, 0]).p_value == 1.0
+    only_a, only_b, p = mcnemar_exact([1, 1, 1, 1, 1, 0, 1, 1], [0, 0, 0, 0, 0, 0, 1, 1])
+    assert (only_a, only_b) == (5, 0) and p == pytest.approx(2 * 0.5**5)
+    assert mcnemar_exact([1, 0], [1, 0])[2] == 1.0
+    with pytest.raises(InputError):
+        paired_cluster_bootstrap(np.array([]), np.array([]))
+    with pytest.raises(InputError):
+        mcnemar_exact([1, 0, 1], [1, 0])
 
 
 def test_skill_accuracy_is_mean_of_categories():

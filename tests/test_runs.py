@@ -274,7 +274,7 @@ def test_load_run_refuses_incomplete_runs(env, tmp_path):
 
 @pytest.mark.slow
 def test_sigkill_at_ten_random_moments(env):
-    """Issue 8: kill `sample` at 10 random moments, re-running each time. Every state left behind is
+    """Kill `sample` at 10 random moments, re-running each time. Every state left behind is
     clean (every image decodes, run.json parses, any manifest reads), and the final manifest equals an
     uninterrupted run's. Only the image in flight at a kill can be drawn twice."""
     import random

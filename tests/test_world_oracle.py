@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from t2i_audit.errors import InputError
+from t2i_audit.stats.resampling import wilson_interval
 from t2i_audit.world.corrupt import corrupt, parse
 from t2i_audit.world.dataset import iter_scenes, scene_row
 from t2i_audit.world.oracle import OracleConfig, Reading, read_image
-from t2i_audit.world.oracle_check import score, tabulate, truth_from_row, wilson
+from t2i_audit.world.oracle_check import score, tabulate, truth_from_row
 from t2i_audit.world.render import render
 from t2i_audit.world.scene import Person, Scene, Shape
 
@@ -110,9 +113,11 @@ def test_corruptions_are_seeded_and_validated():
 
 
 def test_wilson_matches_reference_values():
-    lo, hi = wilson(95, 100)
+    lo, hi = wilson_interval(95, 100)
     assert abs(lo - 0.8882) < 1e-3 and abs(hi - 0.9785) < 1e-3  # statsmodels proportion_confint
-    assert wilson(0, 0) != wilson(0, 0)  # nan
+    assert all(math.isnan(v) for v in wilson_interval(0, 0, nan_if_empty=True))
+    with pytest.raises(InputError):
+        wilson_interval(0, 0)
 
 
 def test_torso_top_is_the_longest_run_of_shirt_rows():

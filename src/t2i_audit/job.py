@@ -7,11 +7,12 @@ carries n and a 95% interval for every number, and the wall time of each stage.
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from t2i_audit.core.config import ConfigBase
+from t2i_audit.core.threads import set_threads
 from t2i_audit.errors import InputError
 
 DEFAULT_SUITE = "pictoworld-audit"
@@ -20,7 +21,7 @@ PICTOWORLD_METRICS = ("clip_score", "skills")
 
 
 @dataclass
-class JobConfig:
+class JobConfig(ConfigBase):
     checkpoint: str = "bundled"  # 'bundled', a checkpoint DIR, or any --generator spec (diffusers:DIR, ...)
     suite: str = DEFAULT_SUITE
     out: str = "t2i-audit-out"
@@ -35,9 +36,6 @@ class JobConfig:
     diversity: bool = True
     threads: int | None = None
     progress: bool = True
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
 
 
 def generator_spec(checkpoint: str) -> str:
@@ -63,10 +61,7 @@ def run_job(cfg: JobConfig, echo=print) -> JobResult:
     from t2i_audit.evals.scoring.score import ScoreConfig, format_table, score_run
     from t2i_audit.reports.report import render_report
 
-    if cfg.threads:
-        import torch
-
-        torch.set_num_threads(cfg.threads)
+    set_threads(cfg.threads)
     t_all = time.perf_counter()
     run_dir = Path(cfg.out)
     times: dict[str, float] = {}

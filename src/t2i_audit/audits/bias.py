@@ -8,8 +8,6 @@ not bias, and stay out of the neutral distributions. Tables and statistics: docs
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +32,7 @@ from t2i_audit.audits.probes import (
     ZeroShotProbe,
     make_probe,
 )
+from t2i_audit.core.config import ConfigBase
 from t2i_audit.errors import InputError
 
 SCHEMA = "t2i-audit/bias/1"
@@ -43,7 +42,7 @@ ALIASES = {"male": "man", "female": "woman", "men": "man", "women": "woman"}
 
 
 @dataclass
-class BiasAuditConfig:
+class BiasAuditConfig(ConfigBase):
     probes: list[str] = field(default_factory=list)  # empty: by domain (see default_probes)
     clip: str = "bundled-clip"  # evaluator spec for zero-shot probes (evals.features.load_extractor)
     reference: str | None = None  # CSV attribute,group,cls,share; None = uniform
@@ -61,20 +60,6 @@ class BiasAuditConfig:
     intersectional: bool = True
     progress: bool = True
     labels: str | None = None  # labels.csv on a random subset of the run's images (label-calibrated)
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["group_slots"] = list(self.group_slots)
-        return d
-
-    @staticmethod
-    def from_dict(d: dict) -> BiasAuditConfig:
-        d = dict(d)
-        d["group_slots"] = tuple(d.get("group_slots", ("profession", "occupation")))
-        return BiasAuditConfig(**d)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
 
 
 def default_probes(domain: str) -> list[str]:

@@ -13,7 +13,6 @@ and (a mode is missing, or the TV interval lies above ``tv_flag``); a mode is mi
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,13 +24,14 @@ from t2i_audit.audits.engine.estimate import estimate_groups
 from t2i_audit.audits.engine.readings import image_table, load_images, run_domain, write_audit
 from t2i_audit.audits.engine.tables import group_tables
 from t2i_audit.audits.probes import BACKGROUND_BINS, Probe, make_probe
+from t2i_audit.core.config import ConfigBase
 from t2i_audit.errors import InputError
 
 SCHEMA = "t2i-audit/diversity/1"
 
 
 @dataclass
-class DiversityAuditConfig:
+class DiversityAuditConfig(ConfigBase):
     probes: list[str] = field(default_factory=list)  # empty: oracle-clothing, oracle-background (PictoWorld)
     clip: str = "bundled-clip"
     reference: str | None = None  # CSV attribute,group,cls,share; None: the training distribution
@@ -50,10 +50,6 @@ class DiversityAuditConfig:
     k_dc: int = 5
     progress: bool = True
 
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["group_slots"] = list(self.group_slots)
-        return d
 
 
 def training_distribution(attribute: str, classes) -> np.ndarray | None:

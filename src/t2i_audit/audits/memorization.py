@@ -18,18 +18,18 @@ The near-copy rate carries a Wilson 95% interval.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
+from t2i_audit.core.config import ConfigBase
 from t2i_audit.errors import InputError
 from t2i_audit.stats.resampling import wilson_interval
 
 
 @dataclass
-class MemorizationConfig:
+class MemorizationConfig(ConfigBase):
     pixel_size: int = 12
     crop_fractions: tuple[float, ...] = (0.03, 0.06, 0.09)
     space: str = "pixel"  # which score decides: pixel | clip
@@ -39,21 +39,6 @@ class MemorizationConfig:
     seed: int = 0
     top_k: int = 20
     batch: int = 1024
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["crop_fractions"] = list(self.crop_fractions)
-        return d
-
-    @staticmethod
-    def from_dict(d: dict) -> MemorizationConfig:
-        d = dict(d)
-        if "crop_fractions" in d:
-            d["crop_fractions"] = tuple(d["crop_fractions"])
-        return MemorizationConfig(**d)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
 
 
 def _crop(im: Image.Image, frac: float) -> Image.Image:
@@ -151,13 +136,6 @@ def choose_threshold(pos: np.ndarray, neg: np.ndarray, target_fpr: float, space:
     return Threshold(t, float(np.mean(pos >= t)), float(np.mean(neg >= t)), len(pos), len(neg), space)
 
 
-def wilson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Wilson interval of k/n (evals.stats.wilson_interval), NaN when there is nothing to count."""
-    if n == 0:
-        return float("nan"), float("nan")
-    return wilson_interval(k, n, level)
-
-
 def audit_memorization(generated, train, cfg: MemorizationConfig | None = None, extractor=None,
                        generated_ids=None, train_ids=None, progress: bool = False):
     """Find near-copies of training images among ``generated``. Returns (pairs DataFrame: one row
@@ -203,7 +181,7 @@ def audit_memorization(generated, train, cfg: MemorizationConfig | None = None, 
         rows["clip_train_id"] = [train_ids[i] for i in clip_i]
     pairs = pd.DataFrame(rows).sort_values(f"{cfg.space}_score", ascending=False, kind="stable")
     k, n = int(flagged.sum()), len(generated)
-    lo, hi = wilson(k, n)
+    lo, hi = wilson_interval(k, n, nan_if_empty=True)
     summary = {
         "schema": "t2i-audit/memorization/1", "n_generated": n, "n_train": len(train),
         "near_copies": k, "rate": k / n, "rate_ci_low": lo, "rate_ci_high": hi,

@@ -17,7 +17,6 @@ Probe definitions are data (:class:`ProbeSpec`, YAML under ``audits/probes/``); 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from t2i_audit.errors import InputError
+from t2i_audit.errors import InputError, did_you_mean
 
 JOINT_SEP = "×"  # joins the attributes of a joint probe: presentation×skin
 UNSURE = -1
@@ -87,9 +86,7 @@ class ProbeSpec:
         names = [f.name for f in dataclasses.fields(ProbeSpec)]
         for k in d:
             if k not in names:
-                close = difflib.get_close_matches(str(k), names, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ProbeError(f"{source}: unknown key {k!r}{hint}; valid: {', '.join(names)}")
+                raise ProbeError(f"{source}: unknown key {k!r}{did_you_mean(k, names)}; valid: {', '.join(names)}")
         for k in ("name", "attribute", "prompts"):
             if k not in d:
                 raise ProbeError(f"{source}: missing {k!r}")
@@ -165,8 +162,7 @@ def load_probe_spec(name_or_path: str | Path) -> ProbeSpec:
         return ProbeSpec.from_dict(yaml.safe_load(text), f"{name}.yaml")
     if Path(name).suffix in (".yaml", ".yml") or Path(name).exists():
         return ProbeSpec.load(name)
-    close = difflib.get_close_matches(name, builtin_probe_names() + ["oracle"], n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    hint = did_you_mean(name, builtin_probe_names() + ["oracle"])
     raise ProbeError(f"unknown probe {name!r}{hint}; give a YAML file, 'oracle', or one of "
                      f"{', '.join(builtin_probe_names())}")
 

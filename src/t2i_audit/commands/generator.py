@@ -26,10 +26,10 @@ from t2i_audit.generator.configs import SAMPLERS
 def train(preset: str, out: Path, bias_spec: str, stages: tuple[str, ...], resume: bool,
           init_from: str | None, threads: int | None, progress: bool) -> None:
     """Train CLIP, then the autoencoder, prior and decoder on PictoWorld; resumable."""
+    from t2i_audit.core.threads import set_threads
     from t2i_audit.errors import InputError
     from t2i_audit.generator.presets import STAGES, get_preset
     from t2i_audit.generator.train import FINETUNABLE, train_all
-    from t2i_audit.generator.training import set_threads
     from t2i_audit.world.bias import BiasSpec
 
     set_threads(threads)
@@ -59,8 +59,8 @@ def train(preset: str, out: Path, bias_spec: str, stages: tuple[str, ...], resum
 def generate(prompt: str, n: int, seed: int, out: Path, checkpoint: str, sampler, steps, guidance,
              prior_sampler, prior_steps, prior_guidance, rerank, threads) -> None:
     """Draw N images for PROMPT; writes a captioned grid to OUT and the single images beside it."""
+    from t2i_audit.core.threads import set_threads
     from t2i_audit.generator.pipeline import Pipeline
-    from t2i_audit.generator.training import set_threads
     from t2i_audit.world.sheet import contact_sheet
 
     set_threads(threads)

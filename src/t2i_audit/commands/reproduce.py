@@ -20,8 +20,7 @@ def reproduce(run: Path, image_id: str, out: Path | None, threads: int | None) -
     compare its sha256 with the manifest's: exit 0 on a match, 1 on a mismatch."""
     import json
 
-    import torch
-
+    from t2i_audit.core.threads import set_threads
     from t2i_audit.evals.runs.reproduce import reproduce as run_reproduce
 
     recorded = None
@@ -29,8 +28,7 @@ def reproduce(run: Path, image_id: str, out: Path | None, threads: int | None) -
         recorded = (json.loads((run / "run.json").read_text()).get("environment") or {}).get("threads")
     except (OSError, ValueError):
         pass  # load_run below reports a missing or malformed run.json
-    if threads or recorded:
-        torch.set_num_threads(int(threads or recorded))
+    set_threads(int(threads or recorded) if (threads or recorded) else None)
     r = run_reproduce(run, image_id, out)
     state = "match" if r.match else "mismatch"
     click.echo(f"{state}: {r.image_id} (prompt {r.prompt!r}, seed {r.seed}): sha256 {r.sha256} "

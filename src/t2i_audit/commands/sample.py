@@ -51,10 +51,11 @@ def sample(suite: str, out: Path, generator: str, images_per_prompt: int | None,
     `accelerate launch` or `torchrun` each process draws its share and rank 0 merges.
     """
     import t2i_audit.evals.distributed.launch as distributed
+    from t2i_audit.core.threads import set_threads
     from t2i_audit.evals.runs.sampling import SampleConfig
     from t2i_audit.evals.runs.sampling import sample as run_sample
 
-    distributed.set_threads(threads)
+    set_threads(threads)
 
     cfg = SampleConfig(suite=suite, out=str(out), generator=generator, images_per_prompt=images_per_prompt,
                        limit=limit, batch_size=batch_size, params=parse_params(params),

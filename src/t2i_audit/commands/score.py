@@ -43,9 +43,10 @@ def score(run: Path, metrics: str, reference: str | None, reference_n: int, refe
     Under `accelerate launch` or `torchrun` each process embeds and judges its share of the images.
     """
     import t2i_audit.evals.distributed.launch as distributed
+    from t2i_audit.core.threads import set_threads
     from t2i_audit.evals.scoring.score import ScoreConfig, format_table, parse_metrics, score_run
 
-    distributed.set_threads(threads)
+    set_threads(threads)
     batch_size = batch_size or distributed.device_settings().embed_batch
     cfg = ScoreConfig(metrics=parse_metrics(metrics), features=features, clip=clip_spec, reference=reference,
                       reference_n=reference_n, reference_seed=reference_seed, reps=reps, dist_reps=dist_reps,

@@ -1,7 +1,10 @@
-"""t2i_audit.generator: the bundled unCLIP-family generator (text encoder, CLIP, prior, decoder).
+"""t2i_audit.generator: the bundled unCLIP generator (text encoder, CLIP, prior, decoder, samplers).
 
-``from t2i_audit.generator import Pipeline`` -- the public entry point, imported on first use so
-that importing a submodule (configs, presets) does not build the networks' imports."""
+``from t2i_audit.generator import Pipeline`` (the README's entry point) loads torch only when the
+name is first used.
+"""
+
+__all__ = ["Pipeline"]
 
 
 def __getattr__(name: str):
@@ -10,6 +13,3 @@ def __getattr__(name: str):
 
         return Pipeline
     raise AttributeError(f"module 't2i_audit.generator' has no attribute {name!r}")
-
-
-__all__ = ["Pipeline"]

@@ -1,7 +1,7 @@
 """A small convolutional autoencoder: 32x32x3 pixels <-> 16x16x4 latents (one x2 downsample).
 
 The decoder diffuses in this latent space (as Kandinsky 2.2 pairs a CLIP prior with a latent
-decoder): DESIGN.md measured a latent decoder clearly ahead of pixel DiTs at equal wall clock.
+decoder): measured here, a latent decoder drew shapes where pixel DiTs drew blobs at equal wall clock.
 """
 
 from __future__ import annotations

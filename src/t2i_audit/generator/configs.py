@@ -3,47 +3,15 @@ directory stores one JSON per component so that it rebuilds itself without code 
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
-from t2i_audit.errors import InputError, did_you_mean
+from t2i_audit.core.config import ConfigBase, read_config_json  # noqa: F401 (read_config_json re-exported)
 
 
-def read_config_json(path: str | Path) -> dict:
-    """The dict a component's config JSON holds, with one-line errors for a missing or bad file."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: config file missing; a checkpoint needs one JSON per component")
-    try:
-        return json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise InputError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
+class _JsonConfig(ConfigBase):
+    """Generator component configs: core.config.ConfigBase, written with a 2-space indent."""
 
-
-class _JsonConfig:
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, d: dict, source: str = "<dict>"):
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise InputError(f"{source}: unknown key {unknown[0]!r} for {cls.__name__}"
-                             f"{did_you_mean(unknown[0], names)}; valid keys: {', '.join(sorted(names))}")
-        return cls(**d)
-
-    @classmethod
-    def load(cls, path: str | Path):
-        return cls.from_dict(read_config_json(path), str(path))
-
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_json() + "\n")
+    JSON_INDENT = 2
 
 
 @dataclass

@@ -1,4 +1,10 @@
-"""Training presets: component configs plus steps and batch sizes per stage, as JSON-able data."""
+"""Training presets: component configs plus steps and batch sizes per stage, as JSON-able data.
+
+A preset file may name a ``"base"``: another preset file in the same folder (``"base":
+"decoder_finetune7"`` reads ``decoder_finetune7.json``), itself possibly based on another. The file
+then holds only the keys that differ: each top-level key it gives replaces the base's value whole
+(no merging inside a key), so what a fine-tune changed is what its file says.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,14 @@ import json
 from dataclasses import dataclass, field
 
 from t2i_audit.errors import InputError, did_you_mean
-from t2i_audit.generator.configs import AutoencoderConfig, ClipConfig, DiTConfig, PriorConfig, _JsonConfig
+from t2i_audit.generator.configs import (
+    AutoencoderConfig,
+    ClipConfig,
+    DiTConfig,
+    PriorConfig,
+    _JsonConfig,
+    read_config_json,
+)
 from t2i_audit.generator.unet import UNetConfig, decoder_config_from_dict
 from t2i_audit.world.bias import BiasSpec
 
@@ -64,6 +77,11 @@ class Preset(_JsonConfig):
                              f"{did_you_mean(self.decoder_people, DECODER_PEOPLE)}; "
                              f"choose {' or '.join(DECODER_PEOPLE)}")
 
+    @classmethod
+    def load(cls, path) -> Preset:
+        """A preset file, with its ``"base"`` chain resolved (see :func:`read_preset_json`)."""
+        return cls.from_dict(read_preset_json(path), str(path))
+
     def decoder_spec(self, spec: BiasSpec) -> BiasSpec:
         """The bias spec the decoder's people are drawn from, given the training ``spec``."""
         return BiasSpec.uniform() if self.decoder_people == "uniform" else spec
@@ -79,6 +97,32 @@ class Preset(_JsonConfig):
 
     def decoder_config(self) -> DiTConfig | UNetConfig:
         return decoder_config_from_dict(self.decoder, f"preset {self.name!r} decoder")
+
+
+def read_preset_json(path, _seen: tuple[str, ...] = ()) -> dict:
+    """The full preset dict of a file: its ``"base"`` file's dict (resolved the same way, from the
+    same folder) updated by the file's own top-level keys. A missing base or a cycle is an
+    InputError naming the file."""
+    from pathlib import Path
+
+    p = Path(path)
+    data = read_config_json(p)
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base:
+        raise InputError(f"{p}: 'base' must name a preset file in {p.parent} (without .json), e.g. "
+                         f"\"decoder_finetune7\"")
+    if p.stem in _seen or base in _seen:
+        raise InputError(f"{p}: the 'base' chain loops ({' -> '.join((*_seen, p.stem, base))}); break it")
+    base_path = p.parent / f"{base}.json"
+    if not base_path.is_file():
+        names = sorted(q.stem for q in p.parent.glob("*.json"))
+        raise InputError(f"{p}: base preset {base!r} not found in {p.parent}{did_you_mean(base, names)}; "
+                         f"choose one of {', '.join(names)}")
+    resolved = read_preset_json(base_path, (*_seen, p.stem))
+    resolved.update(data)
+    return resolved
 
 
 def _tiny() -> Preset:

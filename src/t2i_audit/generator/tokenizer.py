@@ -13,10 +13,11 @@ counted and reported, never silent.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
+
+from t2i_audit.core.config import ConfigBase
 
 PAD, UNK = 0, 1
 
@@ -33,16 +34,11 @@ def _bpe():
 
 
 @dataclass
-class TokenizerConfig:
+class TokenizerConfig(ConfigBase):
     context_length: int = 32
     bpe_ids: list[int] = field(default_factory=list)  # known BPE ids, in compact order
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @staticmethod
-    def from_dict(d: dict) -> TokenizerConfig:
-        return TokenizerConfig(**d)
+    JSON_SORT_KEYS = False  # tokenizer.json keeps its historical key order (checkpoint bytes)
 
 
 class CompactTokenizer:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import copy
 import csv
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from t2i_audit.core.io import atomic_write_text
 from t2i_audit.generator.weights import load_state, save_safetensors
 from t2i_audit.world.bias import BiasSpec
 from t2i_audit.world.captions import caption
@@ -92,9 +92,7 @@ class Stage:
         save_safetensors(tensors, self.state_path)
         meta = {"step": step, "param_groups": osd["param_groups"], "stage": self.name,
                 "elapsed_s": round(time.time() - self.t0, 1), **(extra or {})}
-        tmp = self.meta_path.with_name(f".tmp-{self.meta_path.name}")
-        tmp.write_text(json.dumps(meta, indent=2))
-        os.replace(tmp, self.meta_path)
+        atomic_write_text(self.meta_path, json.dumps(meta, indent=2), fsync=False)
 
     def log(self, step: int, **values: float) -> None:
         new = not self.log_path.exists()
@@ -103,12 +101,6 @@ class Stage:
             if new:
                 w.writerow(["step", "elapsed_s", *values])
             w.writerow([step, round(time.time() - self.t0, 2), *(f"{v:.6g}" for v in values.values())])
-
-
-def set_threads(threads: int | None) -> None:
-    torch.set_flush_denormal(True)  # without it trained weights drift into denormals: 4-25x slower
-    if threads:
-        torch.set_num_threads(threads)
 
 
 def run_stage(name: str, out, model: torch.nn.Module, step_fn, *, steps: int, lr: float,

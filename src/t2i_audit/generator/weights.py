@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
+from t2i_audit.core.io import atomic_write_bytes
 from t2i_audit.errors import InputError
 
 PICKLE_SUFFIXES = {".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle"}
@@ -22,9 +22,7 @@ def save_safetensors(state: dict, path: str | Path, dtype: torch.dtype | None = 
         if dtype is not None and v.is_floating_point():
             v = v.to(dtype)
         tensors[k] = v.clone()
-    tmp = path.with_name(f".tmp-{path.name}")
-    save_file(tensors, str(tmp))
-    os.replace(tmp, path)
+    atomic_write_bytes(path, save(tensors), fsync=False)
 
 
 def load_state(path: str | Path) -> dict[str, torch.Tensor]:

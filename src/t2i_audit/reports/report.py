@@ -2,36 +2,23 @@
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from t2i_audit.core.config import ConfigBase
+from t2i_audit.core.io import atomic_write_text
 from t2i_audit.errors import InputError
 from t2i_audit.reports.results import RunResults, load_run
 from t2i_audit.reports.tables import FORMATS, TABLE_FORMATS, build_tables, write_tables
 
 
 @dataclass
-class ReportConfig:
+class ReportConfig(ConfigBase):
     """Settings of a report. ``formats`` ⊆ md, html, csv, parquet, json."""
 
     formats: tuple[str, ...] = FORMATS
     max_prompts: int = 200        # image grid: prompts shown
     max_per_prompt: int = 8       # image grid: images shown per prompt
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @staticmethod
-    def from_json(text: str) -> ReportConfig:
-        data = json.loads(text)
-        unknown = set(data) - {"formats", "max_prompts", "max_per_prompt"}
-        if unknown:
-            raise InputError(f"report config: unknown key {sorted(unknown)[0]!r}")
-        if "formats" in data:
-            data["formats"] = tuple(data["formats"])
-        return ReportConfig(**data)
 
     def __post_init__(self):
         bad = [f for f in self.formats if f not in FORMATS]
@@ -53,9 +40,7 @@ class ReportPaths:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, text, fsync=False)
 
 
 def render_report(run: str | Path | RunResults, out: str | Path | None = None,

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import pandas as pd
 
-from t2i_audit.errors import InputError
+from t2i_audit.core.io import atomic_write_bytes, atomic_write_parquet
+from t2i_audit.errors import InputError, did_you_mean
 from t2i_audit.reports.results import RunResults
 
 TABLE_SCHEMA = "t2i-audit/table/1"
@@ -130,12 +130,6 @@ def table_json(name: str, df: pd.DataFrame) -> dict:
     return {"schema": TABLE_SCHEMA, "table": name, "columns": list(df.columns), "rows": rows}
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def write_tables(tables: dict[str, pd.DataFrame], out: str | Path,
                  formats: tuple[str, ...] = TABLE_FORMATS) -> list[Path]:
     """Write each table as ``<out>/<name>.<fmt>`` for fmt in csv/parquet/json. Returns the paths."""
@@ -148,31 +142,27 @@ def write_tables(tables: dict[str, pd.DataFrame], out: str | Path,
     for name, df in tables.items():
         if "csv" in formats:
             p = out / f"{name}.csv"
-            _atomic_write(p, df.to_csv(index=False, float_format="%.10g", lineterminator="\n").encode())
+            atomic_write_bytes(p, df.to_csv(index=False, float_format="%.10g", lineterminator="\n").encode(),
+                               fsync=False)
             written.append(p)
         if "parquet" in formats:
             p = out / f"{name}.parquet"
-            tmp = p.with_name(f".tmp-{p.name}")
-            df.to_parquet(tmp, index=False)
-            os.replace(tmp, p)
+            atomic_write_parquet(p, df)
             written.append(p)
         if "json" in formats:
             p = out / f"{name}.json"
-            _atomic_write(p, (json.dumps(table_json(name, df), indent=1, ensure_ascii=False) + "\n").encode())
+            atomic_write_bytes(p, (json.dumps(table_json(name, df), indent=1, ensure_ascii=False) + "\n").encode(),
+                               fsync=False)
             written.append(p)
     return written
 
 
 def parse_formats(text: str) -> tuple[str, ...]:
     """``"md,html,csv"`` → ('md', 'html', 'csv'), with a clear error for unknown names."""
-    import difflib
-
     items = tuple(dict.fromkeys(s.strip().lower() for s in text.split(",") if s.strip()))
     if not items:
         raise InputError(f"--format: empty; choose from {', '.join(FORMATS)}")
     for f in items:
         if f not in FORMATS:
-            close = difflib.get_close_matches(f, FORMATS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise InputError(f"--format: unknown format {f!r}{hint}; choose from {', '.join(FORMATS)}")
+            raise InputError(f"--format: unknown format {f!r}{did_you_mean(f, FORMATS)}; choose from {', '.join(FORMATS)}")
     return items

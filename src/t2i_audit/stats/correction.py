@@ -157,7 +157,7 @@ class GroupSample:
 
 
 @dataclass
-class Estimate:
+class GroupShareEstimate:
     """Point estimates and bootstrap replicates for one group."""
 
     classes: tuple[str, ...]
@@ -200,7 +200,7 @@ class Estimate:
 def estimate_group(sample: GroupSample, classes, cal_counts: np.ndarray | None = None,
                    cal_reps: tuple[np.ndarray, np.ndarray] | None = None, B: int = 1000,
                    rng: np.random.Generator | None = None, method: str = "em",
-                   min_clusters: int = 5) -> Estimate:
+                   min_clusters: int = 5) -> GroupShareEstimate:
     """Raw and corrected shares of one group with bootstrap replicates (see the module doc)."""
     rng = rng or np.random.default_rng(0)
     k = len(classes)
@@ -218,5 +218,5 @@ def estimate_group(sample: GroupSample, classes, cal_counts: np.ndarray | None =
         if cal_reps is None:
             cal_reps = calibration_replicates(cal_counts, B, rng)
         corr_reps = correct(reps[:, :k], cal_reps[0], cal_reps[1], method)
-    return Estimate(tuple(classes), raw, raw_reps, corr, corr_reps, abst, abst_reps, sample.n_images,
+    return GroupShareEstimate(tuple(classes), raw, raw_reps, corr, corr_reps, abst, abst_reps, sample.n_images,
                     sample.n_prompts, scheme)

@@ -20,18 +20,18 @@ Bonferroni split of alpha (conservative for the audit's Holm correction).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as sps
 
+from t2i_audit.core.config import ConfigBase
 from t2i_audit.errors import InputError
 
 
 @dataclass
-class PlanConfig:
+class PlanConfig(ConfigBase):
     gap: float
     power: float = 0.8
     alpha: float = 0.05
@@ -76,16 +76,6 @@ class PlanConfig:
             if v is not None and v < 1:
                 bad(f"--{k.replace('_', '-')} must be >= 1")
         return self
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @staticmethod
-    def from_dict(d: dict) -> PlanConfig:
-        return PlanConfig(**d)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
 
 
 @dataclass

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from t2i_audit.errors import InputError
+
 Z95 = float(stats.norm.ppf(0.975))
 
 
@@ -38,7 +40,10 @@ def paired_cluster_bootstrap(diff: np.ndarray, clusters: np.ndarray, *, n_boot: 
     diff = np.asarray(diff, dtype=np.float64)
     clusters = np.asarray(clusters)
     if diff.size == 0:
-        raise ValueError("no paired items")
+        raise InputError("paired_cluster_bootstrap: no paired items; pair the runs by (prompt_id, seed) first")
+    if clusters.shape != diff.shape:
+        raise InputError(f"paired_cluster_bootstrap: {clusters.size} clusters for {diff.size} differences; "
+                         "give one prompt id per paired item")
     keys, inv = np.unique(clusters, return_inverse=True)
     k = len(keys)
     sums = np.bincount(inv, weights=diff, minlength=k)
@@ -66,8 +71,10 @@ def mcnemar_exact(a_pass: np.ndarray, b_pass: np.ndarray) -> tuple[int, int, flo
     Returns (b, c, p): b = A passes and B fails, c = A fails and B passes, and the two-sided
     exact p-value 2·P(X ≤ min(b, c)), X ~ Binomial(b + c, 1/2), capped at 1.
     """
-    a = np.asarray(a_pass, dtype=bool)
-    b_ = np.asarray(b_pass, dtype=bool)
+    a = np.asarray(a_pass, dtype=bool).reshape(-1)
+    b_ = np.asarray(b_pass, dtype=bool).reshape(-1)
+    if a.shape != b_.shape:
+        raise InputError(f"mcnemar_exact: {a.size} vs {b_.size} outcomes; pair the runs by (prompt_id, seed) first")
     b = int(np.sum(a & ~b_))
     c = int(np.sum(~a & b_))
     if b + c == 0:

@@ -23,7 +23,7 @@ LEVEL = 0.95
 
 
 @dataclass(frozen=True)
-class Estimate:
+class IntervalEstimate:
     """A point estimate with its interval, sample sizes and how it was computed."""
 
     value: float
@@ -116,29 +116,35 @@ def cluster_bootstrap_draws(values, clusters=None, *, reps: int = DEFAULT_REPS,
 
 
 def cluster_bootstrap_mean(values, clusters=None, *, reps: int = DEFAULT_REPS, seed: int = 0,
-                           level: float = LEVEL) -> Estimate:
+                           level: float = LEVEL) -> IntervalEstimate:
     """Mean of ``values`` with a percentile cluster-bootstrap interval over ``clusters``
     (see :func:`cluster_bootstrap_draws`)."""
     value, boot, k, n = cluster_bootstrap_draws(values, clusters, reps=reps, seed=seed)
     if boot.size == 0:
-        return Estimate(value, math.nan, math.nan, k, n, "mean; no interval (fewer than 2 prompts)")
+        return IntervalEstimate(value, math.nan, math.nan, k, n, "mean; no interval (fewer than 2 prompts)")
     lo, hi = percentile_interval(boot, level)
-    return Estimate(value, lo, hi, k, n,
+    return IntervalEstimate(value, lo, hi, k, n,
                     f"mean; {int(level * 100)}% percentile cluster bootstrap over prompts, {reps} reps, seed {seed}")
 
 
 def cluster_bootstrap_proportion(passed, clusters=None, *, reps: int = DEFAULT_REPS, seed: int = 0,
-                                 level: float = LEVEL) -> Estimate:
+                                 level: float = LEVEL) -> IntervalEstimate:
     """Share of True in ``passed`` with a cluster-bootstrap interval (see cluster_bootstrap_mean)."""
     p = np.asarray(passed)
     if p.dtype != bool and p.size and not np.isin(p, (0, 1)).all():
         raise InputError("passed: expected booleans or 0/1 values")
     e = cluster_bootstrap_mean(p.astype(np.float64), clusters, reps=reps, seed=seed, level=level)
-    return Estimate(e.value, e.ci_low, e.ci_high, e.n_clusters, e.n, e.method.replace("mean;", "proportion;", 1))
+    return IntervalEstimate(e.value, e.ci_low, e.ci_high, e.n_clusters, e.n, e.method.replace("mean;", "proportion;", 1))
 
 
-def wilson_interval(k: int, n: int, level: float = LEVEL) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion k/n (Wilson 1927)."""
+def wilson_interval(k: int, n: int, level: float = LEVEL, *, nan_if_empty: bool = False) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion k/n (Wilson 1927).
+
+    The one Wilson interval of the package. ``nan_if_empty`` returns (nan, nan) for n = 0 (a table
+    cell with nothing to count) instead of raising.
+    """
+    if n == 0 and nan_if_empty:
+        return math.nan, math.nan
     if n <= 0:
         raise InputError("wilson_interval: n must be positive")
     if not 0 <= k <= n:
@@ -164,75 +170,3 @@ def cluster_resample(clusters, reps: int, seed: int = 0) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, k, size=(reps, k))
     return [np.concatenate([groups[j] for j in row]) for row in draws]
-
-
-@dataclass(frozen=True)
-class PairedDiff:
-    diff: float
-    ci_low: float
-    ci_high: float
-    p_value: float
-    n_clusters: int
-    n_pairs: int
-    method: str
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def paired_bootstrap(a, b, clusters=None, *, reps: int = DEFAULT_REPS, seed: int = 0,
-                     level: float = LEVEL) -> PairedDiff:
-    """Mean of a − b over pairs (same prompt and seed in two runs), cluster bootstrap over prompts.
-
-    The p-value is two-sided for H0: mean difference = 0, from the bootstrap distribution shifted
-    to the null (Efron & Tibshirani 1993, sec. 16.4): p = share of |d* − d̂| ≥ |d̂|, floored at
-    1/(reps+1).
-    """
-    x, y = _as_1d(a, "a"), _as_1d(b, "b")
-    if x.shape != y.shape:
-        raise InputError(f"paired_bootstrap: {x.size} vs {y.size} values; pair the runs by (prompt_id, seed) first")
-    d = x - y
-    if d.size == 0:
-        raise InputError("paired_bootstrap: no pairs; the two runs share no (prompt_id, seed)")
-    est, boot, k, n = cluster_bootstrap_draws(d, clusters, reps=reps, seed=seed)
-    if boot.size == 0:
-        return PairedDiff(est, math.nan, math.nan, math.nan, k, n, "paired mean difference; no interval (< 2 prompts)")
-    lo, hi = percentile_interval(boot, level)
-    extreme = np.count_nonzero(np.abs(boot - est) >= abs(est))
-    p = max((extreme + 1) / (reps + 1), 1.0 / (reps + 1))
-    return PairedDiff(est, lo, hi, float(min(1.0, p)), k, n,
-                      f"paired mean difference a−b; {int(level * 100)}% percentile cluster bootstrap over "
-                      f"prompts, {reps} reps, seed {seed}; p from the null-shifted bootstrap")
-
-
-@dataclass(frozen=True)
-class McNemar:
-    only_a: int  # pairs where a passed and b failed
-    only_b: int  # pairs where b passed and a failed
-    n_pairs: int
-    diff: float  # pass rate a − pass rate b
-    p_value: float
-    method: str = "McNemar exact (binomial) test on discordant pairs, two-sided"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def mcnemar_exact(a_passed, b_passed) -> McNemar:
-    """Exact McNemar test for paired pass/fail outcomes (McNemar 1947; exact binomial form)."""
-    a = np.asarray(a_passed, dtype=bool).reshape(-1)
-    b = np.asarray(b_passed, dtype=bool).reshape(-1)
-    if a.shape != b.shape:
-        raise InputError(f"mcnemar_exact: {a.size} vs {b.size} outcomes; pair the runs by (prompt_id, seed) first")
-    if a.size == 0:
-        raise InputError("mcnemar_exact: no pairs")
-    only_a = int(np.count_nonzero(a & ~b))
-    only_b = int(np.count_nonzero(~a & b))
-    m = only_a + only_b
-    if m == 0:
-        p = 1.0
-    else:
-        from scipy.stats import binom
-
-        p = float(min(1.0, 2.0 * binom.cdf(min(only_a, only_b), m, 0.5)))
-    return McNemar(only_a, only_b, int(a.size), (only_a - only_b) / a.size, p)

@@ -1,5 +1,5 @@
 """Rendered frequencies of presentation and skin per profession for neutral captions, against the
-bias spec (issue 2, acceptance 3).
+bias spec: each rendered share should fall inside its 95% interval around the spec's share.
 
 Scenes are drawn as the training stream draws neutral person scenes (``sample_scene(kind='person',
 mode='neutral')``, scene i from ``scene_rng(seed, i)``), turned into manifest rows with
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections import Counter
 
+from t2i_audit.stats.resampling import wilson_interval
 from t2i_audit.world.bias import BiasSpec
 from t2i_audit.world.dataset import scene_row
-from t2i_audit.world.oracle_check import wilson
 from t2i_audit.world.scene import sample_scene, scene_rng
 from t2i_audit.world.vocab import PRESENTATIONS, PROFESSIONS, SKINS
 
@@ -50,7 +50,7 @@ def neutral_frequencies(n: int, spec: BiasSpec | None = None, *, seed: int = 0, 
             target = spec.marginal(prof, attr)
             for c in classes:
                 k = counts[prof][(attr, c)]
-                lo, hi = wilson(k, m)
+                lo, hi = wilson_interval(k, m, nan_if_empty=True)
                 freq = k / m if m else float("nan")
                 diff = 100 * (freq - target[c])
                 row = {"profession": prof, "attribute": attr, "class": c, "n": m, "spec": target[c],

@@ -8,14 +8,13 @@ renderer version).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from t2i_audit.core.io import atomic_write_bytes, atomic_write_parquet
 from t2i_audit.world.bias import BiasSpec
 from t2i_audit.world.captions import bare_caption, caption, paraphrases
 from t2i_audit.world.render import RENDERER_VERSION, render
@@ -89,24 +88,10 @@ def card(rows: list[dict], *, seed: int, spec: BiasSpec, size: int) -> dict:
     }
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_manifest(rows: list[dict], path: Path) -> None:
     import pandas as pd
 
-    df = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
-    tmp = path.with_name(f".tmp-{path.name}")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    atomic_write_parquet(path, pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS)))
 
 
 def render_dataset(out: str | Path, n: int, *, seed: int = 0, size: int = 32,
@@ -125,11 +110,11 @@ def render_dataset(out: str | Path, n: int, *, seed: int = 0, size: int = 32,
         row = scene_row(scene, index=i, seed=seed, size=size, spec_hash=spec.hash)
         buf = BytesIO()
         render(scene, size).save(buf, format="PNG", optimize=False, compress_level=6)
-        _atomic_write_bytes(out / row["file"], buf.getvalue())
+        atomic_write_bytes(out / row["file"], buf.getvalue(), fsync=False)
         rows.append(row)
     write_manifest(rows, out / "manifest.parquet")
     c = card(rows, seed=seed, spec=spec, size=size)
-    _atomic_write_bytes(out / "card.json", (json.dumps(c, indent=2) + "\n").encode())
+    atomic_write_bytes(out / "card.json", (json.dumps(c, indent=2) + "\n").encode(), fsync=False)
     return c
 
 

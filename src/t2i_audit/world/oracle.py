@@ -22,9 +22,9 @@ Method (details in docs/world.md):
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
+from t2i_audit.core.config import ConfigBase
 from t2i_audit.world.oracle_person import clothing_area, read_person
 from t2i_audit.world.oracle_pixels import pixel_evidence, to_array
 from t2i_audit.world.oracle_shapes import read_shapes
@@ -34,7 +34,7 @@ UNKNOWN = "unknown"
 
 
 @dataclass
-class OracleConfig:
+class OracleConfig(ConfigBase):
     """Thresholds of the oracle. Lengths and areas are in canvas units (1/32 of the image side)."""
 
     fg_min: float = 30.0  # min RGB distance from the background for a foreground pixel
@@ -60,18 +60,6 @@ class OracleConfig:
     skirt_ratio: float = 1.3
     presentation_min_conf: float = 0.2
     clothing_min_conf: float = 0.3  # clothing-colour vote margin over the runner-up (share of votes)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @staticmethod
-    def from_json(text: str) -> OracleConfig:
-        data = json.loads(text)
-        known = {f.name for f in fields(OracleConfig)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown oracle config keys: {', '.join(sorted(unknown))}")
-        return OracleConfig(**data)
 
 
 @dataclass

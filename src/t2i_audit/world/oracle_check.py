@@ -16,6 +16,7 @@ from collections.abc import Iterable
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from t2i_audit.stats.resampling import wilson_interval
 from t2i_audit.world.oracle import UNKNOWN, Reading
 from t2i_audit.world.vocab import SLOT_CENTRES
 
@@ -23,17 +24,6 @@ ATTRIBUTES = ("kind", "count", "shape", "color", "position", "profession", "pres
               "clothing")
 PERSON_ATTRIBUTES = ("profession", "presentation", "skin", "clothing")
 MATCH_MAX_DIST = 6.0
-
-
-def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """95% Wilson score interval for k successes out of n (nan, nan when n = 0)."""
-    if n == 0:
-        return float("nan"), float("nan")
-    p = k / n
-    den = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _as_list(v) -> list:
@@ -108,7 +98,7 @@ def tabulate(outcomes: Iterable[dict[str, list[bool | None]]]) -> list[dict]:
         n, ans, cor = acc[a]
         if n == 0:
             continue
-        lo, hi = wilson(cor, ans)
+        lo, hi = wilson_interval(cor, ans, nan_if_empty=True)
         rows.append({"attribute": a, "n": n, "answered": ans, "correct": cor,
                      "accuracy": cor / ans if ans else float("nan"), "ci_low": lo, "ci_high": hi,
                      "abstain_rate": 1 - ans / n})

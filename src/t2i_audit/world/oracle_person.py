@@ -36,6 +36,16 @@ def torso_top(rows: np.ndarray) -> int:
     return int(rows[starts[best]])
 
 
+def _row_widths(block: np.ndarray) -> np.ndarray:
+    """Foreground width of each row of ``block`` (0 for an empty row; [0] for an empty block)."""
+    has = block.any(1)
+    if not has.any():
+        return np.zeros(1)
+    left = np.argmax(block, 1)
+    right = block.shape[1] - 1 - np.argmax(block[:, ::-1], 1)
+    return np.where(has, right - left + 1, 0)
+
+
 def read_person(px: Pixels, cfg) -> dict:
     """Profession, presentation, skin and clothing with confidences; 'unknown' where evidence is weak."""
     u = px.u
@@ -85,16 +95,8 @@ def read_person(px: Pixels, cfg) -> dict:
         torso = fg[t0 + int(0.1 * L): t0 + int(0.35 * L) + 1]
         band = fg[t0 + int(0.45 * L): t0 + int(0.85 * L) + 1]
 
-        def widths(block: np.ndarray) -> np.ndarray:
-            has = block.any(1)
-            if not has.any():
-                return np.zeros(1)
-            left = np.argmax(block, 1)
-            right = block.shape[1] - 1 - np.argmax(block[:, ::-1], 1)
-            return np.where(has, right - left + 1, 0)
-
-        wt = float(np.median(widths(torso)))
-        wb = float(widths(band).max())
+        wt = float(np.median(_row_widths(torso)))
+        wb = float(_row_widths(band).max())
         ratio = wb / max(wt, 1.0)
         s_width = float(np.clip((ratio - cfg.skirt_ratio) / 0.25, -1, 1))
         lo = np.zeros_like(fg)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from t2i_audit.audits.probes import JOINT_SEP
-from t2i_audit.stats.correction import Estimate, GroupSample, calibration_replicates, estimate_group
+from t2i_audit.stats.correction import GroupSample, GroupShareEstimate, calibration_replicates, estimate_group
 from t2i_audit.stats.labelled import (
     check_labels,
     cluster_bootstrap_tables,
@@ -37,7 +37,7 @@ def estimate_groups(readings: np.ndarray, prompts: np.ndarray, masks: dict, clas
     return ests, samples
 
 
-def attach_labelled(est: Estimate, readings, truth, prompts, k: int, group: str, cfg,
+def attach_labelled(est: GroupShareEstimate, readings, truth, prompts, k: int, group: str, cfg,
                     rng: np.random.Generator) -> None:
     """Add the label-calibrated estimates of one group to ``est`` (or a note why there are none)."""
     t = label_tables(readings, truth, prompts, k)

@@ -7,7 +7,7 @@ import numpy as np
 import t2i_audit.stats.distribution as bs
 from t2i_audit.audits.calibration import Calibration
 from t2i_audit.audits.probes import JOINT_SEP, Probe
-from t2i_audit.stats.correction import Estimate, GroupSample
+from t2i_audit.stats.correction import GroupSample, GroupShareEstimate
 
 
 def _ci(reps: np.ndarray) -> tuple[float, float]:
@@ -41,7 +41,7 @@ def expected_answered(r: np.ndarray, cal: Calibration | None) -> np.ndarray:
     return ra @ A
 
 
-def design_effect(est: Estimate) -> float:
+def design_effect(est: GroupShareEstimate) -> float:
     """First-order Rao-Scott design effect: bootstrap variance of the raw shares over the
     binomial variance, averaged over classes, floored at 1."""
     n = est.n_images * (1 - est.abstain)
@@ -120,7 +120,7 @@ def group_tables(probe: Probe, ests: dict, samples: dict[tuple[str, str], GroupS
     return bias_rows, stat_rows
 
 
-def _label_columns(est: Estimate, c: int) -> dict:
+def _label_columns(est: GroupShareEstimate, c: int) -> dict:
     """Label-calibrated columns of one class row; absent when no labels were given (the table keeps
     its earlier layout), NaN for a group with too few labels."""
     if est.ppi is None and est.label_note is None:

@@ -321,24 +321,6 @@ def device_settings(dist: Dist | None = None) -> DeviceSettings:
     return DeviceSettings("cpu", "float32", *BATCH_SIZES["cpu"])
 
 
-def set_threads(threads: int | None) -> None:
-    """``--threads``: torch intra-op threads, and numpy's BLAS pool too where threadpoolctl is
-    installed (an unlimited BLAS pool on a busy machine spins: measured 0.1 s -> 3-5 s for FD's
-    eigendecompositions). None keeps the defaults; launchers already set OMP_NUM_THREADS=1."""
-    if threads is None:
-        return
-    if threads < 1:
-        raise InputError(f"--threads {threads}: must be at least 1")
-    import torch
-
-    torch.set_num_threads(int(threads))
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return
-    threadpool_limits(int(threads))
-
-
 def place_extractor(ex, batch_size: int | None = None, settings: DeviceSettings | None = None) -> None:
     """Move an evaluator model to this rank's device once (CUDA: autocast in ``settings.dtype``) and
     make it embed ``batch_size`` items per forward pass."""

@@ -14,14 +14,15 @@ Directory: the ``directory`` argument, else ``$T2I_AUDIT_CACHE``, else
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import sqlite3
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from t2i_audit.core.io import atomic_write_bytes
 from t2i_audit.errors import InputError
 
 ENV_VAR = "T2I_AUDIT_CACHE"
@@ -170,14 +171,9 @@ class EmbeddingCache:
             return
         p = self._stats_path(name)
         p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".tmp-", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        atomic_write_bytes(p, buf.getvalue(), fsync=False)
 
 
 def embed_cached(cache: EmbeddingCache, extractor_id: str, keys: list[str], load, embed,

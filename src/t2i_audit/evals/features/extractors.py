@@ -17,7 +17,6 @@ per process per spec and run under ``torch.inference_mode``.
 
 from __future__ import annotations
 
-import difflib
 import pickle
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from t2i_audit.errors import InputError
+from t2i_audit.errors import InputError, did_you_mean
 from t2i_audit.evals.features.common import (  # noqa: F401 - re-exported
     _need_file,
     images_to_uint8,
@@ -127,8 +126,7 @@ def load_open_clip(arch: str, weights: str, batch_size: int = 64) -> OpenClipExt
         name = cfg.stem
         extra = "+cfg" + weights_hash(cfg, n=8)
     elif arch not in open_clip.list_models():
-        close = difflib.get_close_matches(arch, open_clip.list_models(), n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        hint = did_you_mean(arch, open_clip.list_models(), n=3)
         raise InputError(f"open_clip architecture {arch!r} is not registered{hint}; or give a model-config JSON path")
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=str(w))
@@ -245,8 +243,7 @@ def parse_spec(spec: str) -> tuple[str, list[str]]:
         raise InputError("--features: empty spec; use one of " + ", ".join(u for *_, u in REGISTRY.values()))
     kind, _, rest = spec.strip().partition(":")
     if kind not in REGISTRY:
-        close = difflib.get_close_matches(kind, list(REGISTRY), n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = did_you_mean(kind, list(REGISTRY), form="did you mean {}? ")
         raise InputError(f"--features {spec!r}: unknown extractor kind {kind!r}; {hint}"
                          f"expected one of: {', '.join(u for *_, u in REGISTRY.values())}")
     _, (lo, hi), usage = REGISTRY[kind]

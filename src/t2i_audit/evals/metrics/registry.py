@@ -6,7 +6,6 @@ and aggregate rows with 95% intervals. Each ``metric_*`` takes the scoring conte
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -15,16 +14,21 @@ import numpy as np
 import pandas as pd
 
 import t2i_audit.evals.metrics.distribution as md
-from t2i_audit.errors import InputError
+from t2i_audit.errors import InputError, did_you_mean
 from t2i_audit.evals.metrics.clip import FORMULA as CLIP_FORMULA
 from t2i_audit.evals.metrics.clip import clip_score
-from t2i_audit.stats.resampling import Estimate, centred_interval, cluster_bootstrap_mean, cluster_resample
+from t2i_audit.stats.resampling import (
+    IntervalEstimate,
+    centred_interval,
+    cluster_bootstrap_mean,
+    cluster_resample,
+)
 
 if TYPE_CHECKING:
     from t2i_audit.evals.scoring.score import Context
 
 
-def _row(metric: str, group: str, e: Estimate) -> dict:
+def _row(metric: str, group: str, e: IntervalEstimate) -> dict:
     return {"metric": metric, "group": group, "value": e.value, "ci_low": e.ci_low, "ci_high": e.ci_high,
             "n_prompts": e.n_clusters, "n_images": e.n, "method": e.method}
 
@@ -102,7 +106,7 @@ def _dist_metric(ctx: Context, name: str, spec: str, role: str, stat: Callable, 
             f"set, shifted to remove the resampling bias ({reps} reps, seed {ctx.cfg.seed}; reference fixed); "
             "it gives the sampling variability at this N, not an interval for the N → ∞ value")
     ctx.methodology[name] = full
-    e = Estimate(float(value), float(max(lo, 0.0)) if name != "kid" else float(lo), float(hi),
+    e = IntervalEstimate(float(value), float(max(lo, 0.0)) if name != "kid" else float(lo), float(hi),
                  len(set(prompts.tolist())), int(gen.shape[0]), full)
     return pd.DataFrame(columns=["run_id", "prompt_id", "image_id", "seed", "category", "metric", "value",
                                  "detail"]), [_row(name, "overall", e)]
@@ -191,7 +195,6 @@ def parse_metrics(text: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
         raise InputError("--metrics: empty; choose from " + ", ".join(METRICS))
     for n in names:
         if n not in METRICS:
-            close = difflib.get_close_matches(n, list(METRICS), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(n, list(METRICS), form="did you mean {}? ")
             raise InputError(f"--metrics: unknown metric {n!r}; {hint}choose from {', '.join(METRICS)}")
     return tuple(dict.fromkeys(names))

@@ -20,7 +20,7 @@ from t2i_audit.errors import InputError
 from t2i_audit.stats.resampling import (
     DEFAULT_REPS,
     LEVEL,
-    Estimate,
+    IntervalEstimate,
     cluster_bootstrap_draws,
     percentile_interval,
 )
@@ -56,7 +56,7 @@ def judge_images(images: list, expects: list[dict], progress: bool = False) -> l
 
 
 def skill_accuracy(categories, prompt_ids, passed, *, reps: int = DEFAULT_REPS, seed: int = 0,
-                   level: float = LEVEL) -> dict[str, Estimate]:
+                   level: float = LEVEL) -> dict[str, IntervalEstimate]:
     """Per-category accuracy and the overall mean of categories, each with a 95% interval."""
     cats = np.asarray(categories, dtype=object)
     pids = np.asarray(prompt_ids, dtype=object)
@@ -64,7 +64,7 @@ def skill_accuracy(categories, prompt_ids, passed, *, reps: int = DEFAULT_REPS, 
     if ok.size == 0:
         raise InputError("skills: no images with expectations in this run; score a suite with `expect:` "
                          "entries (e.g. pictoworld-skills)")
-    out: dict[str, Estimate] = {}
+    out: dict[str, IntervalEstimate] = {}
     boots = []
     for i, c in enumerate(sorted(set(cats.tolist()))):
         m = cats == c
@@ -76,7 +76,7 @@ def skill_accuracy(categories, prompt_ids, passed, *, reps: int = DEFAULT_REPS, 
         else:
             lo = hi = float("nan")
             meth = "proportion; no interval (fewer than 2 prompts)"
-        out[f"category={c}"] = Estimate(value, lo, hi, k, n, meth)
+        out[f"category={c}"] = IntervalEstimate(value, lo, hi, k, n, meth)
         boots.append(boot)  # kept for the stratified overall interval
     vals = np.array([e.value for e in out.values()])
     overall = float(vals.mean())
@@ -88,5 +88,5 @@ def skill_accuracy(categories, prompt_ids, passed, *, reps: int = DEFAULT_REPS, 
     else:
         lo = hi = float("nan")
         meth = f"mean of {len(vals)} category accuracies; no interval (a category has fewer than 2 prompts)"
-    out["overall"] = Estimate(overall, lo, hi, n_prompts, int(ok.size), meth)
+    out["overall"] = IntervalEstimate(overall, lo, hi, n_prompts, int(ok.size), meth)
     return out

@@ -10,12 +10,11 @@ and compares the sha256. A mismatch lists what differs between the recording and
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from t2i_audit.core.io import atomic_write_bytes, sha256_bytes
-from t2i_audit.errors import InputError
+from t2i_audit.errors import InputError, did_you_mean
 from t2i_audit.evals.adapters.registry import GeneratorSpec, config_hash, load_generator
 from t2i_audit.evals.runs.sampling import _encode, environment, load_run
 
@@ -55,8 +54,7 @@ def reproduce(run_dir: str | Path, image_id: str, out: str | Path | None = None,
     rows = manifest[manifest["image_id"].astype(str) == image_id]
     if rows.empty:
         ids = manifest["image_id"].astype(str).tolist()
-        close = difflib.get_close_matches(image_id, ids, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = did_you_mean(image_id, ids, form="did you mean {}? ")
         raise InputError(f"{run_dir}: no image {image_id!r} in the manifest; {hint}"
                          f"ids look like {ids[0]!r} (column image_id of manifest.parquet)")
     row = rows.iloc[0]

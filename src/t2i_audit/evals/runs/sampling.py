@@ -19,11 +19,12 @@ from __future__ import annotations
 import io
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import t2i_audit.evals.distributed.launch as distributed
 from t2i_audit import __version__
+from t2i_audit.core.config import ConfigBase
 from t2i_audit.core.io import (
     Journal,
     atomic_write_bytes,
@@ -57,7 +58,7 @@ from t2i_audit.evals.suites.loader import PromptSuite, load_suite
 
 
 @dataclass
-class SampleConfig:
+class SampleConfig(ConfigBase):
     """Settings of ``t2i-audit sample``; round-trips through JSON."""
 
     suite: str
@@ -69,13 +70,6 @@ class SampleConfig:
     params: dict = field(default_factory=dict)
     skip_missing: bool = False
     progress: bool = True
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @staticmethod
-    def from_json(text: str) -> SampleConfig:
-        return SampleConfig(**json.loads(text))
 
 
 @dataclass

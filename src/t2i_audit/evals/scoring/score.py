@@ -27,6 +27,7 @@ from PIL import Image
 
 import t2i_audit.evals.distributed.launch as distributed
 import t2i_audit.evals.metrics.distribution as md
+from t2i_audit.core.config import ConfigBase
 from t2i_audit.core.io import atomic_write_json, atomic_write_parquet, remove_temp_files, sha256_file
 from t2i_audit.errors import InputError
 from t2i_audit.evals.features.cache import EmbeddingCache, embed_cached, text_key
@@ -39,7 +40,7 @@ MANIFEST_COLUMNS = ("prompt_id", "category", "text", "seed", "image_id", "path",
 
 
 @dataclass
-class ScoreConfig:
+class ScoreConfig(ConfigBase):
     metrics: tuple[str, ...] = ("clip_score", "skills")
     features: str = "bundled-clip"  # extractor for fd, fd_inf, kid
     clip: str = "bundled-clip"  # text-image extractor for clip_score and cmmd
@@ -56,18 +57,6 @@ class ScoreConfig:
     cache: bool = True
     cache_dir: str | None = None
     progress: bool = True
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-    @staticmethod
-    def from_json(text: str) -> ScoreConfig:
-        d = json.loads(text)
-        unknown = set(d) - {f.name for f in dataclasses.fields(ScoreConfig)}
-        if unknown:
-            raise InputError(f"score config: unknown keys {', '.join(sorted(unknown))}")
-        d["metrics"] = tuple(d.get("metrics", ()))
-        return ScoreConfig(**d)
 
 
 def check_run_dir(run_dir: str | Path) -> Path:

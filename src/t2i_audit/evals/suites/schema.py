@@ -6,12 +6,11 @@ misspelt name, the closest valid one.
 
 from __future__ import annotations
 
-import difflib
 import re
 
 import yaml
 
-from t2i_audit.errors import InputError
+from t2i_audit.errors import InputError, did_you_mean
 
 SUITE_KEYS = ("name", "version", "description", "reference", "images_per_prompt", "seeds", "include",
               "slots", "templates")
@@ -33,8 +32,8 @@ class SuiteError(InputError):
 
 
 def suggest(name, valid) -> str:
-    close = difflib.get_close_matches(str(name), [str(v) for v in valid], n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    """``; did you mean 'x'?`` (errors.did_you_mean in the suite messages' form)."""
+    return did_you_mean(name, valid, form="; did you mean {}?")
 
 
 class LDict(dict):

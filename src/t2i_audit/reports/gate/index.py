@@ -15,18 +15,18 @@ match. Unknown names and groups raise errors with did-you-mean suggestions.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import math
 import re
 from dataclasses import dataclass, field
 
+from t2i_audit.errors import did_you_mean
 from t2i_audit.reports.gate.rules import GateRuleError, Ref
 from t2i_audit.reports.results import RunResults, memorization_summary
 
 
 @dataclass(frozen=True)
-class Estimate:
+class GateEstimate:
     """One gateable number with its 95% interval."""
 
     key: str
@@ -53,11 +53,11 @@ def _f(x) -> float:
 
 
 class MetricIndex:
-    """All gateable estimates of one run: ``name -> {group or None: Estimate}``."""
+    """All gateable estimates of one run: ``name -> {group or None: GateEstimate}``."""
 
     def __init__(self, res: RunResults):
         self.res = res
-        self.names: dict[str, dict[str | None, Estimate]] = {}
+        self.names: dict[str, dict[str | None, GateEstimate]] = {}
         self.aliases: dict[str, str] = {}
         self.sources: dict[str, str] = {}   # name -> result group: scores | bias | memorization
         agg = res.aggregates
@@ -66,7 +66,7 @@ class MetricIndex:
             for r in agg.itertuples():
                 m, g = str(r.metric), str(r.group)
                 key = m if g == "overall" else f"{m}[{g}]"
-                est = Estimate(key, _f(r.value), _f(r.ci_low), _f(r.ci_high), int(r.n_images),
+                est = GateEstimate(key, _f(r.value), _f(r.ci_low), _f(r.ci_high), int(r.n_images),
                                "scores/aggregates.parquet")
                 self._add(m, None if g == "overall" else g, est, "scores")
                 if g == "overall":
@@ -79,7 +79,7 @@ class MetricIndex:
             for r in res.bias_stats.itertuples():
                 stat = _clean(r.statistic)
                 for name in self._bias_names(r, stat):
-                    est = Estimate(f"{name}[{r.group}]", _f(r.value), _f(r.ci_low), _f(r.ci_high), int(r.n),
+                    est = GateEstimate(f"{name}[{r.group}]", _f(r.value), _f(r.ci_low), _f(r.ci_high), int(r.n),
                                    "audits/bias_stats.parquet")
                     self._add(name, str(r.group), est, "bias")
                 self.short_bias.setdefault((stat, str(r.group)), set()).add(str(r.attribute))
@@ -98,7 +98,7 @@ class MetricIndex:
                     detail = {"attribute": str(r.attribute), "group": str(r.group), "cls": str(r.cls),
                               "probe": probe, "kind": kind}
                     for name in self._bias_names(r, kind):
-                        self._add(name, g, Estimate(f"{name}[{g}]", _f(v), _f(lo), _f(hi), int(r.n_images),
+                        self._add(name, g, GateEstimate(f"{name}[{g}]", _f(v), _f(lo), _f(hi), int(r.n_images),
                                                     "audits/bias.parquet", detail), "bias")
         # unqualified bias names that several probes fill are ambiguous: the probe must be named
         for name, qualified in self.ambiguous.items():
@@ -108,7 +108,7 @@ class MetricIndex:
         meta = memorization_summary(res.memorization_meta)
         if meta and meta["rate"] is not None:
             self._add("memorization.rate", None,
-                      Estimate("memorization.rate", _f(meta["rate"]), _f(meta["ci_low"]), _f(meta["ci_high"]),
+                      GateEstimate("memorization.rate", _f(meta["rate"]), _f(meta["ci_low"]), _f(meta["ci_high"]),
                                int(meta["n"] or 0), "audits/memorization.json"), "memorization")
 
     def _add_diversity(self, meta: dict | None) -> None:
@@ -117,7 +117,7 @@ class MetricIndex:
         for f in (meta or {}).get("findings", []):
             g = f["attribute"] if f["group"] == "all" else f"{f['attribute']}:{f['group']}"
             name = f"diversity.{_clean(f['statistic'])}"
-            self._add(name, g, Estimate(f"{name}[{g}]", _f(f["value"]), _f(f.get("ci_low")), _f(f.get("ci_high")),
+            self._add(name, g, GateEstimate(f"{name}[{g}]", _f(f["value"]), _f(f.get("ci_low")), _f(f.get("ci_high")),
                                         int(f.get("n") or 0), "audits/diversity.json"), "diversity")
 
     def _bias_names(self, r, what: str) -> list[str]:
@@ -132,7 +132,7 @@ class MetricIndex:
             seen.append(qual)
         return [plain, qual]
 
-    def _add(self, name: str, group: str | None, est: Estimate, source: str) -> None:
+    def _add(self, name: str, group: str | None, est: GateEstimate, source: str) -> None:
         self.names.setdefault(name, {})[group] = est
         self.sources[name] = source
 
@@ -160,8 +160,7 @@ class MetricIndex:
 
     @staticmethod
     def _hint(x: str, options) -> str:
-        close = difflib.get_close_matches(x, list(options), n=1, cutoff=0.6)
-        return f" (did you mean {close[0]!r}?)" if close else ""
+        return did_you_mean(x, list(options))
 
     def _short_bias(self, ref: Ref, where: str) -> str | None:
         """``bias.<statistic>`` → ``bias.<attribute>.<statistic>`` when exactly one attribute fits."""
@@ -178,7 +177,7 @@ class MetricIndex:
             raise GateRuleError(f"{where}: {ref.name!r} is ambiguous: name the attribute ({opts})")
         return f"bias.{attrs.pop()}.{stat}"
 
-    def resolve(self, ref: Ref, where: str) -> list[Estimate]:
+    def resolve(self, ref: Ref, where: str) -> list[GateEstimate]:
         """The estimates a reference names (several for a wildcard group)."""
         name = self._short_bias(ref, where) or self.resolve_name(ref.name, where)
         groups = self.names[name]

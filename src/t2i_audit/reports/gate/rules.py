@@ -28,7 +28,6 @@ no variables, no anchors to code.
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from pathlib import Path
 
 import yaml
 
-from t2i_audit.errors import InputError
+from t2i_audit.errors import InputError, close_matches, did_you_mean
 
 NAME = r"[A-Za-z_][A-Za-z0-9_\-]*"
 REF = rf"(?P<ref>{NAME}(?:\.{NAME})*)(?:\[(?P<group>[^\[\]]+)\])?"
@@ -101,7 +100,7 @@ def _suggest_keyword(text: str) -> str:
     words = text.split()
     for w in words:
         if re.fullmatch(r"[a-z]+", w) and w not in {"no", "worse", "than", "by", "more", "same", "as"}:
-            close = difflib.get_close_matches(w, ["baseline", "confidently", "within"], n=1, cutoff=0.7)
+            close = close_matches(w, ["baseline", "confidently", "within"], cutoff=0.7)
             if close and close[0] != w:
                 return f" (did you mean {close[0]!r} for {w!r}?)"
     return ""
@@ -143,9 +142,7 @@ def parse_rules(data, source: str = "<rules>") -> tuple[list[Rule], float]:
         raise GateRuleError(f"{source}: expected a mapping with a 'rules' list, e.g. 'rules: [clip_score >= 24]'")
     for key in data:
         if key not in TOP_KEYS:
-            close = difflib.get_close_matches(str(key), TOP_KEYS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise GateRuleError(f"{source}: unknown key {key!r}{hint}; allowed: {', '.join(TOP_KEYS)}")
+            raise GateRuleError(f"{source}: unknown key {key!r}{did_you_mean(key, TOP_KEYS)}; allowed: {', '.join(TOP_KEYS)}")
     items = data.get("rules")
     if not isinstance(items, list) or not items:
         raise GateRuleError(f"{source}: 'rules' must be a non-empty list of rule strings")
@@ -160,8 +157,7 @@ def parse_rules(data, source: str = "<rules>") -> tuple[list[Rule], float]:
             if "rule" in item:
                 extra = [k for k in item if k not in RULE_KEYS]
                 if extra:
-                    close = difflib.get_close_matches(str(extra[0]), RULE_KEYS, n=1)
-                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    hint = did_you_mean(extra[0], RULE_KEYS)
                     raise GateRuleError(f"{where}: unknown key {extra[0]!r}{hint}; allowed: rule, name")
                 text, name = item["rule"], item.get("name")
                 if name is not None and not isinstance(name, str):

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from t2i_audit.core.io import atomic_write_text
 from t2i_audit.reports.gate.bias import share_difference
-from t2i_audit.reports.gate.index import Estimate, MetricIndex, direction
+from t2i_audit.reports.gate.index import GateEstimate, MetricIndex, direction
 from t2i_audit.reports.gate.rules import DEFAULT_CONFIDENCE, GateRuleError, Rule, load_rules
 from t2i_audit.reports.results import RunResults, check_complete, load_run
 from t2i_audit.reports.tables import fmt_ci, fmt_num
@@ -144,7 +144,7 @@ def _needs(rules: list[Rule]) -> tuple[str, ...]:
     return tuple(sorted(need))
 
 
-def _finite(est: Estimate, where: str, need_ci: bool) -> None:
+def _finite(est: GateEstimate, where: str, need_ci: bool) -> None:
     if not math.isfinite(est.value):
         raise GateRuleError(f"{where}: {est.key} is not a finite number in {est.source}; re-run that step")
     if need_ci and not (math.isfinite(est.ci_low) and math.isfinite(est.ci_high)):
@@ -190,7 +190,7 @@ def evaluate(res: RunResults, rules: list[Rule], baseline: RunResults | None = N
     return result
 
 
-def _difference(res: RunResults, baseline: RunResults, est: Estimate, b: Estimate, level: float,
+def _difference(res: RunResults, baseline: RunResults, est: GateEstimate, b: GateEstimate, level: float,
                 warnings: list[str]):
     """run − baseline: from counts for bias class shares (gate_bias), else from the two intervals."""
     if est.detail is not None:
@@ -202,7 +202,7 @@ def _difference(res: RunResults, baseline: RunResults, est: Estimate, b: Estimat
                                   level=level, n=est.n)
 
 
-def _baseline_estimate(bidx: MetricIndex, est: Estimate, rule: Rule, where: str) -> Estimate:
+def _baseline_estimate(bidx: MetricIndex, est: GateEstimate, rule: Rule, where: str) -> GateEstimate:
     for groups in bidx.names.values():
         for e in groups.values():
             if e.key == est.key:
@@ -212,7 +212,7 @@ def _baseline_estimate(bidx: MetricIndex, est: Estimate, rule: Rule, where: str)
                         "same way as the run")
 
 
-def _judge(rule: Rule, lo: float, hi: float, where: str, idx: MetricIndex, est: Estimate):
+def _judge(rule: Rule, lo: float, hi: float, where: str, idx: MetricIndex, est: GateEstimate):
     if rule.kind == "baseline":
         t = rule.threshold
         thr = f"run − baseline {rule.op} {fmt_num(t) if t else 0}"
@@ -257,8 +257,6 @@ def write_text(path: str | Path, text: str) -> None:
     p = Path(path)
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".tmp-{p.name}")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, p)
+        atomic_write_text(p, text, fsync=False)
     except OSError as e:
         raise InputError(f"{p}: cannot write ({e.strerror}); choose a writable path") from None
