@@ -125,10 +125,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     a = ap.parse_args()
-    import torch
-
-    torch.set_num_threads(1)
+    from t2i_audit.core.threads import set_threads
     from t2i_audit.evals.features.extractors import load_extractor
+
+    set_threads(1)
 
     t0 = time.time()
     ext = load_extractor(a.clip)

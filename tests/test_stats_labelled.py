@@ -7,12 +7,13 @@ import pytest
 from t2i_audit.errors import InputError
 from t2i_audit.stats.labelled import (
     check_labels,
-    cluster_bootstrap_tables,
     confusion_shares,
     label_tables,
     ppi_ci_iid,
     ppi_shares,
+    replicate_tables,
 )
+from t2i_audit.stats.resampling import cluster_draw_counts
 
 ppi_py = pytest.importorskip("ppi_py")
 
@@ -75,7 +76,9 @@ def test_planted_truth_and_coverage_under_group_specific_error():
         L, U = t.L.sum(0), t.U.sum(0)
         realised = np.bincount(truth, minlength=2) / len(truth)
         est = ppi_shares(L, U)
-        reps = ppi_shares(*(lambda r: (r.L, r.U))(cluster_bootstrap_tables(t, 300, rng)))
+        draws = np.concatenate(list(cluster_draw_counts(t.U.shape[0], 300, int(rng.integers(2**31)))))
+        r = replicate_tables(t, draws)
+        reps = ppi_shares(r.L, r.U)
         lo, hi = np.nanquantile(reps, [0.025, 0.975], axis=0)
         err_ppi.append(abs(est[0] - realised[0]))
         err_conf.append(abs(confusion_shares(L, U)[0] - realised[0]))

@@ -18,7 +18,6 @@ and sometimes the attribute, which would anchor the labeller).
 from __future__ import annotations
 
 import base64
-import difflib
 import hashlib
 import html
 import io
@@ -29,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError, did_you_mean
+from t2i_audit.errors import InputError, close_matches, did_you_mean
+
 from .labels_page import CSP, CSS, JS, PAGE
 
 UNSURE = "unsure"
@@ -209,7 +209,7 @@ def _frame(path: Path, text: str) -> pd.DataFrame:
     cols = [str(c) for c in df.columns]
     for c in COLUMNS:
         if c not in cols:
-            near = difflib.get_close_matches(c, [x for x in cols if x not in COLUMNS], n=1, cutoff=0.6)
+            near = close_matches(c, [x for x in cols if x not in COLUMNS])
             fix = f"rename column {near[0]!r} to {c!r}" if near else "the header must be exactly image_id,attribute,label"
             raise InputError(f"{path} has no column {c!r}: {fix}")
     if cols != list(COLUMNS):

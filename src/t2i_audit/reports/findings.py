@@ -58,12 +58,15 @@ def amplification_findings(res: RunResults) -> list[Finding]:
         amp = amp[amp["section"] == "neutral"]
     amp = amp[~amp["attribute"].astype(str).str.contains("×")]
     sig = amp[(amp["ci_low"] > 0) | (amp["ci_high"] < 0)]
-    sig = sig.reindex(sig["value"].abs().sort_values(ascending=False).index).head(MAX_AMPLIFICATION)
+    sig = sig.assign(_abs=sig["value"].abs()).sort_values("_abs", ascending=False, kind="stable")
+    sig = sig.head(MAX_AMPLIFICATION)
     out = []
     for r in sig.itertuples():
         cls = str(r.statistic)[len("amplification["):-1]
         more = "more" if r.value > 0 else "less"
         basis = f"; {r.basis}" if "basis" in s.columns and isinstance(getattr(r, "basis", None), str) else ""
+        if "probe" in s.columns and s["probe"].nunique() > 1:
+            basis += f"; probe {r.probe}"
         out.append(Finding(f"{r.group}: drawn as {cls} {abs(100 * r.value):.1f} pp {more} often than in training "
                            f"({_pp(r.value)} {fmt_ci(r.ci_low, r.ci_high)}, n={int(r.n)}{basis}).", "bias"))
     return out

@@ -35,13 +35,12 @@ which prompts were generated, not the variability of the reference set or of the
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from t2i_audit.errors import InputError
-from t2i_audit.stats.resampling import centred_interval, percentile_interval
+from t2i_audit.stats.resampling import centred_interval, cluster_draw_counts, percentile_interval
 from t2i_audit.stats.vendi import (
     cluster_moments,
     normalise_rows,
@@ -145,17 +144,6 @@ def _cross_pass(real, fake, r_pr, f_pr, r_dc, starts, block):
     return prec_hit, dens, rec_rc, cov_rc
 
 
-def bootstrap_weights(n_clusters: int, reps: int, seed: int, chunk: int = 250) -> Iterator[np.ndarray]:
-    """Chunks (≤ ``chunk`` × C) of draw counts: each replicate draws C clusters with replacement from
-    ``np.random.default_rng(seed)``; row b, column c = times cluster c was drawn."""
-    rng = np.random.default_rng(seed)
-    for s in range(0, reps, chunk):
-        b = min(chunk, reps - s)
-        idx = rng.integers(0, n_clusters, size=(b, n_clusters))
-        flat = (idx + n_clusters * np.arange(b)[:, None]).reshape(-1)
-        yield np.bincount(flat, minlength=b * n_clusters).reshape(b, n_clusters).astype(np.float64)
-
-
 def _interval(boot: np.ndarray, level: float, centre: float | None = None) -> tuple[float, float]:
     """Percentile interval (``stats.resampling``); with ``centre``, the centred interval: for
     statistics that fall with the number of distinct prompts, which a with-replacement draw lowers
@@ -214,7 +202,7 @@ def prdc_features(real, fake, clusters=None, *, k_pr: int = 3, k_dc: int = 5, bl
         prec_c = np.add.reduceat(prec_hit.astype(np.float64), starts)
         dens_c = np.add.reduceat(dens.astype(np.float64), starts)
         rec_f, cov_f = rec_rc.astype(np.float32), cov_rc.astype(np.float32)
-        for w in bootstrap_weights(c, reps, seed):
+        for w in cluster_draw_counts(c, reps, seed):
             tot = w @ sizes
             present = (w > 0).astype(np.float32).T
             boot["precision"].append(w @ prec_c / tot)
@@ -243,10 +231,10 @@ def _moment_boot(x: np.ndarray, starts, sizes, reps: int, seed: int, q: float,
     if c * d * d * 8 <= max_bytes:
         moments = cluster_moments(x, starts)
         return np.concatenate([weighted_vendi_from_moments(moments, sizes.astype(np.float64), w, q)
-                               for w in bootstrap_weights(c, reps, seed)])
+                               for w in cluster_draw_counts(c, reps, seed)])
     codes = np.repeat(np.arange(c), sizes)
     out = []
-    for w in bootstrap_weights(c, reps, seed):
+    for w in cluster_draw_counts(c, reps, seed):
         for row in w:
             wr = row[codes]
             s = (x * wr[:, None]).T @ x / wr.sum()
@@ -272,7 +260,7 @@ def vendi_features(fake, clusters=None, *, q: float = 1.0, reps: int = DEFAULT_R
     per = per_cluster_vendi(x, starts, q)
     ok = c >= 2 and reps > 0
     boot = _moment_boot(x, starts, sizes, reps, seed, q) if ok else np.empty(0)
-    boot_pp = (np.concatenate([w @ per / c for w in bootstrap_weights(c, reps, seed)])
+    boot_pp = (np.concatenate([w @ per / c for w in cluster_draw_counts(c, reps, seed)])
                if ok else np.empty(0))
     qs = f"order q = {q:g}, cosine kernel on L2-normalised features (Friedman & Dieng 2023)"
     lo, hi = _interval(boot, level, value)

@@ -24,7 +24,8 @@ Estimators (each vectorised over leading axes, so bootstrap replicates cost one 
   (CLEAM-like: Teo et al. 2023), then the probe's outcome counts of all the group's images
   corrected through it by EM on the simplex (``stats.correction``).
 
-Intervals: :func:`cluster_bootstrap_tables` resamples prompts within the group; a prompt's labelled
+Intervals: :func:`replicate_tables` applies cluster-bootstrap draws (prompts resampled within the
+group); a prompt's labelled
 and unlabelled images move together, so the interval respects both the clustering and the
 stratified labelling. ``ppi_ci_iid`` is the CLT interval of ``ppi_py.ppi_mean_ci`` (i.i.d. images).
 """
@@ -87,15 +88,10 @@ def label_tables(pred, truth, prompts, k: int) -> LabelTables:
     return LabelTables(L, U)
 
 
-def cluster_bootstrap_tables(t: LabelTables, B: int, rng: np.random.Generator) -> LabelTables:
-    """``B`` replicates of the group's summed tables, prompts resampled with replacement."""
-    P = t.U.shape[0]
-    idx = rng.integers(0, P, size=(B, P))
-    counts = np.zeros((B, P), dtype=np.int64)
-    np.add.at(counts, (np.repeat(np.arange(B), P), idx.ravel()), 1)
-    L = np.einsum("bp,pij->bij", counts, t.L)
-    U = counts @ t.U
-    return LabelTables(L, U)
+def replicate_tables(t: LabelTables, counts: np.ndarray) -> LabelTables:
+    """The group's summed tables under cluster-bootstrap draw counts ``(B, P)``
+    (``stats.resampling.cluster_draw_counts``): prompts resampled with replacement."""
+    return LabelTables(np.einsum("bp,pij->bij", counts, t.L), counts @ t.U)
 
 
 def _sums(L: np.ndarray, U: np.ndarray, k: int):

@@ -12,6 +12,7 @@ interval is reproducible from its inputs alone.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -170,3 +171,14 @@ def cluster_resample(clusters, reps: int, seed: int = 0) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, k, size=(reps, k))
     return [np.concatenate([groups[j] for j in row]) for row in draws]
+
+
+def cluster_draw_counts(n_clusters: int, reps: int, seed: int, chunk: int = 250) -> Iterator[np.ndarray]:
+    """Cluster-bootstrap draws as counts, in chunks (≤ ``chunk`` × C): each replicate draws C clusters with replacement from
+    ``np.random.default_rng(seed)``; row b, column c = times cluster c was drawn."""
+    rng = np.random.default_rng(seed)
+    for s in range(0, reps, chunk):
+        b = min(chunk, reps - s)
+        idx = rng.integers(0, n_clusters, size=(b, n_clusters))
+        flat = (idx + n_clusters * np.arange(b)[:, None]).reshape(-1)
+        yield np.bincount(flat, minlength=b * n_clusters).reshape(b, n_clusters).astype(np.float64)

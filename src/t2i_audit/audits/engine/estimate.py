@@ -11,11 +11,12 @@ from t2i_audit.audits.probes import JOINT_SEP
 from t2i_audit.stats.correction import GroupSample, GroupShareEstimate, calibration_replicates, estimate_group
 from t2i_audit.stats.labelled import (
     check_labels,
-    cluster_bootstrap_tables,
     confusion_shares,
     label_tables,
     ppi_shares,
+    replicate_tables,
 )
+from t2i_audit.stats.resampling import cluster_draw_counts
 
 NOT_LABELLED = -9
 
@@ -47,7 +48,8 @@ def attach_labelled(est: GroupShareEstimate, readings, truth, prompts, k: int, g
         est.label_note = note
         return
     L, U = t.L.sum(0), t.U.sum(0)
-    reps = cluster_bootstrap_tables(t, cfg.bootstrap, rng)
+    counts = np.concatenate(list(cluster_draw_counts(t.U.shape[0], cfg.bootstrap, int(rng.integers(2**31)))))
+    reps = replicate_tables(t, counts)
     est.ppi, est.ppi_reps = np.clip(ppi_shares(L, U), 0, 1), np.clip(ppi_shares(reps.L, reps.U), 0, 1)
     est.lab_conf, est.lab_conf_reps = confusion_shares(L, U, cfg.method), confusion_shares(reps.L, reps.U, cfg.method)
 
