@@ -60,6 +60,35 @@ def test_confidence_shift_alone_detected_by_ks():
     assert np.mean(flags) >= 0.95
 
 
+def _label_shift(seed: int, n: int = 200):
+    """Two classes 3 sd apart; calibration 50/50, run 90/10: only the class shares differ."""
+    rng = np.random.default_rng(seed)
+    cx, cy = rng.random(n) < 0.5, rng.random(n) < 0.9
+    x, y = rng.normal(size=(n, 4)), rng.normal(size=(n, 4))
+    x[:, 0] += 3 * cx
+    y[:, 0] += 3 * cy
+    return x, y, cx.astype(int), cy.astype(int)
+
+
+def test_strata_ignore_label_shift_but_plain_test_flags_it():
+    plain, strat = [], []
+    for s in range(30):
+        x, y, sx, sy = _label_shift(s)
+        plain.append(detect_shift(x, y, permutations=100, seed=s).detected)
+        strat.append(detect_shift(x, y, permutations=100, seed=s, calib_strata=sx, run_strata=sy).detected)
+    assert np.mean(plain) >= 0.95
+    assert np.mean(strat) <= 0.10
+
+
+def test_strata_still_detect_within_class_shift():
+    flags = []
+    for s in range(30):
+        x, y, sx, sy = _label_shift(s)
+        y[:, 1] += 0.8  # every image drifts, whatever its class
+        flags.append(detect_shift(x, y, permutations=100, seed=s, calib_strata=sx, run_strata=sy).detected)
+    assert np.mean(flags) >= 0.95
+
+
 def test_deterministic_for_a_seed_and_record_fields():
     x, y, cx, cy = _pair(7, 0.3, n=1200)
     a = detect_shift(x, y, cx, cy, permutations=60, seed=11)
@@ -81,6 +110,10 @@ def test_deterministic_for_a_seed_and_record_fields():
     (dict(calib_features=np.zeros((50, 3)), run_features=np.zeros((50, 3)), calib_conf=np.zeros(40),
           run_conf=np.zeros(50)), "one confidence per"),
     (dict(calib_features=np.zeros((50, 3)), run_features=np.zeros((50, 3)), permutations=5), "19"),
+    (dict(calib_features=np.zeros((50, 3)), run_features=np.zeros((50, 3)), calib_strata=np.zeros(50)),
+     "both"),
+    (dict(calib_features=np.zeros((50, 3)), run_features=np.zeros((50, 3)), calib_strata=np.zeros(50),
+          run_strata=np.ones(50)), "no stratum"),
 ])
 def test_bad_inputs_raise_input_error(kwargs, match):
     with pytest.raises(InputError, match=match):

@@ -61,8 +61,8 @@ def _features(x, name: str) -> np.ndarray:
     return a
 
 
-def _subsample(a: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
-    return a if len(a) <= cap else a[np.sort(rng.choice(len(a), cap, replace=False))]
+def _subsample(idx: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
+    return idx if len(idx) <= cap else np.sort(rng.choice(idx, cap, replace=False))
 
 
 def median_bandwidth(z: np.ndarray) -> float:
@@ -74,36 +74,61 @@ def median_bandwidth(z: np.ndarray) -> float:
     return h if h > 0 else 1.0
 
 
-def mmd2_permutation(x: np.ndarray, y: np.ndarray, permutations: int, rng: np.random.Generator
-                     ) -> tuple[float, float, float]:
-    """Unbiased MMD² of x vs y (Gaussian kernel, median bandwidth), permutation p-value, bandwidth."""
-    z = np.concatenate([x, y])
-    n, m = len(x), len(y)
-    h = median_bandwidth(z)
+def _mmd2_stats(z: np.ndarray, n: int, h: float, permutations: int, rng: np.random.Generator) -> np.ndarray:
+    """Unbiased MMD² of z[:n] vs z[n:], then of ``permutations`` random relabellings (first entry: observed)."""
+    m = len(z) - n
     sq = np.sum(z * z, 1)
     K = np.exp(-np.maximum(sq[:, None] + sq[None, :] - 2 * z @ z.T, 0.0) / (2 * h * h))
     np.fill_diagonal(K, 0.0)
-    row = K.sum(1)
     ix = np.zeros((n + m, permutations + 1))
     ix[:n, 0] = 1.0
     for j in range(1, permutations + 1):
         ix[rng.permutation(n + m)[:n], j] = 1.0
-    kx = K @ ix  # per column: row sums of K restricted to the "x" members
+    kx = K @ ix  # per column: each row's kernel sum over the "x" members
     sxx = np.sum(ix * kx, 0)
-    sxy = np.sum((1 - ix) * kx, 0)  # = sum over y rows of their links to x
-    syy = row.sum() - 2 * sxy - sxx
-    stats = sxx / (n * (n - 1)) + syy / (m * (m - 1)) - 2 * sxy / (n * m)
+    sxy = np.sum((1 - ix) * kx, 0)
+    syy = K.sum() - 2 * sxy - sxx
+    return sxx / (n * (n - 1)) + syy / (m * (m - 1)) - 2 * sxy / (n * m)
+
+
+def mmd2_permutation(x: np.ndarray, y: np.ndarray, permutations: int, rng: np.random.Generator,
+                     x_strata=None, y_strata=None) -> tuple[float, float, float]:
+    """MMD² of x vs y (Gaussian kernel, median bandwidth), permutation p-value, bandwidth.
+
+    With strata (e.g. the probe's predicted class per image), the statistic is the size-weighted
+    mean of the per-stratum MMD² and labels are permuted within strata: the test then asks whether
+    images *read alike* look alike, so a change of class shares alone (label shift, which a
+    confusion matrix survives) is not flagged. Strata with fewer than 2 images on a side are skipped.
+    """
+    z = np.concatenate([x, y])
+    h = median_bandwidth(z)
+    sx = np.zeros(len(x), dtype=int) if x_strata is None else np.asarray(x_strata)
+    sy = np.zeros(len(y), dtype=int) if y_strata is None else np.asarray(y_strata)
+    total, weight = np.zeros(permutations + 1), 0
+    for u in np.unique(np.concatenate([sx, sy])):
+        xu, yu = x[sx == u], y[sy == u]
+        if len(xu) < 2 or len(yu) < 2:
+            continue
+        total += (len(xu) + len(yu)) * _mmd2_stats(np.concatenate([xu, yu]), len(xu), h, permutations, rng)
+        weight += len(xu) + len(yu)
+    if weight == 0:
+        raise InputError("shift test strata: no stratum has 2 or more images on both sides; "
+                         "pass coarser strata or none")
+    stats = total / weight
     obs = float(stats[0])
     p = (1 + np.sum(stats[1:] >= obs - 1e-12)) / (1 + permutations)
     return obs, float(p), h
 
 
 def detect_shift(calib_features, run_features, calib_conf=None, run_conf=None, alpha: float = 0.05,
-                 permutations: int = 200, seed: int = 0, max_per_side: int = 1000) -> ShiftResult:
+                 permutations: int = 200, seed: int = 0, max_per_side: int = 1000,
+                 calib_strata=None, run_strata=None) -> ShiftResult:
     """Test whether the calibration images and the audited (run) images share one distribution.
 
     ``calib_features`` / ``run_features``: (n, d) evaluator embeddings of the calibration set and of
     the run. ``calib_conf`` / ``run_conf``: optional 1-D probe confidences (margins), given together.
+    ``calib_strata`` / ``run_strata``: optional per-image stratum (e.g. the probes' joint predicted
+    class); the MMD² is then computed within strata (see :func:`mmd2_permutation`).
     Returns a :class:`ShiftResult`; ``detected`` is the Bonferroni-combined decision at ``alpha``.
     """
     x = _features(calib_features, "calibration features")
@@ -118,10 +143,19 @@ def detect_shift(calib_features, run_features, calib_conf=None, run_conf=None, a
                          "(use 200 or more)")
     if (calib_conf is None) != (run_conf is None):
         raise InputError("probe confidences: give both calib_conf and run_conf, or neither")
+    if (calib_strata is None) != (run_strata is None):
+        raise InputError("shift test strata: give both calib_strata and run_strata, or neither")
+    sx = np.zeros(len(x), dtype=int) if calib_strata is None else np.asarray(calib_strata)
+    sy = np.zeros(len(y), dtype=int) if run_strata is None else np.asarray(run_strata)
+    if sx.shape != (len(x),) or sy.shape != (len(y),):
+        raise InputError(f"shift test strata: {sx.shape} / {sy.shape} for {len(x)} / {len(y)} images; "
+                         "give one stratum per image")
     rng = np.random.default_rng(seed)
-    xs, ys = _subsample(x, max_per_side, rng), _subsample(y, max_per_side, rng)
-    mmd, p_mmd, h = mmd2_permutation(xs, ys, int(permutations), rng)
-    tests = [(f"mmd2_gaussian(h={h:.3g})", mmd, p_mmd)]
+    ix = _subsample(np.arange(len(x)), max_per_side, rng)
+    iy = _subsample(np.arange(len(y)), max_per_side, rng)
+    mmd, p_mmd, h = mmd2_permutation(x[ix], y[iy], int(permutations), rng, sx[ix], sy[iy])
+    name = "mmd2_gaussian" + ("_stratified" if calib_strata is not None else "")
+    tests = [(f"{name}(h={h:.3g})", mmd, p_mmd)]
     if calib_conf is not None:
         from scipy.stats import ks_2samp
 
