@@ -56,7 +56,7 @@ def test_confidence_shift_alone_detected_by_ks():
         cy = np.random.default_rng(1000 + s).beta(2, 2, len(y))  # hesitant probe, same embeddings
         r = detect_shift(x, y, cx, cy, permutations=100, seed=s)
         flags.append(r.detected)
-        assert [t[0] for t in r.tests][1] == "ks_confidence"
+        assert r.tests[1][0] == "ks_confidence"
     assert np.mean(flags) >= 0.95
 
 
@@ -67,23 +67,50 @@ def _label_shift(seed: int, n: int = 200):
     x, y = rng.normal(size=(n, 4)), rng.normal(size=(n, 4))
     x[:, 0] += 3 * cx
     y[:, 0] += 3 * cy
-    return x, y, cx.astype(int), cy.astype(int)
+    conf_x = np.where(cx, rng.beta(5, 1, n), rng.beta(2, 2, n))  # the probe is surer of one class
+    conf_y = np.where(cy, rng.beta(5, 1, n), rng.beta(2, 2, n))
+    return x, y, cx.astype(int), cy.astype(int), conf_x, conf_y
 
 
 def test_strata_ignore_label_shift_but_plain_test_flags_it():
     plain, strat = [], []
     for s in range(30):
-        x, y, sx, sy = _label_shift(s)
+        x, y, sx, sy, qx, qy = _label_shift(s)
         plain.append(detect_shift(x, y, permutations=100, seed=s).detected)
-        strat.append(detect_shift(x, y, permutations=100, seed=s, calib_strata=sx, run_strata=sy).detected)
+        strat.append(detect_shift(x, y, qx, qy, permutations=100, seed=s, calib_strata=sx,
+                                  run_strata=sy).detected)
     assert np.mean(plain) >= 0.95
     assert np.mean(strat) <= 0.10
+
+
+def test_ks_strata_ignore_label_shift_in_confidence():
+    plain, strat = [], []
+    for s in range(30):
+        x, y, sx, sy, qx, qy = _label_shift(s)
+        plain.append(detect_shift(x, y, qx, qy, permutations=100, seed=s).tests[1][2] <= 0.05)
+        strat.append(detect_shift(x, y, qx, qy, permutations=100, seed=s, calib_strata=sx,
+                                  run_strata=sy).tests[1][2] <= 0.05)
+    assert np.mean(plain) >= 0.95
+    assert np.mean(strat) <= 0.10
+
+
+def test_ks_permutation_p_close_to_scipy():
+    from scipy.stats import ks_2samp
+
+    from t2i_audit.stats.shift import ks_permutation
+
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(size=120), rng.normal(0.25, 1, size=150)
+    d, p = ks_permutation(a, b, 2000, np.random.default_rng(0))
+    ref = ks_2samp(a, b)
+    assert d == pytest.approx(ref.statistic, abs=1e-12)
+    assert abs(p - ref.pvalue) < 0.03
 
 
 def test_strata_still_detect_within_class_shift():
     flags = []
     for s in range(30):
-        x, y, sx, sy = _label_shift(s)
+        x, y, sx, sy, _, _ = _label_shift(s)
         y[:, 1] += 0.8  # every image drifts, whatever its class
         flags.append(detect_shift(x, y, permutations=100, seed=s, calib_strata=sx, run_strata=sy).detected)
     assert np.mean(flags) >= 0.95

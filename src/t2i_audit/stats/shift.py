@@ -11,7 +11,12 @@ tests that assumption with two two-sample tests and says when it fails:
   Each side is subsampled (seeded) to at most ``max_per_side`` rows so the kernel stays small.
 - **Kolmogorov-Smirnov on the probe's confidence** (e.g. the zero-shot probe's top-1 minus top-2
   margin): a probe that reads clean renders with near-certain margins and generated images with
-  hesitant ones is being applied outside its calibration, whatever the embeddings say.
+  hesitant ones is being applied outside its calibration, whatever the embeddings say. Its p-value
+  is a permutation one too, on the same subsample and the same strata.
+
+Strata (optional, per image; e.g. the prompt's group and the probes' predicted classes): both
+statistics are then size-weighted means of per-stratum statistics, permuted within strata, so a
+change of class shares alone (label shift, which a confusion matrix survives) is not flagged.
 
 The tests are combined with the Bonferroni correction: shift is detected when
 ``min_i p_i * T <= alpha`` for T tests, so the family-wise false-alarm rate is at most ``alpha``.
@@ -120,6 +125,43 @@ def mmd2_permutation(x: np.ndarray, y: np.ndarray, permutations: int, rng: np.ra
     return obs, float(p), h
 
 
+def _ks_stats(v: np.ndarray, n: int, permutations: int, rng: np.random.Generator) -> np.ndarray:
+    """KS distance of v[:n] vs v[n:], then of ``permutations`` relabellings (ties handled)."""
+    m = len(v) - n
+    order = np.argsort(v, kind="stable")
+    last = np.r_[np.diff(v[order]) != 0, True]  # evaluate the ECDFs after each run of tied values
+    ix = np.zeros((permutations + 1, n + m))
+    ix[0, :n] = 1.0
+    for j in range(1, permutations + 1):
+        ix[j, rng.permutation(n + m)[:n]] = 1.0
+    step = ix[:, order] / n - (1 - ix[:, order]) / m
+    return np.max(np.abs(np.cumsum(step, 1)[:, last]), 1)
+
+
+def ks_permutation(cx: np.ndarray, cy: np.ndarray, permutations: int, rng: np.random.Generator,
+                   x_strata=None, y_strata=None) -> tuple[float, float]:
+    """Kolmogorov-Smirnov distance of two 1-D samples with a permutation p-value.
+
+    With strata, the statistic is the size-weighted mean of the per-stratum KS distances and
+    labels are permuted within strata (as in :func:`mmd2_permutation`): a probe is more confident
+    on some classes than others, so a change of class shares alone moves the pooled distribution.
+    """
+    sx = np.zeros(len(cx), dtype=int) if x_strata is None else np.asarray(x_strata)
+    sy = np.zeros(len(cy), dtype=int) if y_strata is None else np.asarray(y_strata)
+    total, weight = np.zeros(permutations + 1), 0
+    for u in np.unique(np.concatenate([sx, sy])):
+        xu, yu = cx[sx == u], cy[sy == u]
+        if len(xu) < 2 or len(yu) < 2:
+            continue
+        total += (len(xu) + len(yu)) * _ks_stats(np.concatenate([xu, yu]), len(xu), permutations, rng)
+        weight += len(xu) + len(yu)
+    if weight == 0:
+        raise InputError("shift test strata: no stratum has 2 or more images on both sides; "
+                         "pass coarser strata or none")
+    stats = total / weight
+    return float(stats[0]), float((1 + np.sum(stats[1:] >= stats[0] - 1e-12)) / (1 + permutations))
+
+
 def detect_shift(calib_features, run_features, calib_conf=None, run_conf=None, alpha: float = 0.05,
                  permutations: int = 200, seed: int = 0, max_per_side: int = 1000,
                  calib_strata=None, run_strata=None) -> ShiftResult:
@@ -157,8 +199,6 @@ def detect_shift(calib_features, run_features, calib_conf=None, run_conf=None, a
     name = "mmd2_gaussian" + ("_stratified" if calib_strata is not None else "")
     tests = [(f"{name}(h={h:.3g})", mmd, p_mmd)]
     if calib_conf is not None:
-        from scipy.stats import ks_2samp
-
         cc = _features(calib_conf, "calibration confidences")
         rc = _features(run_conf, "run confidences")
         if cc.shape[1] != 1 or rc.shape[1] != 1:
@@ -166,7 +206,7 @@ def detect_shift(calib_features, run_features, calib_conf=None, run_conf=None, a
         if len(cc) != len(x) or len(rc) != len(y):
             raise InputError(f"probe confidences: {len(cc)} / {len(rc)} values for {len(x)} / {len(y)} "
                              "images; give one confidence per embedded image")
-        ks = ks_2samp(cc[:, 0], rc[:, 0])
-        tests.append(("ks_confidence", float(ks.statistic), float(ks.pvalue)))
+        d, p_ks = ks_permutation(cc[ix, 0], rc[iy, 0], int(permutations), rng, sx[ix], sy[iy])
+        tests.append(("ks_confidence" + ("_stratified" if calib_strata is not None else ""), d, p_ks))
     p_bonf = min(1.0, min(t[2] for t in tests) * len(tests))
     return ShiftResult(bool(p_bonf <= alpha), mmd, p_bonf, len(x), len(y), tests)
