@@ -8,4 +8,5 @@
   tests and multiple-testing adjustment (Holm, Benjamini-Hochberg).
 - `correction`: estimators of probe-read class shares corrected by a confusion matrix.
 - `power`: power and sample-size planning for audits.
+- `shift`: does a calibration set match the audited images? (MMD² + KS, Bonferroni).
 """
