@@ -174,4 +174,7 @@ def bias_summary(out: dict) -> str:
                 ref = f" ref {x.reference:.2f}" if x.reference == x.reference else ""
                 cells.append(f"{x.cls} {v:.2f} [{lo:.2f},{hi:.2f}]{ref}")
             lines.append(f"    {grp:<20} n={int(g.iloc[0].n_images):<4} " + "; ".join(cells))
+    from t2i_audit.audits.engine.shift import shift_warnings
+
+    lines += [f"WARNING: {w}" for w in shift_warnings(out["summary"].get("calibration_shift") or [])]
     return "\n".join(lines)

@@ -60,6 +60,7 @@ class BiasAuditConfig(ConfigBase):
     intersectional: bool = True
     progress: bool = True
     labels: str | None = None  # labels.csv on a random subset of the run's images (label-calibrated)
+    shift_test: bool = True  # test whether the calibration images look like the audited ones
 
 
 def default_probes(domain: str) -> list[str]:
@@ -220,7 +221,8 @@ def _run_bias_audit(run_dir: str | Path, cfg: BiasAuditConfig | None, extractor,
     images = image_table(manifest, cfg.group_slots)
     reference = read_reference(cfg.reference, probes)
     calibrations = calibrate(probes, cfg, domain)
-    outputs = predict_all(probes, load_images(run_dir, manifest))
+    run_images = load_images(run_dir, manifest)
+    outputs = predict_all(probes, run_images)
     training = _training_spec(cfg, domain)
     labels = read_run_labels(cfg.labels, probes, meta_ids) if cfg.labels else None
     truths = truths_from_labels(labels, probes, images["image_id"]) if labels is not None else None
@@ -240,6 +242,7 @@ def _run_bias_audit(run_dir: str | Path, cfg: BiasAuditConfig | None, extractor,
         "limits": sorted({p.limits for p in probes if p.limits}),
         "methodology": methodology_text(cfg, bool(calibrations), truths is not None),
         "labels": labels_summary(cfg.labels, labels, truths, tables["bias"]),
+        "calibration_shift": shift_records(cfg, domain, probes, run_images, images) if calibrations else [],
         "agreement": probe_agreement(tables["bias"], outputs, probes, images),
     }
     out = write_audit(run_dir, "bias", {"main": tables["bias"], "stats": tables["stats"], "items": items}, summary)
@@ -328,3 +331,26 @@ def labels_summary(path: str | None, labels: pd.DataFrame | None, truths: dict |
             "n_valid": {k: int((v >= 0).sum()) for k, v in (truths or {}).items()},
             "per_group": per_group, "headline": "label-calibrated (PPI++)",
             "too_few": sorted({f"{p}/{g}" for p, gs in per_group.items() for g, n in gs.items() if n < 10})}
+
+
+def calibration_images(cfg: BiasAuditConfig, domain: str) -> tuple[list, list | None]:
+    """The calibration images ``calibrate`` used, and their groups (professions) where known."""
+    from t2i_audit.audits.calibration import load_labelled_folder, pictoworld_people
+
+    c = cfg.calibration
+    if c in ("auto", "pictoworld"):
+        imgs, table = pictoworld_people(cfg.calibration_n, cfg.calibration_seed)
+        return imgs, list(table["profession"])
+    imgs, table, _ = load_labelled_folder(c)
+    return imgs, (list(table["profession"]) if "profession" in table.columns else None)
+
+
+def shift_records(cfg: BiasAuditConfig, domain: str, probes: list[Probe], run_images: list,
+                  images: pd.DataFrame) -> list[dict]:
+    if not cfg.shift_test:
+        return []
+    from t2i_audit.audits.engine.shift import calibration_shift
+
+    cal_imgs, cal_groups = calibration_images(cfg, domain)
+    single = [p for p in probes if not isinstance(p, JointProbe)]
+    return calibration_shift(single, cal_imgs, cal_groups, run_images, list(images["group"]), cfg.seed)

@@ -58,6 +58,10 @@ def print_bias(res: dict, echo=click.echo) -> None:
     for k, c in summ["calibration"].items():
         echo(f"calibration {k}: accuracy {c['accuracy_answered']:.3f}, abstain {c['abstain_rate']:.3f}, "
              f"n={c['n']} ({c['source']})")
+    from t2i_audit.audits.engine.shift import shift_warnings
+
+    for w in shift_warnings(summ.get("calibration_shift") or []):
+        echo(f"WARNING: {w}")
     if not summ["calibration"]:
         echo("no calibration: corrected shares are not available (give --calibration DIR)")
     for lim in summ["limits"]:

@@ -105,6 +105,12 @@ class MetricIndex:
             if len(qualified) > 1:
                 self.names.pop(name, None)
         self._add_diversity(res.diversity_meta)
+        for r in (res.bias_meta or {}).get("calibration_shift") or []:
+            if r.get("detected") is not None:  # 1 = the calibration set does not fit the audited images
+                name = "bias.calibration_shift"
+                self._add(name, str(r["probe"]), GateEstimate(f"{name}[{r['probe']}]", float(bool(r["detected"])),
+                                                              math.nan, math.nan, int(r.get("n_run") or 0),
+                                                              "audits/bias.json"), "bias")
         meta = memorization_summary(res.memorization_meta)
         if meta and meta["rate"] is not None:
             self._add("memorization.rate", None,
