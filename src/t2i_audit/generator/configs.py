@@ -8,6 +8,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from t2i_audit.core.io import read_user_text
 from t2i_audit.errors import InputError, did_you_mean
 
 
@@ -17,7 +18,7 @@ def read_config_json(path: str | Path) -> dict:
     if not p.is_file():
         raise InputError(f"{p}: config file missing; a checkpoint needs one JSON per component")
     try:
-        return json.loads(p.read_text())
+        return json.loads(read_user_text(p, "config JSON", "save it as UTF-8 JSON"))
     except json.JSONDecodeError as e:
         raise InputError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
 

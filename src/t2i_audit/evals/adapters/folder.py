@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from t2i_audit.core.io import sha256_file
+from t2i_audit.core.io import read_user_text, sha256_file
 from t2i_audit.errors import InputError
 from t2i_audit.evals.suites.schema import suggest
 
@@ -44,8 +44,10 @@ class FolderAdapter:
 
     def _read(self) -> list[tuple[str, int | None, Path]]:
         import csv
+        import io
 
-        with open(self.csv, newline="", encoding="utf-8") as f:
+        text = read_user_text(self.csv, f"folder:{self.csv}", "save the CSV (prompt,path[,seed]) as UTF-8")
+        with io.StringIO(text, newline="") as f:
             reader = csv.DictReader(f)
             cols = reader.fieldnames or []
             # Other columns (prompt_id, category, ...) are ignored, unless one looks like a misspelt
