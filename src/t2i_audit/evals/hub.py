@@ -76,7 +76,8 @@ def resolve(spec: str, what: str) -> HubSnapshot:
         path = snapshot_download(repo_id, revision=revision, cache_dir=str(cache), local_files_only=True)
     except Exception as e:  # LocalEntryNotFoundError and friends: not (fully) in the cache
         if offline():
-            raise InputError(f"{what}{spec}: not in the Hugging Face cache {cache} and HF_HUB_OFFLINE is set; run "
+            raise InputError(f"{what}{spec}: no such local folder, and not in the Hugging Face cache {cache} while "
+                             "HF_HUB_OFFLINE is set; run "
                              f"`hf download {repo_id} --revision {revision}` where the hub is reachable (or set "
                              f"HF_HOME to the cache that has it)") from None
         try:
