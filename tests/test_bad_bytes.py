@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from t2i_audit.cli import main
@@ -57,8 +57,9 @@ def _is_text(data: bytes) -> bool:
 _bytes = st.one_of(st.binary(max_size=160), st.tuples(st.integers(0, 40), st.binary(min_size=1, max_size=4)))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(sorted(SEEDS)), _bytes)
+@example("manifest.csv", (32, b"\x01"))  # found by the fuzz: a short CSV row (csv gives None for the path)
 def test_random_bytes_in_any_input_file_give_one_line(tmp_path_factory, name, drawn):
     if isinstance(drawn, tuple):  # splice bytes into a valid-looking file
         at, extra = drawn
