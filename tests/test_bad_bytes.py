@@ -1,7 +1,8 @@
 """Bytes in, one line out: every file a user hands t2i-audit (suite, gate rules, bias spec, probe
 spec, bias reference CSV, image-folder CSV, calibration labels, preset JSON) either loads or raises
-an InputError naming the file (the CLI prints it as one line); non-UTF-8 or binary content is named as such. Random bytes
-(hypothesis) through the loaders, and one non-UTF-8 file through each CLI option (exit 2)."""
+an InputError naming the file (the CLI prints it as one line); non-UTF-8 or binary content is
+named as such. Random bytes (hypothesis) through the loaders, and one non-UTF-8 file through each
+CLI option (exit 2)."""
 
 from __future__ import annotations
 
@@ -31,18 +32,25 @@ def _loaders():
     from t2i_audit.world.bias import BiasSpec
 
     return {
-        "suite.yaml": load_suite, "rules.yaml": load_rules, "spec.yaml": BiasSpec.load,
-        "probe.yaml": ProbeSpec.load, "reference.csv": lambda p: read_reference(str(p), _PROBES),
-        "manifest.csv": lambda p: FolderAdapter(str(p)), "labels.csv": lambda p: load_labelled_folder(p.parent),
+        "suite.yaml": load_suite,
+        "rules.yaml": load_rules,
+        "spec.yaml": BiasSpec.load,
+        "probe.yaml": ProbeSpec.load,
+        "reference.csv": lambda p: read_reference(str(p), _PROBES),
+        "manifest.csv": lambda p: FolderAdapter(str(p)),
+        "labels.csv": lambda p: load_labelled_folder(p.parent),
         "preset.json": lambda p: get_preset(str(p)),
     }
 
 
 SEEDS = {  # valid-looking starts, so that spliced bytes reach the parsers, not only the decoder
-    "suite.yaml": SUITE.encode(), "rules.yaml": b"rules:\n  - clip_score >= 1\n",
-    "spec.yaml": b"name: x\nprofessions: {}\n", "probe.yaml": b"name: p\nattribute: skin\n",
+    "suite.yaml": SUITE.encode(),
+    "rules.yaml": b"rules:\n  - clip_score >= 1\n",
+    "spec.yaml": b"name: x\nprofessions: {}\n",
+    "probe.yaml": b"name: p\nattribute: skin\n",
     "reference.csv": b"attribute,group,cls,share\npresentation,*,man,0.5\n",
-    "manifest.csv": b"prompt,seed,path\na chef,0,x.png\n", "labels.csv": b"file,presentation\nx.png,man\n",
+    "manifest.csv": b"prompt,seed,path\na chef,0,x.png\n",
+    "labels.csv": b"file,presentation\nx.png,man\n",
     "preset.json": b'{"name": "x"}',
 }
 
@@ -96,27 +104,87 @@ def _cli_cases(tmp: Path, run):
     suite.write_text(SUITE)
     return {
         "suites validate": (["suites", "validate", str(bad("s.yaml"))], "s.yaml"),
-        "sample --suite": (["sample", "--suite", str(bad("s2.yaml")), "--out", str(tmp / "o"), "--generator",
-                            write_generator(tmp / "g")], "s2.yaml"),
-        "sample --generator folder:": (["sample", "--suite", str(suite), "--out", str(tmp / "o"), "--generator",
-                                        f"folder:{folder}"], "manifest.csv"),
+        "sample --suite": (
+            [
+                "sample",
+                "--suite",
+                str(bad("s2.yaml")),
+                "--out",
+                str(tmp / "o"),
+                "--generator",
+                write_generator(tmp / "g"),
+            ],
+            "s2.yaml",
+        ),
+        "sample --generator folder:": (
+            ["sample", "--suite", str(suite), "--out", str(tmp / "o"), "--generator", f"folder:{folder}"],
+            "manifest.csv",
+        ),
         "gate --rules": (["gate", str(tmp / "no-run"), "--rules", str(bad("rules.yaml"))], "rules.yaml"),
-        "world render --bias-spec": (["world", "render", "--n", "2", "--out", str(tmp / "w"), "--bias-spec",
-                                      str(bad("spec.yaml"))], "spec.yaml"),
-        "train --preset": (["train", "--preset", str(bad("preset.json")), "--out", str(tmp / "ck")], "preset.json"),
-        "audit bias --reference": (["audit", "bias", str(run()), "--probe", "oracle-presentation", "--reference",
-                                    str(bad("ref.csv")), "--no-progress"], "ref.csv"),
-        "audit bias --training-spec": (["audit", "bias", str(run()), "--probe", "oracle-presentation",
-                                        "--training-spec", str(bad("train.yaml")), "--no-progress"], "train.yaml"),
-        "audit bias --calibration": (["audit", "bias", str(run()), "--probe", "oracle-presentation",
-                                      "--calibration", str(cal), "--no-progress"], "labels.csv"),
+        "world render --bias-spec": (
+            ["world", "render", "--n", "2", "--out", str(tmp / "w"), "--bias-spec", str(bad("spec.yaml"))],
+            "spec.yaml",
+        ),
+        "train --preset": (
+            ["train", "--preset", str(bad("preset.json")), "--out", str(tmp / "ck")],
+            "preset.json",
+        ),
+        "audit bias --reference": (
+            [
+                "audit",
+                "bias",
+                str(run()),
+                "--probe",
+                "oracle-presentation",
+                "--reference",
+                str(bad("ref.csv")),
+                "--no-progress",
+            ],
+            "ref.csv",
+        ),
+        "audit bias --training-spec": (
+            [
+                "audit",
+                "bias",
+                str(run()),
+                "--probe",
+                "oracle-presentation",
+                "--training-spec",
+                str(bad("train.yaml")),
+                "--no-progress",
+            ],
+            "train.yaml",
+        ),
+        "audit bias --calibration": (
+            [
+                "audit",
+                "bias",
+                str(run()),
+                "--probe",
+                "oracle-presentation",
+                "--calibration",
+                str(cal),
+                "--no-progress",
+            ],
+            "labels.csv",
+        ),
     }
 
 
-@pytest.mark.parametrize("option", ["suites validate", "sample --suite", "sample --generator folder:",
-                                    "gate --rules", "world render --bias-spec", "train --preset",
-                                    "audit bias --reference", "audit bias --training-spec",
-                                    "audit bias --calibration"])
+@pytest.mark.parametrize(
+    "option",
+    [
+        "suites validate",
+        "sample --suite",
+        "sample --generator folder:",
+        "gate --rules",
+        "world render --bias-spec",
+        "train --preset",
+        "audit bias --reference",
+        "audit bias --training-spec",
+        "audit bias --calibration",
+    ],
+)
 def test_non_utf8_file_option_exits_2_with_one_line(option, tmp_path):
     made = {}
 
@@ -125,7 +193,9 @@ def test_non_utf8_file_option_exits_2_with_one_line(option, tmp_path):
             made["run"] = make_run(tmp_path / "run")
         return made["run"]
 
-    cases = _cli_cases(tmp_path, run) if option.startswith("audit") else _cli_cases(tmp_path, lambda: tmp_path)
+    cases = (
+        _cli_cases(tmp_path, run) if option.startswith("audit") else _cli_cases(tmp_path, lambda: tmp_path)
+    )
     args, name = cases[option]
     r = CliRunner().invoke(main, args)
     assert "Traceback" not in r.output and r.exit_code == 2, (r.exit_code, r.output, repr(r.exception))

@@ -22,8 +22,10 @@ FIX = ROOT / "tests" / "fixtures"
 GOLDEN = ROOT / "tests" / "golden" / "gate_summary.md"
 WORKFLOW = ROOT / "examples" / "github-actions" / "audit-gate.yml"
 UPDATE = os.environ.get("T2I_AUDIT_UPDATE_GOLDEN") == "1"
-RULES = ("rules:\n  - clip_score.mean >= 24\n  - skill.overall: no worse than baseline by more than 0.02\n"
-         "  - {rule: 'bias.presentation.share[*:woman] same as baseline', name: women-share}\n")
+RULES = (
+    "rules:\n  - clip_score.mean >= 24\n  - skill.overall: no worse than baseline by more than 0.02\n"
+    "  - {rule: 'bias.presentation.share[*:woman] same as baseline', name: women-share}\n"
+)
 
 
 def test_summary_md_golden(tmp_path):
@@ -32,26 +34,54 @@ def test_summary_md_golden(tmp_path):
     rules = tmp_path / "gate.yaml"
     rules.write_text(RULES)
     out = tmp_path / "ci" / "summary.md"
-    r = CliRunner().invoke(main, ["gate", str(tmp_path / "run_b"), "--rules", str(rules), "--baseline",
-                                  str(tmp_path / "run_a"), "--summary-md", str(out)])
+    r = CliRunner().invoke(
+        main,
+        [
+            "gate",
+            str(tmp_path / "run_b"),
+            "--rules",
+            str(rules),
+            "--baseline",
+            str(tmp_path / "run_a"),
+            "--summary-md",
+            str(out),
+        ],
+    )
     assert r.exit_code == 1, r.output
     text = out.read_text(encoding="utf-8")
     if UPDATE:
         GOLDEN.write_text(text, encoding="utf-8")
-    assert GOLDEN.is_file(), "regenerate with T2I_AUDIT_UPDATE_GOLDEN=1 and review tests/golden/gate_summary.md"
+    assert GOLDEN.is_file(), (
+        "regenerate with T2I_AUDIT_UPDATE_GOLDEN=1 and review tests/golden/gate_summary.md"
+    )
     assert text == GOLDEN.read_text(encoding="utf-8")
     assert str(tmp_path) not in text  # no absolute paths: the same verdict on every machine
     assert text.startswith("### t2i-audit gate: ❌ FAIL (2 of 4 checks)")
 
 
 def _check(verdict: str, name: str, key: str = "skill") -> Check:
-    return Check(rule=name, name=name, key=key, kind="absolute", value=0.5, ci_low=0.4, ci_high=0.6, n=40,
-                 threshold_text=">= 0.45", judged_on="point estimate", verdict=verdict)
+    return Check(
+        rule=name,
+        name=name,
+        key=key,
+        kind="absolute",
+        value=0.5,
+        ci_low=0.4,
+        ci_high=0.6,
+        n=40,
+        threshold_text=">= 0.45",
+        judged_on="point estimate",
+        verdict=verdict,
+    )
 
 
 def test_summary_lists_failures_first_and_escapes_cells():
-    res = GateResult("r1", [_check("pass", "ok-1"), _check("fail", "bad|pipe", "a|b"), _check("pass", "ok-2")],
-                     rules_file="/abs/where/gate.yaml", warnings=["suite hash\ndiffers"])
+    res = GateResult(
+        "r1",
+        [_check("pass", "ok-1"), _check("fail", "bad|pipe", "a|b"), _check("pass", "ok-2")],
+        rules_file="/abs/where/gate.yaml",
+        warnings=["suite hash\ndiffers"],
+    )
     md = summary_markdown(res)
     rows = [ln for ln in md.splitlines() if ln.startswith("| ") and "verdict" not in ln]
     assert len(rows) == 3 and "❌" in rows[0] and "bad\\|pipe" in rows[0] and "`a\\|b`" in rows[0]
@@ -95,8 +125,19 @@ def test_workflow_schema():
         ids = [s["id"] for s in steps if "id" in s]
         assert len(ids) == len(set(ids)), "duplicate step ids"
         for s in steps:
-            assert set(s) <= {"name", "id", "if", "uses", "run", "with", "env", "shell", "continue-on-error",
-                              "timeout-minutes", "working-directory"}, s
+            assert set(s) <= {
+                "name",
+                "id",
+                "if",
+                "uses",
+                "run",
+                "with",
+                "env",
+                "shell",
+                "continue-on-error",
+                "timeout-minutes",
+                "working-directory",
+            }, s
             assert ("uses" in s) != ("run" in s), f"a step needs exactly one of uses/run: {s}"
             if "uses" in s:
                 assert re.fullmatch(r"[\w.-]+/[\w./-]+@v\d+", s["uses"]), s["uses"]
@@ -113,7 +154,7 @@ def test_workflow_samples_scores_gates_and_uploads():
     gate = next(c for c in cmds if c[0] == "gate")
     assert "--summary-md" in gate and "--baseline" in gate
     summary = gate[gate.index("--summary-md") + 1]
-    assert any(f"cat {summary} >> \"$GITHUB_STEP_SUMMARY\"" in r for r in runs)
+    assert any(f'cat {summary} >> "$GITHUB_STEP_SUMMARY"' in r for r in runs)
     uses = [s.get("uses", "") for s in steps]
     assert any(u.startswith("actions/cache/restore@") for u in uses), "no baseline restore"
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@"))

@@ -43,8 +43,12 @@ def test_diffusers_hub_id_resolves_offline_and_pins_the_commit(tmp_path, cache):
     a, b = g(["a red circle"], [3], params)[0], local(["a red circle"], [3], params)[0]
     assert np.array_equal(np.asarray(a), np.asarray(b))  # the cached snapshot is the same pipeline
     assert load_generator(f"diffusers:tiny-org/tiny-sd@{commit}").id == g.id  # a commit as the revision
-    ident = run_identity(parse_suite("name: s\ntemplates: [{template: a red circle}]\n"), g, params, None, None)
-    assert ident["generator"]["id"].endswith(commit) and ident["generator"]["config"]["hub"]["commit"] == commit
+    ident = run_identity(
+        parse_suite("name: s\ntemplates: [{template: a red circle}]\n"), g, params, None, None
+    )
+    assert (
+        ident["generator"]["id"].endswith(commit) and ident["generator"]["config"]["hub"]["commit"] == commit
+    )
 
 
 def test_hf_clip_hub_id_matches_the_local_folder(tmp_path, cache):
@@ -55,7 +59,9 @@ def test_hf_clip_hub_id_matches_the_local_folder(tmp_path, cache):
     imgs = random_images(3, seed=4)
     want = load_extractor(f"hf-clip:{tmp_path / 'clip'}").embed_images(imgs)
     assert torch.allclose(ex.embed_images(imgs), want, atol=1e-6)
-    with pytest.raises(InputError, match=r"not in the Hugging Face cache .*hf download tiny-org/tiny-clip --revision"):
+    with pytest.raises(
+        InputError, match=r"not in the Hugging Face cache .*hf download tiny-org/tiny-clip --revision"
+    ):
         load_extractor("hf-clip:tiny-org/tiny-clip")  # no refs/main: only v1 was cached
 
 
@@ -64,13 +70,16 @@ def test_open_clip_pretrained_tag_reads_the_tag_repo(tmp_path, cache, monkeypatc
     from open_clip import pretrained as registry
     from safetensors.torch import save_file
 
-    cfg = {"embed_dim": 16,
-           "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8, "head_width": 16},
-           "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+    cfg = {
+        "embed_dim": 16,
+        "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 8, "head_width": 16},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+    }
     (tmp_path / "tiny-hub-clip.json").write_text(json.dumps(cfg))
     open_clip.add_model_config(str(tmp_path / "tiny-hub-clip.json"))
-    monkeypatch.setitem(registry._PRETRAINED, "tiny-hub-clip",
-                        {"tinytag": registry._pcfg(hf_hub="tiny-org/tiny-open-clip/")})
+    monkeypatch.setitem(
+        registry._PRETRAINED, "tiny-hub-clip", {"tinytag": registry._pcfg(hf_hub="tiny-org/tiny-open-clip/")}
+    )
     torch.manual_seed(2)
     model = open_clip.create_model("tiny-hub-clip", pretrained=None).eval()
     (tmp_path / "oc").mkdir()

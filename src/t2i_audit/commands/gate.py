@@ -19,7 +19,7 @@ import click
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the gate result JSON here (always also saved as RUN/gate.json).")
 @click.option("--summary-md", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write a short Markdown verdict here (append it to $GITHUB_STEP_SUMMARY or post it on a PR).")
+              help="Write a short Markdown verdict here (for $GITHUB_STEP_SUMMARY or a PR comment).")
 def gate(run: Path, rules: Path, baseline: Path | None, junit: Path | None, json_out: Path | None,
          summary_md: Path | None) -> None:
     """Check RUN's results against rules; exit 0 if every rule passes, 1 if one fails, 2 on bad input."""

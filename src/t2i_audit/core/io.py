@@ -179,7 +179,8 @@ def read_user_text(path: str | Path, what: str, fix: str = "save it as UTF-8 tex
     data = Path(path).read_bytes()
     nul = data.find(b"\0")
     if nul >= 0:
-        raise InputError(f"{what} {path}: binary content (a NUL byte at offset {nul}), not a text file; {fix}")
+        raise InputError(f"{what} {path}: binary content (a NUL byte at offset {nul}), not a text file; "
+                         f"{fix}")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:

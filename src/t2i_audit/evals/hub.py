@@ -52,7 +52,8 @@ def cache_dir() -> Path:
     if os.environ.get("HF_HUB_CACHE"):
         return Path(os.environ["HF_HUB_CACHE"]).expanduser()
     home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface")
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface"
+    )
     return Path(home).expanduser() / "hub"
 
 
@@ -68,7 +69,9 @@ def resolve(spec: str, what: str) -> HubSnapshot:
     from huggingface_hub import snapshot_download
 
     if not _ID.fullmatch(spec):
-        raise InputError(f"{what}{spec}: not a hub id; write ORG/NAME or ORG/NAME@REVISION, or give a local path")
+        raise InputError(
+            f"{what}{spec}: not a hub id; write ORG/NAME or ORG/NAME@REVISION, or give a local path"
+        )
     repo_id, _, revision = spec.partition("@")
     revision = revision or "main"
     cache = cache_dir()
@@ -76,16 +79,22 @@ def resolve(spec: str, what: str) -> HubSnapshot:
         path = snapshot_download(repo_id, revision=revision, cache_dir=str(cache), local_files_only=True)
     except Exception as e:  # LocalEntryNotFoundError and friends: not (fully) in the cache
         if offline():
-            raise InputError(f"{what}{spec}: no such local folder, and not in the Hugging Face cache {cache} while "
-                             "HF_HUB_OFFLINE is set; run "
-                             f"`hf download {repo_id} --revision {revision}` where the hub is reachable (or set "
-                             f"HF_HOME to the cache that has it)") from None
+            raise InputError(
+                f"{what}{spec}: no such local folder, and not in the Hugging Face cache {cache} while "
+                "HF_HUB_OFFLINE is set; run "
+                f"`hf download {repo_id} --revision {revision}` where the hub is reachable (or set "
+                f"HF_HOME to the cache that has it)"
+            ) from None
         try:
-            path = snapshot_download(repo_id, revision=revision, cache_dir=str(cache), allow_patterns=SAFE_PATTERNS)
+            path = snapshot_download(
+                repo_id, revision=revision, cache_dir=str(cache), allow_patterns=SAFE_PATTERNS
+            )
         except Exception as e2:
-            raise InputError(f"{what}{spec}: not in the Hugging Face cache {cache} ({type(e).__name__}) and the "
-                             f"download failed ({type(e2).__name__}: {str(e2)[:120]}); check the id and revision, "
-                             "or set HF_HOME to a cache that has it") from None
+            raise InputError(
+                f"{what}{spec}: not in the Hugging Face cache {cache} ({type(e).__name__}) and the "
+                f"download failed ({type(e2).__name__}: {str(e2)[:120]}); check the id and revision, "
+                "or set HF_HOME to a cache that has it"
+            ) from None
     p = Path(path)
     return HubSnapshot(repo_id, revision, p.name, p)
 
@@ -103,5 +112,7 @@ def require_safetensors(folder: Path, label: str) -> None:
         pickles = [f for f in files if f.suffix in PICKLE_SUFFIXES]
         if pickles and not any(f.suffix == ".safetensors" for f in files):
             rel = pickles[0].relative_to(folder).as_posix()
-            raise InputError(f"{label}: {rel} is a pickle weights file with no .safetensors beside it; pickles "
-                             "can run code when loaded and are refused: use a revision with safetensors weights")
+            raise InputError(
+                f"{label}: {rel} is a pickle weights file with no .safetensors beside it; pickles "
+                "can run code when loaded and are refused: use a revision with safetensors weights"
+            )

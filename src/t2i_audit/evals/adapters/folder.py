@@ -66,8 +66,8 @@ class FolderAdapter:
                 if seed and not seed.lstrip("-").isdigit():
                     raise InputError(f"{self.csv}:{i}: seed {seed!r} is not an integer")
                 if r["path"] is None or r["prompt"] is None:  # a short row: csv fills the missing with None
-                    raise InputError(f"{self.csv}:{i}: the row has fewer fields than the header; every row needs "
-                                     "its prompt and path")
+                    raise InputError(f"{self.csv}:{i}: the row has fewer fields than the header; every "
+                                     "row needs its prompt and path")
                 path = Path(r["path"])
                 path = path if path.is_absolute() else self.csv.parent / path
                 rows.append((r["prompt"], int(seed) if seed else None, path))

@@ -198,7 +198,8 @@ class DiffusersAdapter:
         index = json.loads((self.path / "model_index.json").read_text())
         return {"path": str(self.path), "class": index.get("_class_name"),
                 "diffusers_version": index.get("_diffusers_version"),
-                "fingerprint": dir_fingerprint(self.path), **({"hub": self.hub.to_dict()} if self.hub else {})}
+                "fingerprint": dir_fingerprint(self.path),
+                **({"hub": self.hub.to_dict()} if self.hub else {})}
 
     def _load(self, device: str | None, dtype: str | None):
         import torch

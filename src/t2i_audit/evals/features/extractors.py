@@ -137,20 +137,23 @@ def _pretrained_from_hub(name: str, tag: str) -> tuple[Path, dict, str]:
         tags = registry.list_pretrained_tags_by_model(name)
         close = difflib.get_close_matches(tag, tags, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise InputError(f"open_clip:{name}:{tag}: neither a weights file nor a pretrained tag of {name}{hint}; "
-                         f"tags: {', '.join(tags) or 'none'}")
+        raise InputError(f"open_clip:{name}:{tag}: neither a weights file nor a pretrained tag of "
+                         f"{name}{hint}; tags: {', '.join(tags) or 'none'}")
     parts = (cfg.get("hf_hub") or "").strip("/").split("/")
     if len(parts) < 2:
-        raise InputError(f"open_clip:{name}:{tag}: this tag is published by URL only, not on the hub; download "
-                         "it yourself and give open_clip:ARCH:/path/to/weights.safetensors")
+        raise InputError(f"open_clip:{name}:{tag}: this tag is published by URL only, not on the hub; "
+                         "download it yourself and give open_clip:ARCH:/path/to/weights.safetensors")
     repo_id, filename = "/".join(parts[:2]), "/".join(parts[2:])
     snap = hub.resolve(repo_id, f"open_clip:{name}:{tag} -> ")
     names = [filename] if filename.endswith(".safetensors") else []
-    names += [registry.HF_SAFE_WEIGHTS_NAME] + ([str(Path(filename).with_suffix(".safetensors"))] if filename else [])
+    names.append(registry.HF_SAFE_WEIGHTS_NAME)
+    if filename:
+        names.append(str(Path(filename).with_suffix(".safetensors")))
     found = next((snap.path / n for n in names if (snap.path / n).is_file()), None)
     if found is None:
-        raise InputError(f"open_clip:{name}:{tag}: {snap.pinned} has no {registry.HF_SAFE_WEIGHTS_NAME}; pickle "
-                         "weights (open_clip_pytorch_model.bin) are refused: use a revision with safetensors")
+        raise InputError(f"open_clip:{name}:{tag}: {snap.pinned} has no {registry.HF_SAFE_WEIGHTS_NAME}; "
+                         "pickle weights (open_clip_pytorch_model.bin) are refused: use a revision with "
+                         "safetensors")
     over = {f"image_{k}": (tuple(cfg[k]) if isinstance(cfg[k], list) else cfg[k])
             for k in ("mean", "std", "interpolation", "resize_mode") if cfg.get(k)}
     return found, over, f"{tag}@{snap.pinned}"
@@ -176,7 +179,8 @@ def load_open_clip(arch: str, weights: str, batch_size: int = 64) -> OpenClipExt
     if _is_pretrained_tag(weights):
         w, over, tag = _pretrained_from_hub(name, weights)
     else:
-        w = _need_file(weights, "open_clip weights", "give a local .safetensors/.pt state dict or a pretrained tag")
+        w = _need_file(weights, "open_clip weights",
+                       "give a local .safetensors/.pt state dict or a pretrained tag")
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=str(w), **over)
     except pickle.UnpicklingError:

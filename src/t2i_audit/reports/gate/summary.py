@@ -45,11 +45,17 @@ def summary_markdown(result: GateResult) -> str:
     if result.baseline_run_id:
         where += f" vs baseline `{result.baseline_run_id}`"
     rules = PurePath(result.rules_file).name if result.rules_file else "rules"
-    lines += [f"{where}; rules `{rules}`; {n} checks; intervals at {result.confidence * 100:.4g}% "
-              "(value: point estimate [CI]; n: images or prompts behind it).", ""]
+    lines += [
+        f"{where}; rules `{rules}`; {n} checks; intervals at {result.confidence * 100:.4g}% "
+        "(value: point estimate [CI]; n: images or prompts behind it).",
+        "",
+    ]
     if n:
-        lines += ["| verdict | rule | key | value [95% CI] | n | baseline | run − baseline [CI] | required | "
-                  "judged on |", "|---|---|---|---|---:|---|---|---|---|"]
+        lines += [
+            "| verdict | rule | key | value [95% CI] | n | baseline | run − baseline [CI] | required | "
+            "judged on |",
+            "|---|---|---|---|---:|---|---|---|---|",
+        ]
         ordered = failed + [c for c in result.checks if c.passed]
         lines += [_row(c) for c in ordered[:MAX_ROWS]]
         if len(ordered) > MAX_ROWS:
