@@ -445,10 +445,11 @@ _trees = st.recursive(_scalars, lambda c: st.one_of(st.lists(c, max_size=3), st.
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.one_of(_trees, st.text(max_size=120)))
+@given(st.one_of(_trees, st.text(max_size=120), st.binary(max_size=120)))
 def test_fuzz_bias_spec_and_gate_documents_never_crash(tmp_path_factory, doc):
-    """Random YAML documents (or raw text) as a bias spec file and as a gate rules file: either they
-    load, or they raise InputError with a one-line message naming the file."""
+    """Random YAML documents (or raw text, or raw bytes) as a bias spec file and as a gate rules file:
+    either they load, or they raise InputError with a message naming the file (tests/test_bad_bytes.py
+    covers every other file input)."""
     import yaml
 
     from t2i_audit.errors import InputError
@@ -456,10 +457,10 @@ def test_fuzz_bias_spec_and_gate_documents_never_crash(tmp_path_factory, doc):
     from t2i_audit.world.bias import BiasSpec
 
     d = tmp_path_factory.mktemp("fz")
-    text = doc if isinstance(doc, str) else yaml.safe_dump(doc)
+    data = doc if isinstance(doc, bytes) else (doc if isinstance(doc, str) else yaml.safe_dump(doc)).encode()
     for name, load in (("spec.yaml", BiasSpec.load), ("rules.yaml", load_rules)):
         p = d / name
-        p.write_text(text)
+        p.write_bytes(data)
         try:
             load(p)
         except InputError as e:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 import t2i_audit.evals.distributed.launch as distributed
+from system_tools import require_tool
 from t2i_audit.core.threads import set_threads
 from t2i_audit.errors import InputError
 from t2i_audit.evals.distributed.launch import Dist, launch_env, shard_indices, unsharded_launch_warning
@@ -227,10 +227,7 @@ def test_accelerate_cpu_two_processes_equal_one_process(one_process, tmp_path, m
     """`accelerate launch --cpu --num_processes 2` of sample and score (Accelerate's CPU
     launcher, which runs mpirun; gloo): byte-identical images, the same manifest rows and items, and
     aggregates equal to 1e-9, against a single process."""
-    if not (shutil.which("mpirun") or shutil.which("mpiexec")):
-        pytest.fail("mpirun is not installed: `accelerate launch --cpu --num_processes 2` starts its 2 "
-                    "processes only through mpirun. Install it (Debian/Ubuntu: apt-get install mpich; "
-                    ".ci/run does) and run again")
+    require_tool("mpirun", "mpiexec", install="apt-get install mpich; .ci/run does")
     one, sample_args, score_args = one_process
     hostfile = tmp_path / "hostfile"
     mpich = b"Open MPI" not in subprocess.run(["mpirun", "--version"], capture_output=True).stdout

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from evals_fixtures import random_images, tiny_hf_clip
+from system_tools import require_module
 from t2i_audit.errors import InputError
 from t2i_audit.evals.features.extractors import load_extractor, parse_spec
 from t2i_audit.evals.metrics.clip import clip_score, cosine
@@ -87,7 +88,7 @@ def test_open_clip_from_config_json_and_weights(tmp_path):
 
 
 def test_inception_weights_round_trip(tmp_path):
-    pytest.importorskip("torch_fidelity")
+    require_module("torch_fidelity", "pip install -e '.[dev]' installs torch-fidelity")
     from safetensors.torch import save_file
 
     from t2i_audit.evals.features.inception import build_inception

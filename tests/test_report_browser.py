@@ -6,7 +6,6 @@ is skipped locally, and fails when CI=true.
 """
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from system_tools import require_tool
 from t2i_audit.reports.report import ReportConfig, render_report
 
 FIX = Path(__file__).parent / "fixtures"
@@ -40,13 +40,8 @@ window.addEventListener('load', function () {
 
 
 def chromium() -> str:
-    exe = os.environ.get("T2I_AUDIT_CHROMIUM") or next(
-        (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
-    if exe is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("chromium is not installed but CI=true: install it with `apt-get install -y chromium`")
-        pytest.skip("chromium not installed (apt-get install -y chromium); CI=true makes this a failure")
-    return exe
+    return require_tool("chromium", "chromium-browser", "google-chrome", env="T2I_AUDIT_CHROMIUM",
+                        install="apt-get install -y chromium")
 
 
 def run_chromium(exe: str, page: Path, profile: Path, *extra: str) -> tuple[str, list[str]]:

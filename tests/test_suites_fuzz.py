@@ -50,3 +50,31 @@ template = st.fixed_dictionaries(
                                                                    st.lists(scalars, max_size=3), max_size=2))
 def test_near_valid_suites_never_crash(templates, slots):
     _parse(yaml.safe_dump({"name": "fz", "slots": slots, "templates": templates}))
+
+
+_VALID = b"name: fz\ntemplates:\n  - template: 'a {x}'\nslots:\n  x: [chef, cook]\n"
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.binary(max_size=200),
+                 st.tuples(st.integers(0, len(_VALID)), st.binary(min_size=1, max_size=4)).map(
+                     lambda t: _VALID[:t[0]] + t[1] + _VALID[t[0]:])))
+def test_random_bytes_file_is_one_line_input_error(tmp_path_factory, data):
+    """A suite file of random bytes (or a valid suite with bytes spliced in) loads, or raises an
+    InputError naming the file; bytes that are not UTF-8 text are named as such."""
+    from t2i_audit.evals.suites.loader import load_suite
+
+    p = tmp_path_factory.mktemp("fz") / "s.yaml"
+    p.write_bytes(data)
+    try:
+        text = data.decode("utf-8-sig")
+        binary = "\0" in text
+    except UnicodeDecodeError:
+        binary = True
+    try:
+        load_suite(p)
+    except InputError as e:
+        assert "s.yaml" in str(e).splitlines()[0]
+        assert not binary or "not UTF-8" in str(e) or "binary content" in str(e)
+    else:
+        assert not binary

@@ -33,6 +33,7 @@ from t2i_audit.audits.probes import (
     make_probe,
 )
 from t2i_audit.core.config import ConfigBase
+from t2i_audit.core.io import read_user_csv
 from t2i_audit.errors import InputError
 
 SCHEMA = "t2i-audit/bias/1"
@@ -104,10 +105,8 @@ def read_reference(path: str | None, probes: list[Probe]) -> dict[tuple[str, str
     p = Path(path)
     if not p.is_file():
         raise InputError(f"--reference {p}: file not found; give a CSV with columns attribute,group,cls,share")
-    try:
-        df = pd.read_csv(p, dtype={"group": str, "cls": str, "attribute": str})
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise InputError(f"--reference {p}: not a readable CSV ({e})") from None
+    df = read_user_csv(p, "--reference", "give a UTF-8 CSV with columns attribute,group,cls,share",
+                       dtype={"group": str, "cls": str, "attribute": str})
     need = {"attribute", "group", "cls", "share"}
     if not need <= set(df.columns):
         raise InputError(f"--reference {p}: needs columns attribute,group,cls,share (has {', '.join(df.columns)})")

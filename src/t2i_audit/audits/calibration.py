@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from t2i_audit.audits.probes import NO_PERSON, UNSURE, JointProbe, Probe, ProbeOutput
+from t2i_audit.core.io import read_user_csv
 from t2i_audit.errors import InputError
 from t2i_audit.stats.correction import conditional_from_counts, outcome_index
 
@@ -165,7 +166,7 @@ def load_labelled_folder(directory: str | Path):
 
     d = Path(directory)
     if (d / "labels.csv").is_file():
-        table = pd.read_csv(d / "labels.csv")
+        table = read_user_csv(d / "labels.csv", "--calibration labels", "save labels.csv as UTF-8 CSV")
         src = str(d / "labels.csv")
     elif (d / "manifest.parquet").is_file():
         table = pd.read_parquet(d / "manifest.parquet")

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from t2i_audit.core.io import read_user_text
 from t2i_audit.errors import InputError, did_you_mean
 
 JOINT_SEP = "×"  # joins the attributes of a joint probe: presentation×skin
@@ -126,7 +127,7 @@ class ProbeSpec:
             raise ProbeError(f"{p}: probe file not found; give a YAML file or one of "
                              f"{', '.join(builtin_probe_names())}")
         try:
-            data = yaml.safe_load(p.read_text())
+            data = yaml.safe_load(read_user_text(p, "probe file", "save the probe spec as UTF-8 YAML"))
         except yaml.YAMLError as e:
             raise ProbeError(f"{p}: not valid YAML: {getattr(e, 'problem', e)}") from None
         return ProbeSpec.from_dict(data, str(p))

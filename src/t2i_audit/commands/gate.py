@@ -18,9 +18,13 @@ import click
               help="Write JUnit XML here (one testcase per rule and group).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the gate result JSON here (always also saved as RUN/gate.json).")
-def gate(run: Path, rules: Path, baseline: Path | None, junit: Path | None, json_out: Path | None) -> None:
+@click.option("--summary-md", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a short Markdown verdict here (for $GITHUB_STEP_SUMMARY or a PR comment).")
+def gate(run: Path, rules: Path, baseline: Path | None, junit: Path | None, json_out: Path | None,
+         summary_md: Path | None) -> None:
     """Check RUN's results against rules; exit 0 if every rule passes, 1 if one fails, 2 on bad input."""
     from t2i_audit.reports.gate.run import gate_run_dir, write_text
+    from t2i_audit.reports.gate.summary import summary_markdown
 
     result = gate_run_dir(run, rules, baseline)
     for w in result.warnings:
@@ -30,4 +34,6 @@ def gate(run: Path, rules: Path, baseline: Path | None, junit: Path | None, json
         write_text(junit, result.to_junit())
     if json_out:
         write_text(json_out, result.to_json())
+    if summary_md:
+        write_text(summary_md, summary_markdown(result))
     sys.exit(result.exit_code)

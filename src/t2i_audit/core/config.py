@@ -29,7 +29,9 @@ def read_config_json(path: str | Path) -> dict:
     if not p.is_file():
         raise InputError(f"{p}: config file missing; a checkpoint needs one JSON per component")
     try:
-        data = json.loads(p.read_text())
+        from t2i_audit.core.io import read_user_text
+
+        data = json.loads(read_user_text(p, "config JSON", "save it as UTF-8 JSON"))
     except json.JSONDecodeError as e:
         raise InputError(f"{p}: not valid JSON ({e.msg} at line {e.lineno})") from None
     return data

@@ -165,3 +165,42 @@ class Journal:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def read_user_text(path: str | Path, what: str, fix: str = "save it as UTF-8 text") -> str:
+    """A user-supplied text file (suite, rules, bias spec, reference or label CSV) as ``str``.
+
+    Binary content (a NUL byte) or bytes that are not UTF-8 raise :class:`InputError` with one line
+    naming ``what``, the file, the first bad byte's offset and ``fix``, never a ``UnicodeDecodeError``.
+    A UTF-8 byte-order mark is dropped. OSErrors propagate (callers word "not found" their own way).
+    """
+    from t2i_audit.errors import InputError
+
+    data = Path(path).read_bytes()
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise InputError(f"{what} {path}: binary content (a NUL byte at offset {nul}), not a text file; "
+                         f"{fix}")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{what} {path}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
+                         f"{fix}") from None
+
+
+def read_user_csv(path: str | Path, what: str, fix: str, **kwargs):
+    """A user-supplied CSV as a pandas DataFrame via :func:`read_user_text`: undecodable, binary,
+    empty or unparsable files raise one-line :class:`InputError`\\ s. ``kwargs`` go to ``read_csv``."""
+    import io
+
+    import pandas as pd
+
+    from t2i_audit.errors import InputError
+
+    text = read_user_text(path, what, fix)
+    try:
+        return pd.read_csv(io.StringIO(text), **kwargs)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{what} {path}: the file is empty; {fix}") from None
+    except (pd.errors.ParserError, ValueError) as e:
+        raise InputError(f"{what} {path}: not a readable CSV ({str(e).strip()[:120]}); {fix}") from None

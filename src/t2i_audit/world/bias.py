@@ -17,6 +17,7 @@ from pathlib import Path
 
 import yaml
 
+from t2i_audit.core.io import read_user_text
 from t2i_audit.errors import InputError
 from t2i_audit.errors import did_you_mean as _suggest
 from t2i_audit.world.vocab import PRESENTATIONS, PROFESSIONS, SKINS
@@ -142,7 +143,7 @@ class BiasSpec:
             p = Path(path)
             if not p.is_file():
                 raise BiasSpecError(f"{p}: bias spec file not found")
-            text, source = p.read_text(), str(p)
+            text, source = read_user_text(p, "bias spec", "save the spec as UTF-8 YAML"), str(p)
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as e:

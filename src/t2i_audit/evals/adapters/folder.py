@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from t2i_audit.core.io import sha256_file
+from t2i_audit.core.io import read_user_text, sha256_file
 from t2i_audit.errors import InputError
 from t2i_audit.evals.suites.schema import suggest
 
@@ -44,8 +44,10 @@ class FolderAdapter:
 
     def _read(self) -> list[tuple[str, int | None, Path]]:
         import csv
+        import io
 
-        with open(self.csv, newline="", encoding="utf-8") as f:
+        text = read_user_text(self.csv, f"folder:{self.csv}", "save the CSV (prompt,path[,seed]) as UTF-8")
+        with io.StringIO(text, newline="") as f:
             reader = csv.DictReader(f)
             cols = reader.fieldnames or []
             # Other columns (prompt_id, category, ...) are ignored, unless one looks like a misspelt
@@ -63,6 +65,9 @@ class FolderAdapter:
                 seed = (r.get("seed") or "").strip()
                 if seed and not seed.lstrip("-").isdigit():
                     raise InputError(f"{self.csv}:{i}: seed {seed!r} is not an integer")
+                if r["path"] is None or r["prompt"] is None:  # a short row: csv fills the missing with None
+                    raise InputError(f"{self.csv}:{i}: the row has fewer fields than the header; every "
+                                     "row needs its prompt and path")
                 path = Path(r["path"])
                 path = path if path.is_absolute() else self.csv.parent / path
                 rows.append((r["prompt"], int(seed) if seed else None, path))

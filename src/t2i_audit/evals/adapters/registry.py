@@ -5,8 +5,9 @@ recorded in run.json with its hash). An image must depend on its (prompt, seed) 
 batch it was drawn in. Optional ``prepare(pairs) -> list[bool]`` says which (prompt, seed) pairs an
 adapter can produce (an image folder may not cover a whole suite).
 
-Specs (``--generator``): ``bundled``, ``checkpoint:DIR``, ``diffusers:DIR``, ``folder:DIR`` (or a CSV
-file), ``python:module:callable`` (or ``python:path/to/file.py:callable``).
+Specs (``--generator``): ``bundled``, ``checkpoint:DIR``, ``diffusers:DIR`` or
+``diffusers:ORG/NAME[@REVISION]`` (a hub id, resolved through the Hugging Face cache: ``evals.hub``),
+``folder:DIR`` (or a CSV file), ``python:module:callable`` (or ``python:path/to/file.py:callable``).
 """
 
 from __future__ import annotations
@@ -164,7 +165,9 @@ class PipelineAdapter:
 
 # ----------------------------------------------------------------------------------- diffusers
 class DiffusersAdapter:
-    """A diffusers pipeline saved with ``save_pretrained`` in a local directory, loaded offline.
+    """A diffusers pipeline saved with ``save_pretrained`` in a local directory, or a hub id
+    ``ORG/NAME[@REVISION]`` resolved through the Hugging Face cache (the id then records the commit:
+    ``diffusers:ORG/NAME@COMMIT``, and ``config()["hub"]`` the revision asked for); loaded offline.
 
     Each image gets its own CPU ``torch.Generator`` seeded with its seed, so an image depends on its
     seed only. Params go to the pipeline call (``num_inference_steps``, ``guidance_scale``, ``height``,
@@ -174,11 +177,20 @@ class DiffusersAdapter:
     kind = "diffusers"
 
     def __init__(self, target: str):
-        self.path = _check_dir(target, "diffusers pipeline")
+        from t2i_audit.evals import hub
+
+        self.hub = None
+        if hub.looks_like_hub_id(target):
+            self.hub = hub.resolve(target, "diffusers:")
+            self.path = self.hub.path
+        else:
+            self.path = _check_dir(target, "diffusers pipeline")
         if not (self.path / "model_index.json").is_file():
             raise InputError(f"diffusers:{target}: no model_index.json; point at a directory written by "
                              f"DiffusionPipeline.save_pretrained")
-        self.id = f"diffusers:{self.path}"
+        if self.hub is not None:
+            hub.require_safetensors(self.path, f"diffusers:{self.hub.pinned}")
+        self.id = f"diffusers:{self.hub.pinned if self.hub else self.path}"
         self._pipe = None
         self._device = None
 
@@ -186,7 +198,8 @@ class DiffusersAdapter:
         index = json.loads((self.path / "model_index.json").read_text())
         return {"path": str(self.path), "class": index.get("_class_name"),
                 "diffusers_version": index.get("_diffusers_version"),
-                "fingerprint": dir_fingerprint(self.path)}
+                "fingerprint": dir_fingerprint(self.path),
+                **({"hub": self.hub.to_dict()} if self.hub else {})}
 
     def _load(self, device: str | None, dtype: str | None):
         import torch

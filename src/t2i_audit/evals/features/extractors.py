@@ -6,11 +6,15 @@ A spec string picks the model (``--features``):
 ``bundled-clip`` / ``bundled-clip:DIR``    the CLIP trained on PictoWorld (``generator.clip``)
 ``open_clip:ARCH:WEIGHTS``                 an open_clip architecture (registered name, or a
                                            model-config JSON) with a local weights file
-``hf-clip:DIR``                            a Hugging Face CLIP directory (``save_pretrained``)
+``open_clip:ARCH:PRETRAINED_TAG``          open_clip's pretrained tag (e.g. laion2b_s34b_b79k),
+                                           read from its hub repo in the Hugging Face cache
+``hf-clip:DIR`` / ``hf-clip:ORG/NAME[@REV]`` a Hugging Face CLIP directory (``save_pretrained``),
+                                           or a hub id resolved through the cache (``evals.hub``)
 ``inception:WEIGHTS``                      Inception-v3 (torch-fidelity layout) for classic FID
 =========================================  =====================================================
 
-Every extractor has a stable ``id`` naming the model and a hash of its weights (the embedding
+Hub ids record the resolved commit in the id (``hf-clip:ORG/NAME@COMMIT:HASH``). Every extractor
+has a stable ``id`` naming the model and a hash of its weights (the embedding
 cache keys on it) and a ``methodology`` line stating its preprocessing. Models are loaded once
 per process per spec and run under ``torch.inference_mode``.
 """
@@ -114,10 +118,49 @@ def _describe_transform(preprocess) -> str:
     return ", ".join(parts) or "model preprocessing"
 
 
+def _is_pretrained_tag(weights: str) -> bool:
+    """True when ``open_clip:ARCH:X`` names a pretrained tag rather than a weights file."""
+    return not Path(weights).expanduser().exists() and "/" not in weights and not weights.endswith(
+        (".safetensors", ".pt", ".pth", ".bin", ".ckpt"))
+
+
+def _pretrained_from_hub(name: str, tag: str) -> tuple[Path, dict, str]:
+    """(weights file, preprocessing overrides, id part) for open_clip's pretrained ``tag`` of
+    ``name``, read from the tag's hub repo in the Hugging Face cache (safetensors only)."""
+    from open_clip import pretrained as registry
+
+    from t2i_audit.evals import hub
+
+    cfg = registry.get_pretrained_cfg(name, tag)
+    if not cfg:
+        tags = registry.list_pretrained_tags_by_model(name)
+        hint = did_you_mean(tag, tags)
+        raise InputError(f"open_clip:{name}:{tag}: neither a weights file nor a pretrained tag of "
+                         f"{name}{hint}; tags: {', '.join(tags) or 'none'}")
+    parts = (cfg.get("hf_hub") or "").strip("/").split("/")
+    if len(parts) < 2:
+        raise InputError(f"open_clip:{name}:{tag}: this tag is published by URL only, not on the hub; "
+                         "download it yourself and give open_clip:ARCH:/path/to/weights.safetensors")
+    repo_id, filename = "/".join(parts[:2]), "/".join(parts[2:])
+    snap = hub.resolve(repo_id, f"open_clip:{name}:{tag} -> ")
+    names = [filename] if filename.endswith(".safetensors") else []
+    names.append(registry.HF_SAFE_WEIGHTS_NAME)
+    if filename:
+        names.append(str(Path(filename).with_suffix(".safetensors")))
+    found = next((snap.path / n for n in names if (snap.path / n).is_file()), None)
+    if found is None:
+        raise InputError(f"open_clip:{name}:{tag}: {snap.pinned} has no {registry.HF_SAFE_WEIGHTS_NAME}; "
+                         "pickle weights (open_clip_pytorch_model.bin) are refused: use a revision with "
+                         "safetensors")
+    over = {f"image_{k}": (tuple(cfg[k]) if isinstance(cfg[k], list) else cfg[k])
+            for k in ("mean", "std", "interpolation", "resize_mode") if cfg.get(k)}
+    return found, over, f"{tag}@{snap.pinned}"
+
+
 def load_open_clip(arch: str, weights: str, batch_size: int = 64) -> OpenClipExtractor:
+    """``open_clip:ARCH:WEIGHTS_FILE`` or ``open_clip:ARCH:PRETRAINED_TAG`` (hub cache)."""
     import open_clip
 
-    w = _need_file(weights, "open_clip weights", "give a local .safetensors/.pt state dict")
     name = arch
     extra = ""
     if arch.endswith(".json"):
@@ -128,8 +171,15 @@ def load_open_clip(arch: str, weights: str, batch_size: int = 64) -> OpenClipExt
     elif arch not in open_clip.list_models():
         hint = did_you_mean(arch, open_clip.list_models(), n=3)
         raise InputError(f"open_clip architecture {arch!r} is not registered{hint}; or give a model-config JSON path")
+    over: dict = {}
+    tag = ""
+    if _is_pretrained_tag(weights):
+        w, over, tag = _pretrained_from_hub(name, weights)
+    else:
+        w = _need_file(weights, "open_clip weights",
+                       "give a local .safetensors/.pt state dict or a pretrained tag")
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=str(w))
+        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=str(w), **over)
     except pickle.UnpicklingError:
         raise InputError(f"open_clip weights {weights}: refused: the file pickles objects other than tensors, which "
                          "could run code; it is read only with torch.load(weights_only=True). Give a "
@@ -137,8 +187,9 @@ def load_open_clip(arch: str, weights: str, batch_size: int = 64) -> OpenClipExt
     except (RuntimeError, KeyError, ValueError) as e:
         raise InputError(f"open_clip weights {weights}: do not fit architecture {name} ({str(e)[:200]})") from e
     tok = open_clip.get_tokenizer(name)
-    ident = f"open_clip:{name}{extra}:{weights_hash(w)}"
-    meth = f"open_clip {name}, weights sha256 {weights_hash(w)}; preprocessing: {_describe_transform(preprocess)}"
+    ident = f"open_clip:{name}{extra}:{tag + ':' if tag else ''}{weights_hash(w)}"
+    meth = (f"open_clip {name}{' pretrained ' + tag if tag else ''}, weights sha256 {weights_hash(w)}; "
+            f"preprocessing: {_describe_transform(preprocess)}")
     return OpenClipExtractor(model, preprocess, tok, ident, meth, batch_size)
 
 
@@ -197,9 +248,13 @@ class HFClipExtractor:
 
 
 def load_hf_clip(directory: str, batch_size: int = 64) -> HFClipExtractor:
+    """``hf-clip:DIR`` or ``hf-clip:ORG/NAME[@REVISION]`` (Hugging Face cache; commit in the id)."""
     from transformers import CLIPModel, CLIPProcessor
 
-    d = Path(directory).expanduser()
+    from t2i_audit.evals import hub
+
+    snap = hub.resolve(directory, "hf-clip:") if hub.looks_like_hub_id(directory) else None
+    d = snap.path if snap else Path(directory).expanduser()
     if not (d / "config.json").is_file():
         raise InputError(f"hf-clip:{directory}: no config.json there; give a folder written by "
                          "CLIPModel.save_pretrained (plus the processor's files)")
@@ -215,9 +270,10 @@ def load_hf_clip(directory: str, batch_size: int = 64) -> HFClipExtractor:
     files = sorted(p for p in d.iterdir() if p.is_file() and p.suffix in (".safetensors", ".json", ".txt"))
     h = weights_hash(*files)
     ip = processor.image_processor
-    meth = (f"Hugging Face CLIP {d.name}, files sha256 {h}; preprocessing: {type(ip).__name__} "
+    label = snap.pinned if snap else d.name
+    meth = (f"Hugging Face CLIP {label}, files sha256 {h}; preprocessing: {type(ip).__name__} "
             f"resize {getattr(ip, 'size', '?')} crop {getattr(ip, 'crop_size', '?')}")
-    return HFClipExtractor(model, processor, f"hf-clip:{d.name}:{h}", meth, batch_size)
+    return HFClipExtractor(model, processor, f"hf-clip:{label}:{h}", meth, batch_size)
 
 
 def _load_inception(path: str, batch_size: int = 64):
@@ -229,8 +285,8 @@ def _load_inception(path: str, batch_size: int = 64):
 # kind -> (loader, number of ':'-separated arguments (min, max), usage)
 REGISTRY: dict[str, tuple[Callable, tuple[int, int], str]] = {
     "bundled-clip": (lambda *a: load_bundled_clip(*a), (0, 1), "bundled-clip[:CHECKPOINT_DIR]"),
-    "open_clip": (load_open_clip, (2, 2), "open_clip:ARCH_OR_CONFIG_JSON:WEIGHTS_FILE"),
-    "hf-clip": (load_hf_clip, (1, 1), "hf-clip:DIR"),
+    "open_clip": (load_open_clip, (2, 2), "open_clip:ARCH_OR_CONFIG_JSON:WEIGHTS_FILE_OR_PRETRAINED_TAG"),
+    "hf-clip": (load_hf_clip, (1, 1), "hf-clip:DIR_OR_ORG/NAME[@REVISION]"),
     "inception": (_load_inception, (1, 1), "inception:WEIGHTS_FILE"),
 }
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from t2i_audit.core.io import read_user_text
 from t2i_audit.evals.suites.schema import (
     IDENT_RE,
     INCLUDE_KEYS,
@@ -187,7 +188,7 @@ def load_suite(ref: str | Path, _stack: tuple[str, ...] = ()) -> PromptSuite:
     if key in _stack:
         raise SuiteError(f"{path}: include cycle: {' -> '.join([*_stack, key])}")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_user_text(path, "suite", "save the suite as UTF-8 YAML")
     except OSError as e:
         raise SuiteError(f"{path}: cannot read suite: {e.strerror}") from None
     return parse_suite(text, str(path), base=path.parent, _stack=(*_stack, key))

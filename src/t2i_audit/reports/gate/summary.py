@@ -1,0 +1,67 @@
+"""A short Markdown verdict of a gate result, for ``$GITHUB_STEP_SUMMARY`` or a pull-request comment.
+
+``summary_markdown(result)`` gives: a heading with PASS/FAIL and the count of failed checks, one line
+naming the run, the baseline and the rules file, a table of the checks (failed first; each with its
+value, 95% interval and n, and for baseline rules the difference and its interval at the level used),
+then the difference-interval methods and any warnings. Deterministic for a given result: no time
+stamps, no absolute paths (the rules file is named by its base name).
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+
+from t2i_audit.reports.gate.run import Check, GateResult
+from t2i_audit.reports.tables import fmt_ci, fmt_num
+
+MAX_ROWS = 40
+
+
+def _cell(text: str) -> str:
+    """Table-safe Markdown: pipes escaped, line breaks folded."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _row(c: Check) -> str:
+    value = f"{fmt_num(c.value)} {fmt_ci(c.ci_low, c.ci_high)}"
+    if c.diff is None:
+        diff = "–"
+    else:
+        level = f" ({(c.level or 0) * 100:.4g}% CI)" if c.level and abs(c.level - 0.95) > 1e-9 else ""
+        diff = f"{fmt_num(c.diff)} {fmt_ci(c.diff_ci_low, c.diff_ci_high)}{level}"
+    base = "–" if c.baseline is None else fmt_num(c.baseline)
+    mark = "✅ pass" if c.passed else "❌ **fail**"
+    cells = (mark, f"`{c.name}`", f"`{c.key}`", value, str(c.n), base, diff, c.threshold_text, c.judged_on)
+    return "| " + " | ".join(_cell(x) for x in cells) + " |"
+
+
+def summary_markdown(result: GateResult) -> str:
+    """The Markdown verdict (ends with a newline)."""
+    failed = [c for c in result.checks if not c.passed]
+    n = len(result.checks)
+    head = "✅ PASS" if result.passed else f"❌ FAIL ({len(failed)} of {n} checks)"
+    lines = [f"### t2i-audit gate: {head}", ""]
+    where = f"Run `{result.run_id}`"
+    if result.baseline_run_id:
+        where += f" vs baseline `{result.baseline_run_id}`"
+    rules = PurePath(result.rules_file).name if result.rules_file else "rules"
+    lines += [
+        f"{where}; rules `{rules}`; {n} checks; intervals at {result.confidence * 100:.4g}% "
+        "(value: point estimate [CI]; n: images or prompts behind it).",
+        "",
+    ]
+    if n:
+        lines += [
+            "| verdict | rule | key | value [95% CI] | n | baseline | run − baseline [CI] | required | "
+            "judged on |",
+            "|---|---|---|---|---:|---|---|---|---|",
+        ]
+        ordered = failed + [c for c in result.checks if c.passed]
+        lines += [_row(c) for c in ordered[:MAX_ROWS]]
+        if len(ordered) > MAX_ROWS:
+            lines.append(f"\n… and {len(ordered) - MAX_ROWS} more passing checks (see gate.json).")
+        lines.append("")
+    methods = list(dict.fromkeys(c.method for c in result.checks if c.method))
+    lines += [f"- difference interval: {_cell(m)}" for m in methods]
+    lines += [f"- ⚠️ warning: {_cell(w)}" for w in result.warnings]
+    return "\n".join(lines).rstrip("\n") + "\n"
