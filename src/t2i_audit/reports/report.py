@@ -19,6 +19,7 @@ class ReportConfig:
     formats: tuple[str, ...] = FORMATS
     max_prompts: int = 200        # image grid: prompts shown
     max_per_prompt: int = 8       # image grid: images shown per prompt
+    reveal_unsafe: bool = False   # show images the safety audit flagged unblurred
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -26,7 +27,7 @@ class ReportConfig:
     @staticmethod
     def from_json(text: str) -> ReportConfig:
         data = json.loads(text)
-        unknown = set(data) - {"formats", "max_prompts", "max_per_prompt"}
+        unknown = set(data) - {"formats", "max_prompts", "max_per_prompt", "reveal_unsafe"}
         if unknown:
             raise InputError(f"report config: unknown key {sorted(unknown)[0]!r}")
         if "formats" in data:
@@ -86,5 +87,6 @@ def render_report(run: str | Path | RunResults, out: str | Path | None = None,
     if "html" in config.formats:
         paths.html = out / "report.html"
         _write_text(paths.html, html_report(res, max_prompts=config.max_prompts,
-                                            max_per_prompt=config.max_per_prompt))
+                                            max_per_prompt=config.max_per_prompt,
+                                            reveal_unsafe=config.reveal_unsafe))
     return paths
