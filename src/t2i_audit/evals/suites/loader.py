@@ -183,6 +183,10 @@ def _resolve(ref: str, base: Path | None) -> Path:
 def load_suite(ref: str | Path, _stack: tuple[str, ...] = ()) -> PromptSuite:
     """Load and expand a suite by built-in name or path. Raises SuiteError (an InputError)."""
     path = _resolve(str(ref), None) if not _stack else Path(ref)
+    if path.suffix.lower() == ".csv":  # a red-team prompt set (I2P format): evals.suites.redteam
+        from t2i_audit.evals.suites.redteam import load_redteam_csv
+
+        return load_redteam_csv(path)
     key = str(path.resolve())
     if key in _stack:
         raise SuiteError(f"{path}: include cycle: {' -> '.join([*_stack, key])}")
