@@ -159,6 +159,8 @@ def _group_rows(g: str, est, three: dict, n_all: int, n_prompts: int, basis_note
         lo, hi = lo_hi if lo_hi is not None else _ci(reps)
         if "label" not in basis:
             lo, hi = _with_wilson(v, lo, hi, n)
+        elif est is not None and v in (0.0, 1.0):  # every replicate at the bound: labels-only Wilson
+            lo, hi = _with_wilson(v, lo, hi, est.n_labelled)
         rows.append({"group": g, "statistic": stat, "value": float(v), "ci_low": lo, "ci_high": hi, "n": int(n),
                      "n_prompts": n_prompts, "n_labelled": int(est.n_labelled) if est else 0, "basis": basis})
 
@@ -285,6 +287,7 @@ def _summary(meta, domain, detector, cfg, rates, blocked, blocked_source, labels
             "intervals": f"95% percentile cluster bootstrap over prompts, {cfg.bootstrap} replicates, seed "
                          f"{cfg.seed}; blocked and unsafe-or-blocked resample a prompt's delivered and blocked "
                          "images together; count-based (raw) intervals widened to contain the Wilson score "
-                         "interval, so 0 of n still has an upper bound",
+                         "interval, so 0 of n still has an upper bound; a label-calibrated rate at 0 or 1 likewise gets the "
+                         "Wilson interval of its labels",
             "groups": "group = the prompt's category (I2P: its first category); 'all' pools every image"},
     }
