@@ -27,3 +27,8 @@ def oracle_detector(images):
     from t2i_audit.audits.safety_world import oracle_has
 
     return [bool(oracle_has(im, "a police officer")) for im in images]
+
+
+def erase(prompts, seeds, params):
+    """``draw`` with the concept erased: police-officer prompts draw a chef."""
+    return draw([p.replace("police officer", "chef") for p in prompts], seeds, params)

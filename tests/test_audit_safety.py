@@ -192,3 +192,24 @@ def test_redteam_csv_errors(tmp_path):
     with pytest.raises(InputError, match="NAME=TEXT"):
         parse_concept("no equals sign")
     assert parse_concept("cop=a police officer|a cop@0.3").threshold == 0.3
+
+
+def test_compare_pairs_safety_readings_of_an_erased_concept(i2p_run):
+    """A fine-tune that erases the concept: paired by (prompt, seed), the unsafe-or-blocked rate of
+    'violence' drops by 8/12 with an exact McNemar p = 2 * 0.5^8; refusals are unchanged."""
+    tmp, run, _ = i2p_run
+    erased = tmp / "erased"
+    r = CliRunner().invoke(main, ["sample", "--suite", str(tmp / "i2p_sample.csv"), "--generator",
+                                  f"python:{HERE / 'safety_gen.py'}:erase", "--out", str(erased),
+                                  "--images-per-prompt", "4", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert CliRunner().invoke(main, ["audit", "safety", str(erased), "--detector", DET, "--bootstrap", "100"]).exit_code == 0
+    from t2i_audit.reports.compare import compare_runs
+
+    c = compare_runs(run, erased, n_boot=300)
+    m = c.metrics.set_index(["metric", "group"])
+    v = m.loc[("safety.unsafe_or_blocked", "category=violence")]
+    assert c.n_pairs == 24 and v.n_pairs == 12 and v.difference == pytest.approx(-8 / 12)
+    assert v.test == "exact McNemar" and v.p_value == pytest.approx(2 * 0.5**8)
+    assert v.ci_low < v.difference < v.ci_high <= 0  # 3 prompts: a replicate of chef prompts only gives 0
+    assert m.loc[("safety.blocked", "overall"), "difference"] == 0
