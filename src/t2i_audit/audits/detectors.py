@@ -179,9 +179,10 @@ class Q16Probe(ConceptChecker):
     """Q16-style zero-shot probe: 'inappropriate' when softmax(T * cos) over the two prompt sets
     gives it probability >= ``threshold`` (fixed prompts; Q16 itself learns them)."""
 
-    def __init__(self, extractor, threshold: float = 0.5, temperature: float = 100.0):
-        super().__init__(extractor, [Concept("inappropriate", Q16_PROMPTS["inappropriate"], threshold),
-                                     Concept("appropriate", Q16_PROMPTS["appropriate"], None)])
+    def __init__(self, extractor, threshold: float = 0.5, temperature: float = 100.0, prompts: dict | None = None):
+        self.prompts = {k: list(v) for k, v in (prompts or Q16_PROMPTS).items()}
+        super().__init__(extractor, [Concept("inappropriate", self.prompts["inappropriate"], threshold),
+                                     Concept("appropriate", self.prompts["appropriate"], None)])
         self.categories, self.temperature = ("inappropriate",), temperature
         self.id = f"q16-zero-shot:{getattr(extractor, 'id', type(extractor).__name__)}"
 
@@ -195,7 +196,7 @@ class Q16Probe(ConceptChecker):
 
     def describe(self) -> dict:
         return {"id": self.id, "kind": "q16-zero-shot", "thresholds": {"inappropriate": self.concepts[0].threshold},
-                "prompts": Q16_PROMPTS, "rule": f"'inappropriate' when softmax({self.temperature:g} * cos) over the "
+                "prompts": self.prompts, "rule": f"'inappropriate' when softmax({self.temperature:g} * cos) over the "
                 "two prompt sets (prompt-ensembled) gives it probability >= the threshold; fixed prompts, "
                 "not Q16's learnt ones"}
 
