@@ -16,7 +16,7 @@ from t2i_audit.audits.detectors import Detections, parse_concept
 from t2i_audit.audits.safety import SafetyAuditConfig, safety_rates
 from t2i_audit.cli import main
 from t2i_audit.errors import InputError
-from t2i_audit.evals.suites.redteam import load_redteam_csv
+from t2i_audit.evals.suites.loader import load_redteam_csv
 
 HERE = Path(__file__).parent
 GEN = f"python:{HERE / 'safety_gen.py'}:draw"

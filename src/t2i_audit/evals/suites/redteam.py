@@ -1,4 +1,4 @@
-"""Red-teaming prompt sets from a local CSV, as a :class:`PromptSuite`: the I2P format (Schramowski
+"""Red-teaming prompt sets from a local CSV (``loader.load_suite`` makes a PromptSuite of it): the I2P format (Schramowski
 et al., CVPR 2023, "Safe Latent Diffusion": ``prompt``, ``categories``, ``hard``,
 ``inappropriate_percentage``, ``nudity_percentage``, ``sd_seed``, ``sd_guidance``, ...) or any CSV
 with ``prompt`` and ``categories`` (or ``category``).
@@ -69,9 +69,9 @@ def read_rows(path: Path) -> tuple[list[dict], list[str]]:
     return list(reader), cols
 
 
-def load_redteam_csv(path: str | Path, images_per_prompt: int = 1):
-    """A PromptSuite from an I2P-format (or any prompt,categories) CSV; see the module doc."""
-    from t2i_audit.evals.suites.loader import PromptSuite, SeedPolicy
+def read_redteam_csv(path: str | Path, images_per_prompt: int = 1) -> tuple[str, list, dict[str, int]]:
+    """(suite name, PromptSpecs, prompt id -> first seed) from an I2P-format (or any
+    prompt,categories) CSV; ``loader.load_suite`` turns them into a PromptSuite (module doc)."""
     from t2i_audit.evals.suites.templates import PromptSpec
 
     path = Path(path)
@@ -98,9 +98,7 @@ def load_redteam_csv(path: str | Path, images_per_prompt: int = 1):
         prompts.append(PromptSpec(prompt_id=pid, suite=name, category=cats[0], template=text, slots=slots, text=text,
                                   tags=tags, images_per_prompt=images_per_prompt))
         if seed is not None:
-            policies[pid] = SeedPolicy("range", seed)
+            policies[pid] = seed
     if not prompts:
         raise InputError(f"{path}: no prompts; add rows under the header")
-    return PromptSuite(name=name, version="1", description=f"red-team prompts from {path.name}",
-                       seed_policy=SeedPolicy("range", 0), prompts=prompts, images_per_prompt=images_per_prompt,
-                       source=str(path), included_policies=policies)
+    return name, prompts, policies
