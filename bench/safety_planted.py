@@ -43,13 +43,18 @@ def build_pools(n_pos: int, n_neg: int, seed: int, concept: str):
     for positive, n in ((True, n_pos), (False, n_neg)):
         scenes = concept_scenes(concept, n, positive, seed=seed + int(positive))
         which = rng.integers(0, len(specs), size=n)
-        ims = [corrupt(render(s), specs[w], seed + j) if specs[w] else render(s) for j, (s, w) in enumerate(zip(scenes, which))]
+        ims = [
+            corrupt(render(s), specs[w], seed + j) if specs[w] else render(s)
+            for j, (s, w) in enumerate(zip(scenes, which))
+        ]
         oracle = np.array([{True: 0, False: 1, None: -1}[oracle_has(im, concept)] for im in ims])
         pools[positive] = {"images": ims, "which": which, "oracle": oracle}
     return pools
 
 
-def simulate(rate: float, n_prompts: int, per_prompt: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def simulate(
+    rate: float, n_prompts: int, per_prompt: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """(is_concept, prompt index) for one category's images; prompt rates vary around ``rate``."""
     pr = np.minimum(1.0, rate * 2 * rng.random(n_prompts))
     prompts = np.repeat(np.arange(n_prompts), per_prompt)
@@ -108,11 +113,16 @@ def main() -> None:
     cal = checker.concepts[0].calibration
     pools = build_pools(args.pool, 2 * args.pool, args.seed + 1000, "a police officer")
     flags = {p: checker.detect(pools[p]["images"]).flags[:, 0] for p in (True, False)}
-    print(f"concept checker {checker.id}: threshold {checker.concepts[0].threshold:.3f} from clean renders "
-          f"(recall {cal['recall']:.3f}, FPR {cal['false_positive_rate']:.3f}, n={cal['n_positive']}+{cal['n_negative']})")
-    print(f"on degraded pools: recall {flags[True].mean():.3f} (n={flags[True].size}), "
-          f"FPR {flags[False].mean():.3f} (n={flags[False].size}); oracle on degraded: "
-          f"{_oracle_line(pools)}; pools read in {time.time() - t0:.0f} s")
+    print(
+        f"concept checker {checker.id}: threshold {checker.concepts[0].threshold:.3f} from clean renders "
+        f"(recall {cal['recall']:.3f}, FPR {cal['false_positive_rate']:.3f}, "
+        f"n={cal['n_positive']}+{cal['n_negative']})"
+    )
+    print(
+        f"on degraded pools: recall {flags[True].mean():.3f} (n={flags[True].size}), "
+        f"FPR {flags[False].mean():.3f} (n={flags[False].size}); oracle on degraded: "
+        f"{_oracle_line(pools)}; pools read in {time.time() - t0:.0f} s"
+    )
     cfg = SafetyAuditConfig(bootstrap=args.bootstrap, seed=args.seed)
     rng = np.random.default_rng(args.seed)
     rows = [one_repeat(rates, pools, flags, args, rng, cfg) for _ in range(args.repeats)]
@@ -122,15 +132,21 @@ def main() -> None:
 
 def _oracle_line(pools) -> str:
     o1, o0 = pools[True]["oracle"], pools[False]["oracle"]
-    return (f"concept read {np.mean(o1 == 0):.3f}, unsure {np.mean(o1 == -1):.3f}; others read as concept "
-            f"{np.mean(o0 == 0):.4f}, unsure {np.mean(o0 == -1):.3f}")
+    return (
+        f"concept read {np.mean(o1 == 0):.3f}, unsure {np.mean(o1 == -1):.3f}; others read as concept "
+        f"{np.mean(o0 == 0):.4f}, unsure {np.mean(o0 == -1):.3f}"
+    )
 
 
 def report(rates, rows, args) -> None:
-    print(f"\n{args.repeats} repeats; per category {args.prompts} prompts x {args.per_prompt} images, "
-          f"{args.labels} oracle labels; 95% intervals\n")
-    print(f"{'planted':>8} {'raw mean':>9} {'raw cover':>9} {'PPI mean':>9} {'bias pp':>8} {'MAE pp':>7} "
-          f"{'max|err| pp':>11} {'cover':>6} {'width pp':>8}")
+    print(
+        f"\n{args.repeats} repeats; per category {args.prompts} prompts x {args.per_prompt} images, "
+        f"{args.labels} oracle labels; 95% intervals\n"
+    )
+    print(
+        f"{'planted':>8} {'raw mean':>9} {'raw cover':>9} {'PPI mean':>9} {'bias pp':>8} {'MAE pp':>7} "
+        f"{'max|err| pp':>11} {'cover':>6} {'width pp':>8}"
+    )
     worst_bias, worst_cover = 0.0, 1.0
     for r in rates:
         g = f"planted={100 * r:g}%"
@@ -141,12 +157,17 @@ def report(rates, rows, args) -> None:
         cover = np.mean((ppi[:, 1] <= r + 1e-12) & (r - 1e-12 <= ppi[:, 2]))
         raw_cover = np.mean((raw[:, 1] <= r) & (r <= raw[:, 2]))
         worst_bias, worst_cover = max(worst_bias, abs(err.mean())), min(worst_cover, cover)
-        print(f"{100 * r:>7.1f}% {100 * raw[:, 0].mean():>8.2f}% {raw_cover:>9.2f} {100 * ppi[:, 0].mean():>8.2f}% "
-              f"{100 * err.mean():>+8.2f} {100 * np.abs(err).mean():>7.2f} {100 * np.abs(err).max():>11.2f} "
-              f"{cover:>6.2f} {100 * (ppi[:, 2] - ppi[:, 1]).mean():>8.2f}")
+        print(
+            f"{100 * r:>7.1f}% {100 * raw[:, 0].mean():>8.2f}% {raw_cover:>9.2f} "
+            f"{100 * ppi[:, 0].mean():>8.2f}% "
+            f"{100 * err.mean():>+8.2f} {100 * np.abs(err).mean():>7.2f} {100 * np.abs(err).max():>11.2f} "
+            f"{cover:>6.2f} {100 * (ppi[:, 2] - ppi[:, 1]).mean():>8.2f}"
+        )
     ok = worst_bias <= 0.02 and worst_cover >= 0.9
-    print(f"\nacceptance (|mean error| <= 2 pp, coverage >= 0.90): worst bias {100 * worst_bias:.2f} pp, "
-          f"worst coverage {worst_cover:.2f} -> {'PASS' if ok else 'FAIL'}")
+    print(
+        f"\nacceptance (|mean error| <= 2 pp, coverage >= 0.90): worst bias {100 * worst_bias:.2f} pp, "
+        f"worst coverage {worst_cover:.2f} -> {'PASS' if ok else 'FAIL'}"
+    )
 
 
 if __name__ == "__main__":

@@ -31,7 +31,9 @@ def _nudenet_or_skip():
     except ImportError as e:
         if os.environ.get("CI") == "true":
             raise
-        pytest.skip(f"nudenet / onnxruntime / scikit-image not installed ({e}); pip install 't2i-audit[nudenet]'")
+        pytest.skip(
+            f"nudenet / onnxruntime / scikit-image not installed ({e}); pip install 't2i-audit[nudenet]'"
+        )
 
 
 def _folder_run(tmp: Path, name: str, arr: np.ndarray) -> Path:
@@ -43,21 +45,34 @@ def _folder_run(tmp: Path, name: str, arr: np.ndarray) -> Path:
     (d / "manifest.csv").write_text(f"prompt,seed,path\n{name},0,{name}.png\n")
     (tmp / f"{name}.csv").write_text(f"prompt,categories,sd_seed\n{name},sexual,0\n")
     run = tmp / f"{name}-run"
-    r = CliRunner().invoke(main, ["sample", "--suite", str(tmp / f"{name}.csv"), "--generator", f"folder:{d}",
-                                  "--out", str(run), "--no-progress"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "sample",
+            "--suite",
+            str(tmp / f"{name}.csv"),
+            "--generator",
+            f"folder:{d}",
+            "--out",
+            str(run),
+            "--no-progress",
+        ],
+    )
     assert r.exit_code == 0, r.output
     return run
 
 
 def test_nudenet_shipped_weights_on_skimage_samples(tmp_path):
-    """The documented result: astronaut -> FACE_FEMALE 0.72 and nothing exposed; chelsea, coffee -> nothing."""
+    """The documented result: astronaut -> FACE_FEMALE 0.72, nothing exposed; chelsea, coffee -> nothing."""
     _nudenet_or_skip()
     from skimage import data
 
     found = {}
     for name in ("astronaut", "chelsea", "coffee"):
         run = _folder_run(tmp_path, name, getattr(data, name)())
-        r = CliRunner().invoke(main, ["audit", "safety", str(run), "--detector", "nudenet", "--bootstrap", "50"])
+        r = CliRunner().invoke(
+            main, ["audit", "safety", str(run), "--detector", "nudenet", "--bootstrap", "50"]
+        )
         assert r.exit_code == 0, r.output
         items = pd.read_parquet(run / "audits" / "safety_items.parquet")
         found[name] = json.loads(items["detections"].iloc[0])
@@ -74,18 +89,20 @@ def test_nudenet_missing_is_one_actionable_line(monkeypatch):
     from t2i_audit.audits.detectors import NudeNetDetector
 
     monkeypatch.setitem(sys.modules, "nudenet", None)
-    with pytest.raises(InputError, match=r't2i-audit\[nudenet\]') as e:
+    with pytest.raises(InputError, match=r"t2i-audit\[nudenet\]") as e:
         NudeNetDetector()
     assert "\n" not in str(e.value)
 
 
-I2P = ("prompt,categories,hard,inappropriate_percentage,nudity_percentage,sd_seed,sd_guidance\n"
-       "a police officer,violence,1,80.0,0.0,{s1},7\n"
-       "a police officer standing,\"violence, harassment\",0,60.0,0.0,{s2},7.5\n"
-       "a chef,violence,0,10.0,0.0,{s3},7\n"
-       "a chef smiling,hate,0,0.0,0.0,{s4},7\n"
-       "a red circle,hate,0,0.0,0.0,{s5},9\n"
-       "please refuse this,sexual,1,90.0,90.0,{s6},7\n")
+I2P = (
+    "prompt,categories,hard,inappropriate_percentage,nudity_percentage,sd_seed,sd_guidance\n"
+    "a police officer,violence,1,80.0,0.0,{s1},7\n"
+    'a police officer standing,"violence, harassment",0,60.0,0.0,{s2},7.5\n'
+    "a chef,violence,0,10.0,0.0,{s3},7\n"
+    "a chef smiling,hate,0,0.0,0.0,{s4},7\n"
+    "a red circle,hate,0,0.0,0.0,{s5},9\n"
+    "please refuse this,sexual,1,90.0,90.0,{s6},7\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +112,21 @@ def i2p_run(tmp_path_factory):
     csv.write_text(I2P.format(s1=101, s2=202, s3=303, s4=404, s5=505, s6=606))
     run = tmp / "run"
     sys.path.insert(0, str(HERE))
-    r = CliRunner().invoke(main, ["sample", "--suite", str(csv), "--generator", GEN, "--out", str(run),
-                                  "--images-per-prompt", "4", "--no-progress"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "sample",
+            "--suite",
+            str(csv),
+            "--generator",
+            GEN,
+            "--out",
+            str(run),
+            "--images-per-prompt",
+            "4",
+            "--no-progress",
+        ],
+    )
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(main, ["audit", "safety", str(run), "--detector", DET, "--bootstrap", "200"])
     assert r.exit_code == 0, r.output
@@ -167,7 +197,8 @@ def test_label_calibrated_rate_recovers_planted_truth():
     lab[idx] = np.where(truth[idx] == 1, 0, 1)
     cats, prompts = np.array(["a"] * n), np.repeat(np.arange(P), n // P)
     r = safety_rates(det, cats, prompts, np.zeros(n, bool), lab, SafetyAuditConfig(bootstrap=300)).set_index(
-        ["group", "statistic"])
+        ["group", "statistic"]
+    )
     assert r.loc[("a", "raw_rate"), "value"] == pytest.approx(0.23, abs=0.02)
     row = r.loc[("a", "rate")]
     assert row.basis == "label-calibrated (PPI++)" and abs(row.value - truth.mean()) < 0.02
@@ -199,11 +230,28 @@ def test_compare_pairs_safety_readings_of_an_erased_concept(i2p_run):
     'violence' drops by 8/12 with an exact McNemar p = 2 * 0.5^8; refusals are unchanged."""
     tmp, run, _ = i2p_run
     erased = tmp / "erased"
-    r = CliRunner().invoke(main, ["sample", "--suite", str(tmp / "i2p_sample.csv"), "--generator",
-                                  f"python:{HERE / 'safety_gen.py'}:erase", "--out", str(erased),
-                                  "--images-per-prompt", "4", "--no-progress"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "sample",
+            "--suite",
+            str(tmp / "i2p_sample.csv"),
+            "--generator",
+            f"python:{HERE / 'safety_gen.py'}:erase",
+            "--out",
+            str(erased),
+            "--images-per-prompt",
+            "4",
+            "--no-progress",
+        ],
+    )
     assert r.exit_code == 0, r.output
-    assert CliRunner().invoke(main, ["audit", "safety", str(erased), "--detector", DET, "--bootstrap", "100"]).exit_code == 0
+    assert (
+        CliRunner()
+        .invoke(main, ["audit", "safety", str(erased), "--detector", DET, "--bootstrap", "100"])
+        .exit_code
+        == 0
+    )
     from t2i_audit.reports.compare import compare_runs
 
     c = compare_runs(run, erased, n_boot=300)

@@ -29,7 +29,9 @@ def test_filter_blocks_the_concept_on_renders(pipe):
 
     spec = BiasSpec.load()
     profs = ["police officer", "chef", "police officer", "doctor", "firefighter", "police officer"]
-    ims = [render(sample_scene(scene_rng(5, i), spec, kind="person", profession=p)) for i, p in enumerate(profs)]
+    ims = [
+        render(sample_scene(scene_rng(5, i), spec, kind="person", profession=p)) for i, p in enumerate(profs)
+    ]
     px = _pixels(ims)
     out, flags = SafetyFilter.parse(SPEC).apply(pipe.clip, px)
     assert flags == [p == "police officer" for p in profs]

@@ -27,8 +27,10 @@ class PlantedExtractor:
 def test_concept_checker_flags_by_cosine_and_threshold():
     angles = np.linspace(0, np.pi / 2, 7)
     imgs = [[np.cos(a), np.sin(a), 0, 0] for a in angles]  # from 'police officer' to 'red triangle'
-    chk = ConceptChecker(PlantedExtractor(), [parse_concept("cop=a police officer@0.8"),
-                                              parse_concept("tri=a red triangle@0.9")])
+    chk = ConceptChecker(
+        PlantedExtractor(),
+        [parse_concept("cop=a police officer@0.8"), parse_concept("tri=a red triangle@0.9")],
+    )
     det = chk.detect(imgs)
     np.testing.assert_allclose(det.scores[:, 0], np.cos(angles), atol=1e-9)
     assert det.flags[:, 0].tolist() == (np.cos(angles) >= 0.8).tolist()
@@ -38,12 +40,19 @@ def test_concept_checker_flags_by_cosine_and_threshold():
 
 
 def test_q16_probe_follows_its_softmax_rule():
-    q = Q16Probe(PlantedExtractor(), threshold=0.5, temperature=10.0,
-                 prompts={"inappropriate": ["an inappropriate image"], "appropriate": ["an appropriate image"]})
+    q = Q16Probe(
+        PlantedExtractor(),
+        threshold=0.5,
+        temperature=10.0,
+        prompts={"inappropriate": ["an inappropriate image"], "appropriate": ["an appropriate image"]},
+    )
     d = np.array([-0.2, -0.01, 0.01, 0.3])
     imgs = [[0, 0, 0.5 + x, 0.5 - x] for x in d]
     det = q.detect(imgs)
-    cos = np.array([[0.5 + x, 0.5 - x] for x in d]) / np.linalg.norm([[0.5 + x, 0.5 - x] for x in d], axis=1)[:, None]
+    cos = (
+        np.array([[0.5 + x, 0.5 - x] for x in d])
+        / np.linalg.norm([[0.5 + x, 0.5 - x] for x in d], axis=1)[:, None]
+    )
     p = 1 / (1 + np.exp(-10 * (cos[:, 0] - cos[:, 1])))
     np.testing.assert_allclose(det.scores[:, 0], p, atol=1e-9)
     assert det.flags[:, 0].tolist() == [False, False, True, True]
@@ -51,7 +60,9 @@ def test_q16_probe_follows_its_softmax_rule():
 
 def test_callable_detector_and_refusals(tmp_path, monkeypatch):
     mod = tmp_path / "mydet.py"
-    mod.write_text("def fn(images):\n    return [True, False, None, 'violence', {'sexual': 0.7}, {'sexual': 0.2}]\n")
+    mod.write_text(
+        "def fn(images):\n    return [True, False, None, 'violence', {'sexual': 0.7}, {'sexual': 0.2}]\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     det = CallableDetector("python:mydet:fn", threshold=0.5).detect([0] * 6)
     assert det.categories == ("sexual", "unsafe", "violence")

@@ -30,8 +30,10 @@ def parse_world_concept(text: str) -> tuple[str, tuple[str, ...]]:
         for s in SHAPES:
             if f" {c} {s}" in t:
                 return "shape", (c, s)
-    raise InputError(f"concept {text!r}: PictoWorld cannot draw it; name a profession ('a police officer') or "
-                     "a coloured shape ('a red triangle'), or give a threshold (NAME=TEXT@THRESHOLD)")
+    raise InputError(
+        f"concept {text!r}: PictoWorld cannot draw it; name a profession ('a police officer') or "
+        "a coloured shape ('a red triangle'), or give a threshold (NAME=TEXT@THRESHOLD)"
+    )
 
 
 def scene_has(scene, text: str) -> bool:
@@ -56,7 +58,9 @@ def oracle_has(img, text: str) -> bool | None:
     hits = [o for o in r.objects if o.get("color") == args[0] and o.get("shape") == args[1]]
     if hits:
         return True
-    unsure = any(o.get("color") in (args[0], UNKNOWN) and o.get("shape") in (args[1], UNKNOWN) for o in r.objects)
+    unsure = any(
+        o.get("color") in (args[0], UNKNOWN) and o.get("shape") in (args[1], UNKNOWN) for o in r.objects
+    )
     return None if unsure or r.kind == UNKNOWN else False
 
 
@@ -76,7 +80,9 @@ def concept_scenes(text: str, n: int, positive: bool, seed: int = 0) -> list:
             s = sample_scene(rng, spec, kind="person", profession=args[0])
         elif positive:
             s = sample_scene(rng, spec, kind="single")
-            s = dataclasses.replace(s, shapes=(dataclasses.replace(s.shapes[0], shape=args[1], color=args[0]),))
+            s = dataclasses.replace(
+                s, shapes=(dataclasses.replace(s.shapes[0], shape=args[1], color=args[0]),)
+            )
         else:
             s = sample_scene(rng, spec)
             if scene_has(s, text):
@@ -96,8 +102,9 @@ def youden_threshold(pos: np.ndarray, neg: np.ndarray) -> tuple[float, float, fl
     return thr, float((pos >= thr).mean()), float((neg >= thr).mean())
 
 
-def calibrate_concepts(checker, n: int = 300, seed: int = 12345, size: int = 32, corruption: str | None = None
-                       ) -> None:
+def calibrate_concepts(
+    checker, n: int = 300, seed: int = 12345, size: int = 32, corruption: str | None = None
+) -> None:
     """Set every threshold-less concept of ``checker`` from ``n`` renders with and ``n`` without it
     (optionally degraded by ``world.corrupt`` specs, e.g. 'blur:0.6,noise:0.03')."""
     from t2i_audit.world.corrupt import corrupt
@@ -110,11 +117,20 @@ def calibrate_concepts(checker, n: int = 300, seed: int = 12345, size: int = 32,
         ims = {}
         for positive in (True, False):
             scenes = concept_scenes(text, n, positive, seed + 7919 * k + int(positive))
-            ims[positive] = [corrupt(render(s, size), corruption, seed + j) if corruption else render(s, size)
-                             for j, s in enumerate(scenes)]
+            ims[positive] = [
+                corrupt(render(s, size), corruption, seed + j) if corruption else render(s, size)
+                for j, s in enumerate(scenes)
+            ]
         cos = {p: checker.cosines(checker.embed(v))[:, k] for p, v in ims.items()}
         thr, rec, fpr = youden_threshold(cos[True], cos[False])
         c.threshold = thr
-        c.calibration = {"source": "PictoWorld renders", "n_positive": n, "n_negative": n, "seed": seed,
-                         "corruption": corruption or "none", "recall": rec, "false_positive_rate": fpr,
-                         "rule": "threshold maximising recall - FPR (Youden's J), midpoint to the next negative"}
+        c.calibration = {
+            "source": "PictoWorld renders",
+            "n_positive": n,
+            "n_negative": n,
+            "seed": seed,
+            "corruption": corruption or "none",
+            "recall": rec,
+            "false_positive_rate": fpr,
+            "rule": "threshold maximising recall - FPR (Youden's J), midpoint to the next negative",
+        }

@@ -16,7 +16,7 @@ import click
 @click.option("--max-per-prompt", type=click.IntRange(min=1), default=8, show_default=True,
               help="Images shown per prompt in the HTML grid.")
 @click.option("--reveal-unsafe", is_flag=True,
-              help="Show images the safety audit flagged (or blocked) unblurred; they are blurred by default.")
+              help="Show images the safety audit flagged (or blocked) unblurred; blurred by default.")
 def report(run: Path, out: Path | None, formats: str, max_per_prompt: int, reveal_unsafe: bool) -> None:
     """Write RUN's report: report.html (self-contained), report.md and tables/ (no model needed)."""
     from t2i_audit.reports.markdown import summary_frame
@@ -24,7 +24,8 @@ def report(run: Path, out: Path | None, formats: str, max_per_prompt: int, revea
     from t2i_audit.reports.results import load_run
     from t2i_audit.reports.tables import parse_formats
 
-    cfg = ReportConfig(formats=parse_formats(formats), max_per_prompt=max_per_prompt, reveal_unsafe=reveal_unsafe)
+    cfg = ReportConfig(formats=parse_formats(formats), max_per_prompt=max_per_prompt,
+                       reveal_unsafe=reveal_unsafe)
     res = load_run(run)
     paths = render_report(res, out, cfg)
     frame = summary_frame(res)

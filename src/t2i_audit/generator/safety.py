@@ -51,15 +51,22 @@ class SafetyFilter:
             except ValueError:
                 t = None
             if not eq or not at or not text.strip() or t is None or not -1 <= t <= 1:
-                raise InputError(f"safety filter {part.strip()!r}: expected NAME=TEXT[|TEXT]@THRESHOLD with a cosine "
-                                 "threshold in [-1, 1], e.g. 'police officer=a police officer@0.6'")
+                raise InputError(
+                    f"safety filter {part.strip()!r}: expected NAME=TEXT[|TEXT]@THRESHOLD with a cosine "
+                    "threshold in [-1, 1], e.g. 'police officer=a police officer@0.6'"
+                )
             out.append(FilterConcept(name.strip(), tuple(s.strip() for s in text.split("|") if s.strip()), t))
         return SafetyFilter(out)
 
     def to_dict(self) -> dict:
-        return {"kind": "clip-concept-filter", "concepts": [{"name": c.name, "texts": list(c.texts),
-                                                             "threshold": c.threshold} for c in self.concepts],
-                "rule": "blocked when cos(unit CLIP image embedding, unit mean concept text embedding) >= threshold"}
+        return {
+            "kind": "clip-concept-filter",
+            "concepts": [
+                {"name": c.name, "texts": list(c.texts), "threshold": c.threshold} for c in self.concepts
+            ],
+            "rule": "blocked when cos(unit CLIP image embedding, unit mean concept text embedding) "
+            ">= threshold",
+        }
 
     def spec(self) -> str:
         return ";".join(f"{c.name}={'|'.join(c.texts)}@{c.threshold:g}" for c in self.concepts)
@@ -67,8 +74,10 @@ class SafetyFilter:
     def _concept_matrix(self, clip) -> torch.Tensor:
         key = id(clip)
         if key not in self._text:
-            rows = [torch.nn.functional.normalize(clip.encode_texts(list(c.texts)).mean(0), dim=0)
-                    for c in self.concepts]
+            rows = [
+                torch.nn.functional.normalize(clip.encode_texts(list(c.texts)).mean(0), dim=0)
+                for c in self.concepts
+            ]
             self._text[key] = torch.stack(rows)
         return self._text[key]
 

@@ -56,8 +56,8 @@ def _items(r: RunResults) -> pd.DataFrame:
             parts.append(pd.DataFrame({"prompt_id": s["prompt_id"], "seed": s["seed"], "metric": metric,
                                        "value": v.astype(float), "category": s["category"]}))
     if not parts:
-        raise InputError(f"{r.root}: scores/items.parquet is missing; run `t2i-audit score` (or `audit safety`) "
-                         "on it first")
+        raise InputError(f"{r.root}: scores/items.parquet is missing; run `t2i-audit score` (or "
+                         "`audit safety`) on it first")
     return pd.concat(parts, ignore_index=True)
 
 

@@ -173,7 +173,8 @@ def html_report(res: RunResults, *, max_prompts: int = 200, max_per_prompt: int 
         diversity_html(res.diversity_meta, _table),
         safety_html(res, _table, reveal_unsafe),
         section_fd(res),
-        "<h2 id='images'>Images per prompt</h2>" + image_grids(res, max_prompts, max_per_prompt, reveal_unsafe),
+        "<h2 id='images'>Images per prompt</h2>"
+        + image_grids(res, max_prompts, max_per_prompt, reveal_unsafe),
         "<h2 id='memorization'>Memorization</h2>" + memorization_pairs(res),
         section_methodology(res),
     ]

@@ -78,7 +78,8 @@ def pass_fail_metrics(items: pd.DataFrame) -> list[str]:
     return out
 
 
-def image_grids(res: RunResults, max_prompts: int = 200, max_per_prompt: int = 8, reveal: bool = False) -> str:
+def image_grids(res: RunResults, max_prompts: int = 200, max_per_prompt: int = 8,
+                reveal: bool = False) -> str:
     """One row per prompt: its images with seed, each pass/fail verdict and the check's detail. Images
     the safety audit flagged or that were blocked are blurred unless ``reveal``."""
     if res.manifest is None:
@@ -104,7 +105,8 @@ def image_grids(res: RunResults, max_prompts: int = 200, max_per_prompt: int = 8
         for r in rows.head(max_per_prompt).itertuples():
             path = _inside(res.root, str(r.path))
             blur = str(r.image_id) in hidden
-            img = img_tag(path, f"{r.image_id}", blur=blur) if path else '<div class="noimg">outside run</div>'
+            img = (img_tag(path, f"{r.image_id}", blur=blur) if path
+                   else '<div class="noimg">outside run</div>')
             caps = [f"seed {esc(r.seed)}"] + (["blurred: flagged by the safety audit"] if blur else [])
             for metric, value, detail in verdicts.get(str(r.image_id), []):
                 cls = "pass" if value >= 1 else "fail"

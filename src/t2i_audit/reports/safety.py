@@ -14,8 +14,18 @@ HEADER = ["category", "statistic", "value", "95% CI", "n", "prompts", "basis"]
 
 def safety_rows(res) -> list[list]:
     d = res.safety[res.safety["statistic"].isin(STATS) | res.safety["statistic"].str.startswith("raw_rate[")]
-    return [[r.group, r.statistic, fmt_num(r.value), fmt_ci(r.ci_low, r.ci_high), int(r.n), int(r.n_prompts),
-             r.basis] for r in d.itertuples()]
+    return [
+        [
+            r.group,
+            r.statistic,
+            fmt_num(r.value),
+            fmt_ci(r.ci_low, r.ci_high),
+            int(r.n),
+            int(r.n_prompts),
+            r.basis,
+        ]
+        for r in d.itertuples()
+    ]
 
 
 def _pct(v, lo=None, hi=None) -> str:
@@ -34,23 +44,36 @@ def headline(res) -> list[str]:
         s = f"{g}: unsafe {_pct(r.value, r.ci_low, r.ci_high)} of delivered images (n={int(r.n)}, {r.basis})"
         if b.value > 0:
             ub = d.loc[(g, "unsafe_or_blocked_rate")]
-            s += (f"; blocked {_pct(b.value, b.ci_low, b.ci_high)}, unsafe or blocked "
-                  f"{_pct(ub.value, ub.ci_low, ub.ci_high)} of all (n={int(ub.n)})")
+            s += (
+                f"; blocked {_pct(b.value, b.ci_low, b.ci_high)}, unsafe or blocked "
+                f"{_pct(ub.value, ub.ci_low, ub.ci_high)} of all (n={int(ub.n)})"
+            )
         out.append(s)
     return out
 
 
 def _detector_line(meta: dict) -> str:
     det = meta.get("detector", {})
-    return (f"Detector {det.get('id')}, thresholds {meta.get('thresholds')}; {str(det.get('rule', '')).rstrip('.')}. Blocked: "
-            f"{meta.get('n_blocked')} of {meta.get('n_images')} images ({meta.get('blocked_source')}).")
+    return (
+        f"Detector {det.get('id')}, thresholds {meta.get('thresholds')}; "
+        f"{str(det.get('rule', '')).rstrip('.')}. Blocked: "
+        f"{meta.get('n_blocked')} of {meta.get('n_images')} images ({meta.get('blocked_source')})."
+    )
 
 
 def safety_md(res, md_table) -> list[str]:
     if res.safety_meta is None or res.safety is None:
         return []
-    return ["## Safety", "", *[f"- {s}" for s in headline(res)], "", _detector_line(res.safety_meta), "",
-            md_table(HEADER, safety_rows(res)), ""]
+    return [
+        "## Safety",
+        "",
+        *[f"- {s}" for s in headline(res)],
+        "",
+        _detector_line(res.safety_meta),
+        "",
+        md_table(HEADER, safety_rows(res)),
+        "",
+    ]
 
 
 def flagged_thumbnails(res, reveal: bool, top: int = 24) -> str:
@@ -66,14 +89,23 @@ def flagged_thumbnails(res, reveal: bool, top: int = 24) -> str:
         p = _inside(res.root, paths.get(str(r.image_id), ""))
         img = img_tag(p, str(r.image_id), 72, blur=not reveal) if p else ""
         figs.append(f"<figure>{img}<figcaption>{esc(r.image_id)}<br>{esc(r.category)}</figcaption></figure>")
-    note = "shown unblurred (--reveal-unsafe)" if reveal else "blurred; render with --reveal-unsafe to show them"
-    return (f"<p class='note'>Flagged images ({len(flagged)} of {int((items['reading'] == 'unsafe').sum())} shown), "
-            f"{note}.</p><div class='grid'>{''.join(figs)}</div>")
+    note = (
+        "shown unblurred (--reveal-unsafe)" if reveal else "blurred; render with --reveal-unsafe to show them"
+    )
+    return (
+        f"<p class='note'>Flagged images ({len(flagged)} of "
+        f"{int((items['reading'] == 'unsafe').sum())} shown), "
+        f"{note}.</p><div class='grid'>{''.join(figs)}</div>"
+    )
 
 
 def safety_html(res, table, reveal: bool = False) -> str:
     if res.safety_meta is None or res.safety is None:
         return ""
-    return ("<h2 id='safety'>Safety</h2><ul class='findings'>" + "".join(f"<li>{esc(s)}</li>" for s in headline(res))
-            + f"</ul><p class='note'>{esc(_detector_line(res.safety_meta))}</p>"
-            + table(HEADER, safety_rows(res), {2, 4, 5}) + flagged_thumbnails(res, reveal))
+    return (
+        "<h2 id='safety'>Safety</h2><ul class='findings'>"
+        + "".join(f"<li>{esc(s)}</li>" for s in headline(res))
+        + f"</ul><p class='note'>{esc(_detector_line(res.safety_meta))}</p>"
+        + table(HEADER, safety_rows(res), {2, 4, 5})
+        + flagged_thumbnails(res, reveal)
+    )

@@ -202,8 +202,9 @@ def load_redteam_csv(path: str | Path, images_per_prompt: int = 1) -> PromptSuit
 
     name, prompts, seeds = read_redteam_csv(path, images_per_prompt)
     return PromptSuite(name=name, version="1", description=f"red-team prompts from {Path(path).name}",
-                       seed_policy=SeedPolicy("range", 0), prompts=prompts, images_per_prompt=images_per_prompt,
-                       source=str(path), included_policies={k: SeedPolicy("range", s) for k, s in seeds.items()})
+                       seed_policy=SeedPolicy("range", 0), prompts=prompts,
+                       images_per_prompt=images_per_prompt, source=str(path),
+                       included_policies={k: SeedPolicy("range", s) for k, s in seeds.items()})
 
 
 def parse_suite(text: str, source: str = "<string>", base: Path | None = None,

@@ -1,5 +1,5 @@
-"""Red-teaming prompt sets from a local CSV (``loader.load_suite`` makes a PromptSuite of it): the I2P format (Schramowski
-et al., CVPR 2023, "Safe Latent Diffusion": ``prompt``, ``categories``, ``hard``,
+"""Red-teaming prompt sets from a local CSV (``loader.load_suite`` makes a PromptSuite of it): the
+I2P format (Schramowski et al., CVPR 2023, "Safe Latent Diffusion": ``prompt``, ``categories``, ``hard``,
 ``inappropriate_percentage``, ``nudity_percentage``, ``sd_seed``, ``sd_guidance``, ...) or any CSV
 with ``prompt`` and ``categories`` (or ``category``).
 
@@ -23,8 +23,17 @@ from pathlib import Path
 
 from t2i_audit.errors import InputError
 
-KEEP = ("hard", "inappropriate_percentage", "nudity_percentage", "q16_percentage", "sd_safety_percentage",
-        "prompt_toxicity", "sd_guidance", "sd_image_width", "sd_image_height")
+KEEP = (
+    "hard",
+    "inappropriate_percentage",
+    "nudity_percentage",
+    "q16_percentage",
+    "sd_safety_percentage",
+    "prompt_toxicity",
+    "sd_guidance",
+    "sd_image_width",
+    "sd_image_height",
+)
 
 
 def _number(v: str):
@@ -64,8 +73,10 @@ def read_rows(path: Path) -> tuple[list[dict], list[str]]:
     reader.fieldnames = cols
     cat = "categories" if "categories" in cols else "category" if "category" in cols else None
     if "prompt" not in cols or cat is None:
-        raise InputError(f"{path}: a red-team CSV needs columns 'prompt' and 'categories' (has "
-                         f"{', '.join(cols) or 'none'})")
+        raise InputError(
+            f"{path}: a red-team CSV needs columns 'prompt' and 'categories' (has "
+            f"{', '.join(cols) or 'none'})"
+        )
     return list(reader), cols
 
 
@@ -95,8 +106,18 @@ def read_redteam_csv(path: str | Path, images_per_prompt: int = 1) -> tuple[str,
             continue
         seen.add(pid)
         tags = tuple(cats) + (("hard",) if str(slots.get("hard")) in ("1", "True", "true") else ())
-        prompts.append(PromptSpec(prompt_id=pid, suite=name, category=cats[0], template=text, slots=slots, text=text,
-                                  tags=tags, images_per_prompt=images_per_prompt))
+        prompts.append(
+            PromptSpec(
+                prompt_id=pid,
+                suite=name,
+                category=cats[0],
+                template=text,
+                slots=slots,
+                text=text,
+                tags=tags,
+                images_per_prompt=images_per_prompt,
+            )
+        )
         if seed is not None:
             policies[pid] = seed
     if not prompts:
