@@ -280,3 +280,43 @@ def plan_cmd(simulate, labels_mode, agreement, width, images, **kw) -> None:
                   if pl.images_per_prompt else ""))
     if simulate:
         click.echo(f"simulated power over {simulate} repeats: {simulate_power(pl, simulate):.3f}")
+
+
+@audit.command("safety")
+@click.argument("run", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--detector", default="auto", show_default=True,
+              help="nudenet (optional extra, AGPL-3.0) | concepts | q16 | python:module:fn; "
+                   "auto: concepts for PictoWorld runs, nudenet otherwise.")
+@click.option("--concept", "concepts", multiple=True, metavar="NAME=TEXT[@THRESHOLD]",
+              help="Restricted concept of the concept checker (repeatable); PictoWorld runs calibrate a "
+                   "missing threshold.")
+@click.option("--clip", default="bundled-clip", show_default=True,
+              help="Evaluator for concepts / q16: bundled-clip[:DIR], open_clip:ARCH:WEIGHTS, hf-clip:DIR.")
+@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.5,
+              show_default=True, help="NudeNet score / q16 probability / callable score that flags an image.")
+@click.option("--labels", type=click.Path(dir_okay=False), default=None,
+              help="labels.csv (image_id,attribute=unsafe,label=unsafe|safe) on a random subset of delivered "
+                   "images: label-calibrated (PPI++) rates become the headline.")
+@click.option("--bootstrap", type=click.IntRange(min=50), default=1000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def safety_cmd(run: Path, detector, concepts, clip, threshold, labels, bootstrap, seed) -> None:
+    """Safety audit of RUN: unsafe rate per prompt category (among delivered, blocked, unsafe or
+    blocked) with 95% cluster-bootstrap intervals; raw detector beside label-calibrated."""
+    from t2i_audit.audits.safety import SafetyAuditConfig, run_safety_audit
+
+    cfg = SafetyAuditConfig(detector=detector, concepts=list(concepts), clip=clip, threshold=threshold,
+                            labels=labels, bootstrap=bootstrap, seed=seed)
+    res = run_safety_audit(run, cfg)
+    s, rates = res["summary"], res["rates"]
+    click.echo(f"detector {s['detector']['id']}; thresholds {s['thresholds']}; blocked {s['n_blocked']} of "
+               f"{s['n_images']} ({s['blocked_source']})")
+    stats = ["rate", "raw_rate", "blocked_rate", "unsafe_or_blocked_rate"]
+    click.echo(f"{'category':<18}{'n':>6}" + "".join(f"  {c:<24}" for c in stats))
+    for g, d in rates[rates.statistic.isin(stats)].groupby("group", sort=False):
+        r = d.set_index("statistic")
+        cells = "".join(f"  {_fmt(r.value[c], r.ci_low[c], r.ci_high[c]) if c in r.index else '—':<24}"
+                        for c in stats)
+        click.echo(f"{g:<18}{int(r.n.max()):>6}{cells}")
+    basis = rates.loc[rates.statistic == "rate", "basis"]
+    click.echo(f"rate basis: {', '.join(sorted(set(basis)))}")
+    click.echo(f"wrote {res['out']}/safety.parquet, safety_items.parquet, safety.json")

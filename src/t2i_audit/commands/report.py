@@ -15,14 +15,17 @@ import click
               help="Comma-separated: md, html, csv, parquet, json.")
 @click.option("--max-per-prompt", type=click.IntRange(min=1), default=8, show_default=True,
               help="Images shown per prompt in the HTML grid.")
-def report(run: Path, out: Path | None, formats: str, max_per_prompt: int) -> None:
+@click.option("--reveal-unsafe", is_flag=True,
+              help="Show images the safety audit flagged (or blocked) unblurred; blurred by default.")
+def report(run: Path, out: Path | None, formats: str, max_per_prompt: int, reveal_unsafe: bool) -> None:
     """Write RUN's report: report.html (self-contained), report.md and tables/ (no model needed)."""
     from t2i_audit.reports.markdown import summary_frame
     from t2i_audit.reports.report import ReportConfig, render_report
     from t2i_audit.reports.results import load_run
     from t2i_audit.reports.tables import parse_formats
 
-    cfg = ReportConfig(formats=parse_formats(formats), max_per_prompt=max_per_prompt)
+    cfg = ReportConfig(formats=parse_formats(formats), max_per_prompt=max_per_prompt,
+                       reveal_unsafe=reveal_unsafe)
     res = load_run(run)
     paths = render_report(res, out, cfg)
     frame = summary_frame(res)

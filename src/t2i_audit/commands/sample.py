@@ -26,7 +26,8 @@ def parse_params(items: tuple[str, ...]) -> dict:
 
 
 @click.command("sample")
-@click.option("--suite", required=True, help="Built-in suite name or suite YAML path.")
+@click.option("--suite", required=True,
+              help="Built-in suite name, suite YAML path, or a red-team CSV (I2P format).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run directory.")
 @click.option("--generator", default="bundled", show_default=True,
               help="bundled | checkpoint:DIR | diffusers:DIR | folder:DIR | python:module:callable")

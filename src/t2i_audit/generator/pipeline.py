@@ -37,6 +37,7 @@ class GenerationOutput:
     image_embeds: torch.Tensor  # (N, D) normalised CLIP image embeddings the decoder drew from
     text_embeds: torch.Tensor  # (N, D) normalised CLIP text embeddings of the prompts
     params: SamplerParams
+    nsfw_content_detected: list[bool] | None = None  # the safety filter's verdicts (None: no filter)
 
 
 def candidate_seed(seed: int, j: int) -> int:
@@ -61,8 +62,9 @@ def checkpoint_dir(path: str | Path) -> Path:
 class Pipeline:
     def __init__(self, clip: ClipBundle, prior: Prior, decoder: torch.nn.Module, autoencoder: Autoencoder,
                  prior_scheduler: SchedulerConfig, decoder_scheduler: SchedulerConfig,
-                 defaults: SamplerParams | None = None, index: dict | None = None):
+                 defaults: SamplerParams | None = None, index: dict | None = None, safety=None):
         self.clip, self.prior, self.decoder, self.autoencoder = clip, prior, decoder, autoencoder
+        self.safety = safety  # generator.safety.SafetyFilter: blocks images of configured concepts
         self.prior_scheduler, self.decoder_scheduler = prior_scheduler, decoder_scheduler
         self.defaults = defaults or SamplerParams()
         self.index = index or {}
@@ -102,6 +104,7 @@ class Pipeline:
             "decoder": self.decoder.config.to_dict(), "autoencoder": self.autoencoder.config.to_dict(),
             "prior_scheduler": self.prior_scheduler.to_dict(),
             "decoder_scheduler": self.decoder_scheduler.to_dict(), "defaults": self.defaults.to_dict(),
+            **({"safety": self.safety.to_dict()} if self.safety is not None else {}),
         }
 
     def resolve_params(self, params: SamplerParams | dict | None = None, **overrides) -> SamplerParams:
@@ -230,7 +233,20 @@ class Pipeline:
             best = scores.argmax(dim=1)
             idx = torch.arange(len(prompts)) * k + best
             pixels, img_emb = pixels[idx], img_emb[idx]
-        return GenerationOutput(_to_pil(pixels), img_emb, text_emb, p)
+        flags = None
+        filt = self._safety_filter(p)
+        if filt is not None:
+            pixels, flags = filt.apply(self.clip, pixels)
+        return GenerationOutput(_to_pil(pixels), img_emb, text_emb, p, flags)
+
+    def _safety_filter(self, p: SamplerParams):
+        """The filter of the sampler parameter ``safety`` (a spec string) if given, else ``self.safety``."""
+        spec = p.extra.get("safety")
+        if not spec:
+            return self.safety
+        from t2i_audit.generator.safety import SafetyFilter
+
+        return SafetyFilter.parse(str(spec))
 
     generate = __call__
 

@@ -4,7 +4,10 @@ Images are paired by (prompt_id, seed) from scores/items.parquet. For every metr
 category) the difference B − A of the mean over paired images gets a 95% percentile interval from a
 cluster bootstrap over prompts (pairs of one prompt are resampled together) and a bootstrap p-value;
 pass/fail metrics (all values 0/1) also get the exact McNemar test on the discordant pairs, whose
-p-value is then the one reported. Bias shifts per (attribute, group, class) compare the corrected
+p-value is then the one reported. A run with a safety audit adds two pass/fail items per image from
+audits/safety_items.parquet -- ``safety.unsafe_or_blocked`` and ``safety.blocked`` (raw detector
+readings; a blocked image is never safe) -- so a concept-erasure or fine-tune comparison gets paired
+differences and McNemar tests per category. Bias shifts per (attribute, group, class) compare the corrected
 shares of both runs' bias audits (independent intervals combined in quadrature).
 """
 
@@ -42,13 +45,25 @@ class CompareResult:
     seed: int = 0
 
 
-def _paired_items(a: RunResults, b: RunResults) -> pd.DataFrame:
-    for r in (a, b):
-        if r.items is None:
-            raise InputError(f"{r.root}: scores/items.parquet is missing; run `t2i-audit score` on it first")
+def _items(r: RunResults) -> pd.DataFrame:
+    """Per-image items of a run: scores/items.parquet and the safety audit's 0/1 readings."""
     cols = ["prompt_id", "seed", "metric", "value", "category"]
-    ia = a.items[cols].drop_duplicates(["prompt_id", "seed", "metric"])
-    ib = b.items[cols].drop_duplicates(["prompt_id", "seed", "metric"])
+    parts = [] if r.items is None else [r.items[cols]]
+    s = r.safety_items
+    if s is not None:
+        for metric, v in (("safety.unsafe_or_blocked", s["reading"].isin(["unsafe", "blocked"])),
+                          ("safety.blocked", s["reading"] == "blocked")):
+            parts.append(pd.DataFrame({"prompt_id": s["prompt_id"], "seed": s["seed"], "metric": metric,
+                                       "value": v.astype(float), "category": s["category"]}))
+    if not parts:
+        raise InputError(f"{r.root}: scores/items.parquet is missing; run `t2i-audit score` (or "
+                         "`audit safety`) on it first")
+    return pd.concat(parts, ignore_index=True)
+
+
+def _paired_items(ia: pd.DataFrame, ib: pd.DataFrame) -> pd.DataFrame:
+    ia = ia.drop_duplicates(["prompt_id", "seed", "metric"])
+    ib = ib.drop_duplicates(["prompt_id", "seed", "metric"])
     return ia.merge(ib.drop(columns="category"), on=["prompt_id", "seed", "metric"], suffixes=("_a", "_b"))
 
 
@@ -70,14 +85,15 @@ def compare_runs(run_a: str | Path | RunResults, run_b: str | Path | RunResults,
             notes.append(f"{len(differ)} shared prompt id(s) have different text, e.g. {differ[0]}")
     for n in notes:
         warnings.warn(n, CompareWarning, stacklevel=2)
-    pairs = _paired_items(a, b)
+    items_a, items_b = _items(a), _items(b)
+    pairs = _paired_items(items_a, items_b)
     if pairs.empty:
         raise InputError(f"{a.root} and {b.root} share no (prompt_id, seed) pairs; compare runs of the same "
                          "suite and seeds")
-    keys_a = set(zip(a.items["prompt_id"], a.items["seed"]))
-    keys_b = set(zip(b.items["prompt_id"], b.items["seed"]))
+    keys_a = set(zip(items_a["prompt_id"], items_a["seed"]))
+    keys_b = set(zip(items_b["prompt_id"], items_b["seed"]))
     shared = keys_a & keys_b
-    pf = set(pass_fail_metrics(a.items)) & set(pass_fail_metrics(b.items))
+    pf = set(pass_fail_metrics(items_a)) & set(pass_fail_metrics(items_b))
     rows = []
     for metric, d in pairs.groupby("metric", sort=True):
         groups = [("overall", d)] + [(f"category={c}", g) for c, g in d.groupby("category", sort=True)]

@@ -16,6 +16,7 @@ from t2i_audit.reports.findings import findings_html
 from t2i_audit.reports.html_images import esc, image_grids, memorization_pairs, pass_fail_metrics
 from t2i_audit.reports.markdown import run_header
 from t2i_audit.reports.results import RunResults
+from t2i_audit.reports.safety import safety_html
 from t2i_audit.reports.tables import fmt_ci, fmt_num, methodology_rows
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
@@ -164,7 +165,8 @@ def section_methodology(res: RunResults) -> str:
     return "".join(out)
 
 
-def html_report(res: RunResults, *, max_prompts: int = 200, max_per_prompt: int = 8) -> str:
+def html_report(res: RunResults, *, max_prompts: int = 200, max_per_prompt: int = 8,
+                reveal_unsafe: bool = False) -> str:
     """The whole report as one HTML string (deterministic for the same result files)."""
     sections = [
         findings_html(res, esc),
@@ -172,8 +174,10 @@ def html_report(res: RunResults, *, max_prompts: int = 200, max_per_prompt: int 
         section_categories(res),
         section_bias(res),
         diversity_html(res.diversity_meta, _table),
+        safety_html(res, _table, reveal_unsafe),
         section_fd(res),
-        "<h2 id='images'>Images per prompt</h2>" + image_grids(res, max_prompts, max_per_prompt),
+        "<h2 id='images'>Images per prompt</h2>"
+        + image_grids(res, max_prompts, max_per_prompt, reveal_unsafe),
         "<h2 id='memorization'>Memorization</h2>" + memorization_pairs(res),
         section_methodology(res),
     ]

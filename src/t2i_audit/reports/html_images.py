@@ -35,8 +35,25 @@ def image_data_uri(path: Path) -> str | None:
     return None
 
 
-def img_tag(path: Path, alt: str, size: int = 96) -> str:
-    uri = image_data_uri(path)
+def blurred_data_uri(path: Path, cells: int = 6) -> str | None:
+    """A PNG data URI of the image pixelated to ``cells`` x ``cells`` and blurred: flagged images never
+    enter the report's bytes unblurred (a CSS filter could be switched off)."""
+    from io import BytesIO
+
+    from PIL import Image, ImageFilter
+
+    try:
+        with Image.open(path) as im:
+            small = im.convert("RGB").resize((cells, cells), Image.BOX)
+    except (OSError, ValueError):
+        return None
+    buf = BytesIO()
+    small.resize((48, 48), Image.BILINEAR).filter(ImageFilter.GaussianBlur(4)).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def img_tag(path: Path, alt: str, size: int = 96, blur: bool = False) -> str:
+    uri = blurred_data_uri(path) if blur else image_data_uri(path)
     if uri is None:
         return f'<div class="noimg" style="width:{size}px;height:{size}px">image missing</div>'
     return (f'<img src="{uri}" alt="{esc(alt)}" width="{size}" height="{size}" '
@@ -61,11 +78,15 @@ def pass_fail_metrics(items: pd.DataFrame) -> list[str]:
     return out
 
 
-def image_grids(res: RunResults, max_prompts: int = 200, max_per_prompt: int = 8) -> str:
-    """One row per prompt: its images with seed, each pass/fail verdict and the check's detail."""
+def image_grids(res: RunResults, max_prompts: int = 200, max_per_prompt: int = 8,
+                reveal: bool = False) -> str:
+    """One row per prompt: its images with seed, each pass/fail verdict and the check's detail. Images
+    the safety audit flagged or that were blocked are blurred unless ``reveal``."""
     if res.manifest is None:
         return "<p class='missing'>No images: manifest.parquet is missing.</p>"
     man = res.manifest.sort_values(["prompt_id", "seed"], kind="stable")
+    hidden = set() if reveal or res.safety_items is None else set(
+        res.safety_items.loc[res.safety_items["reading"].isin(["unsafe", "blocked"]), "image_id"].astype(str))
     items = res.items
     pf = pass_fail_metrics(items) if items is not None else []
     verdicts: dict[str, list[tuple[str, float, str]]] = {}
@@ -83,8 +104,10 @@ def image_grids(res: RunResults, max_prompts: int = 200, max_per_prompt: int = 8
         cells = []
         for r in rows.head(max_per_prompt).itertuples():
             path = _inside(res.root, str(r.path))
-            img = img_tag(path, f"{r.image_id}") if path else '<div class="noimg">outside run</div>'
-            caps = [f"seed {esc(r.seed)}"]
+            blur = str(r.image_id) in hidden
+            img = (img_tag(path, f"{r.image_id}", blur=blur) if path
+                   else '<div class="noimg">outside run</div>')
+            caps = [f"seed {esc(r.seed)}"] + (["blurred: flagged by the safety audit"] if blur else [])
             for metric, value, detail in verdicts.get(str(r.image_id), []):
                 cls = "pass" if value >= 1 else "fail"
                 word = "pass" if value >= 1 else "fail"

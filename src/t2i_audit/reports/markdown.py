@@ -8,6 +8,7 @@ import pandas as pd
 from t2i_audit.reports.diversity import diversity_md, label_cells
 from t2i_audit.reports.findings import findings_md
 from t2i_audit.reports.results import RunResults, expected_images, memorization_summary
+from t2i_audit.reports.safety import safety_md
 from t2i_audit.reports.tables import fmt_ci, fmt_num, methodology_rows
 
 
@@ -78,7 +79,8 @@ def markdown_summary(res: RunResults) -> str:
                     md_table(["metric", "group", "value", "95% CI", "n prompts", "n images"],
                              [[r.metric, r.group, fmt_num(r.value), fmt_ci(r.ci_low, r.ci_high),
                                int(r.n_prompts), int(r.n_images)] for r in by.itertuples()]), ""]
-    out += _bias_md(res) + diversity_md(res.diversity_meta, md_table) + _memorization_md(res)
+    out += (_bias_md(res) + diversity_md(res.diversity_meta, md_table) + safety_md(res, md_table)
+            + _memorization_md(res))
     meth = methodology_rows(res)
     out += ["## Methodology", "", md_table(["source", "key", "text"], meth.values.tolist()), ""]
     if res.missing:

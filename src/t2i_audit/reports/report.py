@@ -19,6 +19,7 @@ class ReportConfig(ConfigBase):
     formats: tuple[str, ...] = FORMATS
     max_prompts: int = 200        # image grid: prompts shown
     max_per_prompt: int = 8       # image grid: images shown per prompt
+    reveal_unsafe: bool = False   # show images the safety audit flagged unblurred
 
     def __post_init__(self):
         bad = [f for f in self.formats if f not in FORMATS]
@@ -71,5 +72,6 @@ def render_report(run: str | Path | RunResults, out: str | Path | None = None,
     if "html" in config.formats:
         paths.html = out / "report.html"
         _write_text(paths.html, html_report(res, max_prompts=config.max_prompts,
-                                            max_per_prompt=config.max_per_prompt))
+                                            max_per_prompt=config.max_per_prompt,
+                                            reveal_unsafe=config.reveal_unsafe))
     return paths

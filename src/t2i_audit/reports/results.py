@@ -16,7 +16,7 @@ import pandas as pd
 from t2i_audit.errors import InputError
 
 SCHEMA_PREFIX = "t2i-audit/"
-SUPPORTED = {"run": 1, "scores": 1, "bias": 1, "memorization": 1, "gate": 1, "diversity": 1}
+SUPPORTED = {"run": 1, "scores": 1, "bias": 1, "memorization": 1, "gate": 1, "diversity": 1, "safety": 1}
 
 ITEM_COLUMNS = ("prompt_id", "image_id", "seed", "category", "metric", "value")
 AGGREGATE_COLUMNS = ("metric", "group", "value", "ci_low", "ci_high", "n_prompts", "n_images", "method")
@@ -24,6 +24,7 @@ MANIFEST_COLUMNS = ("prompt_id", "category", "text", "seed", "image_id", "path")
 BIAS_COLUMNS = ("attribute", "group", "cls", "raw", "raw_ci_low", "raw_ci_high", "corrected",
                 "corr_ci_low", "corr_ci_high", "reference", "n_images", "n_prompts", "abstain_rate", "probe")
 BIAS_STATS_COLUMNS = ("attribute", "group", "statistic", "value", "ci_low", "ci_high", "n")
+SAFETY_COLUMNS = ("group", "statistic", "value", "ci_low", "ci_high", "n", "n_prompts", "basis")
 
 
 class ResultsError(InputError):
@@ -46,6 +47,9 @@ class RunResults:
     memorization: pd.DataFrame | None = None
     memorization_meta: dict | None = None
     diversity_meta: dict | None = None
+    safety: pd.DataFrame | None = None  # audits/safety.parquet: group, statistic, value, ci_low, ci_high, n
+    safety_items: pd.DataFrame | None = None
+    safety_meta: dict | None = None
     gate: dict | None = None
     missing: list[str] = field(default_factory=list)
 
@@ -133,6 +137,12 @@ def load_run(path: str | Path) -> RunResults:
     res.memorization_meta = opt("audits/memorization.json", lambda p: read_json(p, "memorization"))
     div = root / "audits" / "diversity.json"  # an audit added later: absent is not a missing input
     res.diversity_meta = read_json(div, "diversity") if div.is_file() else None
+    saf = root / "audits" / "safety.json"  # likewise
+    if saf.is_file():
+        res.safety_meta = read_json(saf, "safety")
+        res.safety = read_table(root / "audits" / "safety.parquet", SAFETY_COLUMNS)
+        items = root / "audits" / "safety_items.parquet"
+        res.safety_items = read_table(items, ("image_id", "reading")) if items.is_file() else None
     gate = root / "gate.json"
     res.gate = read_json(gate, "gate") if gate.is_file() else None
     if res.items is not None and "detail" not in res.items.columns:
@@ -210,6 +220,8 @@ def completeness_problems(res: RunResults, need: tuple[str, ...] = ("scores",)) 
                 problems.append(f"{rel} is missing (run `t2i-audit audit bias`)")
     if "diversity" in need and res.diversity_meta is None:
         problems.append("audits/diversity.json is missing (run `t2i-audit audit diversity`)")
+    if "safety" in need and (res.safety_meta is None or res.safety is None):
+        problems.append("audits/safety.json or safety.parquet is missing (run `t2i-audit audit safety`)")
     if "memorization" in need and res.memorization_meta is None:
         problems.append("audits/memorization.json is missing (run `t2i-audit audit memorization`)")
     return problems

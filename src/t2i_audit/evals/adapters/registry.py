@@ -156,6 +156,8 @@ class PipelineAdapter:
         defaults = getattr(pipe, "defaults", None)
         if hasattr(defaults, "to_dict"):
             cfg["sampler_defaults"] = defaults.to_dict()
+        if getattr(pipe, "safety", None) is not None:
+            cfg["safety"] = pipe.safety.to_dict()
         return cfg
 
     def __call__(self, prompts, seeds, params):

@@ -184,6 +184,8 @@ def _resolve(ref: str, base: Path | None) -> Path:
 def load_suite(ref: str | Path, _stack: tuple[str, ...] = ()) -> PromptSuite:
     """Load and expand a suite by built-in name or path. Raises SuiteError (an InputError)."""
     path = _resolve(str(ref), None) if not _stack else Path(ref)
+    if path.suffix.lower() == ".csv":  # a red-team prompt set (I2P format): evals.suites.redteam
+        return load_redteam_csv(path)
     key = str(path.resolve())
     if key in _stack:
         raise SuiteError(f"{path}: include cycle: {' -> '.join([*_stack, key])}")
@@ -192,6 +194,18 @@ def load_suite(ref: str | Path, _stack: tuple[str, ...] = ()) -> PromptSuite:
     except OSError as e:
         raise SuiteError(f"{path}: cannot read suite: {e.strerror}") from None
     return parse_suite(text, str(path), base=path.parent, _stack=(*_stack, key))
+
+
+def load_redteam_csv(path: str | Path, images_per_prompt: int = 1) -> PromptSuite:
+    """A suite from a red-team CSV (``evals.suites.redteam``): each prompt with an ``sd_seed`` draws
+    seeds sd_seed, sd_seed + 1, ...; the others the range policy from 0."""
+    from t2i_audit.evals.suites.redteam import read_redteam_csv
+
+    name, prompts, seeds = read_redteam_csv(path, images_per_prompt)
+    return PromptSuite(name=name, version="1", description=f"red-team prompts from {Path(path).name}",
+                       seed_policy=SeedPolicy("range", 0), prompts=prompts,
+                       images_per_prompt=images_per_prompt, source=str(path),
+                       included_policies={k: SeedPolicy("range", s) for k, s in seeds.items()})
 
 
 def parse_suite(text: str, source: str = "<string>", base: Path | None = None,

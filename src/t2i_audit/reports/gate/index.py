@@ -7,7 +7,9 @@ Canonical keys (``docs/reports.md`` lists them with examples):
 - bias statistics: ``bias.<attribute>.<statistic>[<group>]`` (``bias.<statistic>[<group>]`` when
   only one attribute has that statistic);
 - bias class shares: ``bias.<attribute>.share[<group>:<class>]`` (corrected) and ``.raw_share``;
-- memorization: ``memorization.rate``.
+- memorization: ``memorization.rate``;
+- safety: ``safety.<statistic>[<category>]`` (``safety.rate[violence]``, ``safety.blocked_rate[all]``,
+  ``safety.raw_rate_sexual[all]``); without a group, the pooled 'all'.
 
 A group may hold ``*`` wildcards (``bias.presentation.share[*:woman]``), expanding to one check per
 match. Unknown names and groups raise errors with did-you-mean suggestions.
@@ -111,6 +113,8 @@ class MetricIndex:
                 self._add(name, str(r["probe"]), GateEstimate(f"{name}[{r['probe']}]", float(bool(r["detected"])),
                                                               math.nan, math.nan, int(r.get("n_run") or 0),
                                                               "audits/bias.json"), "bias")
+        if res.safety is not None:
+            self._add_safety(res.safety)
         meta = memorization_summary(res.memorization_meta)
         if meta and meta["rate"] is not None:
             self._add("memorization.rate", None,
@@ -125,6 +129,15 @@ class MetricIndex:
             name = f"diversity.{_clean(f['statistic'])}"
             self._add(name, g, GateEstimate(f"{name}[{g}]", _f(f["value"]), _f(f.get("ci_low")), _f(f.get("ci_high")),
                                         int(f.get("n") or 0), "audits/diversity.json"), "diversity")
+    def _add_safety(self, rates) -> None:
+        """``safety.<statistic>[<category>]`` from audits/safety.parquet; group 'all' also ungrouped."""
+        for r in rates.itertuples():
+            name = f"safety.{_clean(r.statistic)}"
+            est = GateEstimate(f"{name}[{r.group}]", _f(r.value), _f(r.ci_low), _f(r.ci_high), int(r.n),
+                           "audits/safety.parquet")
+            self._add(name, str(r.group), est, "safety")
+            if str(r.group) == "all":
+                self._add(name, None, est, "safety")
 
     def _bias_names(self, r, what: str) -> list[str]:
         """``bias.<attribute>.<what>`` and, with a probe column, ``bias.<probe>.<attribute>.<what>``."""
@@ -224,7 +237,8 @@ HIGHER_IS_BETTER = ("skill", "accuracy", "clip_score", "clipscore", "adherence",
                     "normalized_entropy", "entropy", "pass_rate", "entropy_ratio", "vendi", "coverage", "density")
 LOWER_IS_BETTER = ("fd", "fid", "fd_inf", "kid", "cmmd", "parity_gap", "tv_to_reference", "tv", "kl",
                    "kl_to_reference", "heim_abs_dev", "abs_dev", "amplification", "rate", "abstain_rate",
-                   "missing_modes", "tv_to_training")
+                   "missing_modes", "tv_to_training",
+                   "raw_rate", "ppi_rate", "label_confusion_rate", "unsafe_or_blocked_rate")
 
 
 def direction(name: str) -> int | None:

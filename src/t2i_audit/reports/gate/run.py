@@ -140,7 +140,7 @@ def _needs(rules: list[Rule]) -> tuple[str, ...]:
     need = set()
     for r in rules:
         head = r.ref.name.split(".")[0]
-        need.add(head if head in ("bias", "memorization", "diversity") else "scores")
+        need.add(head if head in ("bias", "memorization", "diversity", "safety") else "scores")
     return tuple(sorted(need))
 
 
