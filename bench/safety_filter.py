@@ -97,10 +97,10 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="optional CSV of per-image results")
     args = ap.parse_args()
     import pandas as pd
-    import torch
 
-    torch.set_num_threads(1)
-    torch.set_flush_denormal(True)
+    from t2i_audit.core.threads import set_threads
+
+    set_threads(1)
     from t2i_audit.generator.pipeline import Pipeline
     from t2i_audit.generator.safety import SafetyFilter
 

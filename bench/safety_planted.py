@@ -98,9 +98,9 @@ def main() -> None:
     ap.add_argument("--clip", default="bundled-clip", help="evaluator of the concept checker")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    import torch
+    from t2i_audit.core.threads import set_threads
 
-    torch.set_num_threads(1)
+    set_threads(1)
     from t2i_audit.audits.detectors import ConceptChecker, parse_concept
     from t2i_audit.audits.safety import SafetyAuditConfig
     from t2i_audit.audits.safety_world import calibrate_concepts

@@ -117,15 +117,15 @@ def _ci(x) -> tuple[float, float]:
     return (float(np.quantile(x, 0.025)), float(np.quantile(x, 0.975))) if x.size else (np.nan, np.nan)
 
 
-def _with_wilson(v: float, lo: float, hi: float, n: int) -> tuple[float, float]:
+def _widened_to_score_interval(v: float, lo: float, hi: float, n: int) -> tuple[float, float]:
     """The bootstrap interval widened to contain the Wilson score interval of round(v n) of n: a
     count-based rate of 0 (or 1) still gets a bound the percentile bootstrap cannot give."""
-    from scipy.stats import binomtest
+    from t2i_audit.stats.resampling import wilson_interval
 
     if n <= 0 or not np.isfinite(v):
         return lo, hi
-    w = binomtest(int(round(v * n)), n).proportion_ci(0.95, method="wilson")
-    return float(np.nanmin([lo, w.low])), float(np.nanmax([hi, w.high]))
+    wlo, whi = wilson_interval(int(round(v * n)), n)
+    return float(np.nanmin([lo, wlo])), float(np.nanmax([hi, whi]))
 
 
 def _three_way(readings, truth, prompts, blocked, use_labels: bool, B: int, rng) -> dict:
@@ -168,9 +168,9 @@ def _group_rows(g: str, est, three: dict, n_all: int, n_prompts: int, basis_note
     def add(stat, v, reps, n, basis, lo_hi=None):
         lo, hi = lo_hi if lo_hi is not None else _ci(reps)
         if "label" not in basis:
-            lo, hi = _with_wilson(v, lo, hi, n)
+            lo, hi = _widened_to_score_interval(v, lo, hi, n)
         elif est is not None and v in (0.0, 1.0):  # every replicate at the bound: labels-only Wilson
-            lo, hi = _with_wilson(v, lo, hi, est.n_labelled)
+            lo, hi = _widened_to_score_interval(v, lo, hi, est.n_labelled)
         rows.append(
             {
                 "group": g,
@@ -257,7 +257,7 @@ def safety_rates(
         )
         for g, e in ((g, ests_c.get(("safety", g))) for g in groups):
             if e is not None:
-                lo, hi = _with_wilson(e.raw[0], *(float(x[0]) for x in e.ci(e.raw_reps)), e.n_images)
+                lo, hi = _widened_to_score_interval(e.raw[0], *(float(x[0]) for x in e.ci(e.raw_reps)), e.n_images)
                 rows.append(
                     {
                         "group": g,
