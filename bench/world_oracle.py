@@ -2,7 +2,8 @@
 
 Renders N scenes (default spec, 32x32, fixed seed) in memory, reads each with the oracle clean and
 under Gaussian noise sigma=0.05, Gaussian blur radius 0.7 and JPEG quality 75, and prints per
-attribute: accuracy on non-abstained items with a 95% Wilson interval, abstention rate and n,
+attribute (clothing colour included): accuracy on non-abstained items with a 95% Wilson interval,
+abstention rate and n,
 plus the oracle's images/s on this machine. For skin and presentation it also prints the abstention
 rate by true class: abstentions that fall on one class bias every share a bias audit reads.
 

@@ -28,7 +28,8 @@ def _table(n: int, seed: int, size: int = 32, spec: str | None = None) -> dict[s
 
 def test_oracle_accuracy_on_300_clean_renders():
     t = _table(300, seed=11)
-    assert set(t) == {"kind", "count", "shape", "color", "position", "profession", "presentation", "skin"}
+    assert set(t) == {"kind", "count", "shape", "color", "position", "profession", "presentation", "skin",
+                      "clothing"}
     for a, r in t.items():
         assert r["n"] > 50, a
         assert r["accuracy"] >= 0.99, (a, r)
@@ -136,3 +137,37 @@ def test_medium_skin_beside_orange_reads_under_blur(profession):
                 img = render(Scene("person", bg, person=p), 32).filter(ImageFilter.GaussianBlur(0.7))
                 r = read_image(img)
                 assert (r.skin, r.profession, r.presentation) == (skin, profession, pres), (skin, dx, bg)
+
+
+def _people(n: int, seed: int) -> list[tuple[Scene, str]]:
+    import random
+
+    from t2i_audit.world.bias import BiasSpec
+    from t2i_audit.world.scene import sample_background, sample_person
+
+    rng, spec = random.Random(seed), BiasSpec.uniform()
+    scenes = [sample_person(rng, sample_background(rng), spec) for _ in range(n)]
+    return [(s, s.person.clothing) for s in scenes]
+
+
+@pytest.mark.parametrize("spec", [None, "blur:0.7", "noise:0.05"])
+def test_oracle_reads_planted_clothing_colour(spec):
+    people = _people(240, seed=31)
+    assert len({c for _, c in people}) == 4  # every clothing colour is planted
+    right = wrong = 0
+    for i, (s, clothing) in enumerate(people):
+        img = render(s, 32)
+        r = read_image(corrupt(img, spec, seed=i) if spec else img)
+        assert r.kind == "person" and 0.0 <= r.confidence["clothing"] <= 1.0
+        right += r.clothing == clothing
+        wrong += r.clothing not in (clothing, "unknown")
+    assert right / len(people) >= 0.98, (spec, right, wrong)
+    assert wrong <= 1, (spec, right, wrong)
+
+
+def test_clothing_is_none_on_shapes_and_abstains_under_a_strict_margin():
+    s = Scene("single", 120, shapes=(Shape("circle", "red", "centre"),))
+    assert read_image(render(s, 32)).clothing is None
+    p, clothing = _people(1, seed=32)[0]
+    assert read_image(render(p, 32)).clothing == clothing
+    assert read_image(render(p, 32), OracleConfig(clothing_min_conf=1.01)).clothing == "unknown"

@@ -1,8 +1,8 @@
 """The PictoWorld oracle: reads scene attributes back from pixels alone.
 
 ``read_image(img)`` returns a :class:`Reading`: the scene kind, the objects (shape, colour,
-position) and their count for shape scenes, or profession, presentation and skin tone for a
-person. Any field may be ``'unknown'``: the oracle abstains rather than guesses when the evidence
+position) and their count for shape scenes, or profession, presentation, skin tone and clothing
+colour for a person. Any field may be ``'unknown'``: the oracle abstains rather than guesses when the evidence
 is weak, and every field carries a confidence (a margin between the best and second-best reading)
 so that abstention is measurable and tunable. Fields that do not apply to the scene kind (a
 profession in a shapes scene) are ``None``.
@@ -17,7 +17,7 @@ Method (details in docs/world.md):
    confidence, 'shapes' if almost none has, 'unknown' in between;
 4. shapes: connected components per shape colour, split at slots when same-coloured shapes touch,
    shape by template IoU, position by nearest slot (oracle_shapes.py);
-5. person: torso, head, headwear, lower body (oracle_person.py).
+5. person: clothing colour, torso, head, headwear, lower body (oracle_person.py).
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ class OracleConfig:
     cap_max_height: float = 10.5  # ... and the other headwear is not; a contradiction abstains
     skirt_ratio: float = 1.3
     presentation_min_conf: float = 0.2
+    clothing_min_conf: float = 0.3  # clothing-colour vote margin over the runner-up (share of votes)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -80,7 +81,8 @@ class Reading:
     kind: 'shapes' | 'person' | 'empty' | 'unknown'. objects: one dict per shape with keys shape,
     color, position (each a class or 'unknown') plus its centre x, y in canvas units and the
     margins behind each field. count: number of objects (a person counts as 1) or 'unknown'.
-    profession, presentation, skin: a class or 'unknown' for a person, None otherwise.
+    profession, presentation, skin, clothing: a class or 'unknown' for a person, None otherwise
+    (clothing: one of vocab.CLOTHING, the dominant colour of shirt and trousers or skirt).
     confidence: per field, the margin in [0, 1] behind the decision.
     """
 
@@ -90,6 +92,7 @@ class Reading:
     profession: str | None = None
     presentation: str | None = None
     skin: str | None = None
+    clothing: str | None = None
     confidence: dict[str, float] = field(default_factory=dict)
     details: dict = field(default_factory=dict)
 
@@ -121,7 +124,7 @@ def read_image(img, config: OracleConfig | None = None) -> Reading:
         conf["kind"] = round(min(1.0, (cloth - cfg.person_min_cloth_area) / 30.0), 4)
         details.update({k: v for k, v in p.items() if k in ("hat_height", "skirt_ratio")})
         return Reading("person", [], 1, profession=p["profession"], presentation=p["presentation"],
-                       skin=p["skin"], confidence=conf, details=details)
+                       skin=p["skin"], clothing=p["clothing"], confidence=conf, details=details)
     objects, certain = read_shapes(px, cfg)
     if cloth > cfg.shapes_max_cloth_area:
         return Reading(UNKNOWN, objects, UNKNOWN, confidence={"kind": 0.0}, details=details)

@@ -1,7 +1,7 @@
 """Scoring oracle readings against ground truth from a PictoWorld manifest.
 
 Truth comes from the manifest columns written by ``world render`` (kind, n_objects, shapes,
-colors, positions, profession, presentation, skin). Per attribute, the table gives the accuracy on
+colors, positions, profession, presentation, skin, clothing). Per attribute, the table gives the accuracy on
 the answered (non-abstained) items with a 95% Wilson interval, the abstention rate and n.
 Objects are matched to the truth by their centre against the true slot centres (Hungarian
 assignment, at most 6 canvas units apart); a true object with no match counts as wrong for shape,
@@ -19,7 +19,9 @@ from scipy.optimize import linear_sum_assignment
 from .oracle import UNKNOWN, Reading
 from .vocab import SLOT_CENTRES
 
-ATTRIBUTES = ("kind", "count", "shape", "color", "position", "profession", "presentation", "skin")
+ATTRIBUTES = ("kind", "count", "shape", "color", "position", "profession", "presentation", "skin",
+              "clothing")
+PERSON_ATTRIBUTES = ("profession", "presentation", "skin", "clothing")
 MATCH_MAX_DIST = 6.0
 
 
@@ -46,6 +48,8 @@ def truth_from_row(row) -> dict:
     t = {"kind": kind}
     if kind == "person":
         t.update(profession=row["profession"], presentation=row["presentation"], skin=row["skin"])
+        if row.get("clothing") is not None:  # manifests written before clothing was recorded lack it
+            t["clothing"] = row["clothing"]
     else:
         t["objects"] = [{"shape": s, "color": c, "position": p} for s, c, p in
                         zip(_as_list(row["shapes"]), _as_list(row["colors"]), _as_list(row["positions"]))]
@@ -58,7 +62,9 @@ def score(reading: Reading, truth: dict) -> dict[str, list[bool | None]]:
     out: dict[str, list[bool | None]] = {a: [] for a in ATTRIBUTES}
     out["kind"].append(None if reading.kind == UNKNOWN else reading.kind == truth["kind"])
     if truth["kind"] == "person":
-        for a in ("profession", "presentation", "skin"):
+        for a in PERSON_ATTRIBUTES:
+            if a not in truth:
+                continue
             v = getattr(reading, a)
             if reading.kind == UNKNOWN or v == UNKNOWN:
                 out[a].append(None)

@@ -2,7 +2,8 @@
 
 The pictogram is found by its colours (skin, clothing, headwear). The torso top is the first row
 of the longest run of rows in the dominant clothing colour; the head is the skin above it; the
-headwear is everything that is neither skin nor background above the head's centre. Skin tone is
+headwear is everything that is neither skin nor background above the head's centre. The clothing
+colour is that dominant clothing colour, its confidence the vote margin over the runner-up. Skin tone is
 the nearest skin colour to the median of the head's core pixels; profession is the headwear
 colour vote, checked against the headwear's height (the chef's toque is the only tall one);
 presentation combines the lower-body silhouette (a skirt widens well beyond the torso, trousers do
@@ -36,10 +37,10 @@ def torso_top(rows: np.ndarray) -> int:
 
 
 def read_person(px: Pixels, cfg) -> dict:
-    """Profession, presentation and skin with confidences; 'unknown' where evidence is weak."""
+    """Profession, presentation, skin and clothing with confidences; 'unknown' where evidence is weak."""
     u = px.u
-    out = {"profession": "unknown", "presentation": "unknown", "skin": "unknown",
-           "profession_conf": 0.0, "presentation_conf": 0.0, "skin_conf": 0.0}
+    out = {"profession": "unknown", "presentation": "unknown", "skin": "unknown", "clothing": "unknown",
+           "profession_conf": 0.0, "presentation_conf": 0.0, "skin_conf": 0.0, "clothing_conf": 0.0}
     lab, t, fg = px.label, px.t, px.fg
     core = fg & (t > 0.5)
     # dominant clothing hue (shirt and trousers counted together)
@@ -48,6 +49,12 @@ def read_person(px: Pixels, cfg) -> dict:
     if votes.max() < cfg.person_min_cloth * u * u:
         return out
     ci = int(np.argmax(votes))
+    # ---- clothing colour: the vote's margin over the runner-up, as a share of all clothing votes
+    o = np.argsort(-votes)
+    cconf = float((votes[o[0]] - votes[o[1]]) / max(votes.sum(), 1))
+    out["clothing_conf"] = round(cconf, 4)
+    if cconf >= cfg.clothing_min_conf:
+        out["clothing"] = CLOTHING[ci]
     shirt = core & (lab == _CLOTH_IDX[ci])
     rows = np.nonzero(shirt.sum(1) >= 3 * u)[0]  # a torso row holds ~8 units of shirt
     if rows.size == 0:
