@@ -100,6 +100,14 @@ def read_person(px: Pixels, cfg) -> dict:
         if agree and margin >= cfg.profession_min_margin:
             out["profession"] = _HAT_PROFS[o[0]]
     # ---- presentation from the lower body
+    out.update(_presentation(px, cfg, ci, t0, bottom))
+    return out
+
+
+def _presentation(px: Pixels, cfg, ci: int, t0: int, bottom: int) -> dict:
+    """Presentation from the lower body below the torso top ``t0``: silhouette width and colour."""
+    u, lab, t, fg = px.u, px.label, px.t, px.fg
+    out: dict = {}
     L = bottom - t0
     if L >= 6 * u:
         torso = fg[t0 + int(0.1 * L): t0 + int(0.35 * L) + 1]
