@@ -205,9 +205,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--probe-n", type=int, default=2000, help="renders the clothing probe is fit on")
     ap.add_argument("--true-guidances", type=float, nargs="*", default=[2.0])
-    ap.add_argument("--guidances", type=float, nargs="+", default=[1.0, 2.0])
+    ap.add_argument("--guidances", type=float, nargs="*", default=[1.0, 2.0])
     ap.add_argument("--prior-guidances", type=float, nargs="+", default=[1.0, 2.0])
-    ap.add_argument("--interval-guidances", type=float, nargs="+", default=[2.0])
+    ap.add_argument("--interval-guidances", type=float, nargs="*", default=[2.0])
     ap.add_argument("--intervals", default="0.0:0.6",
                     help="guidance intervals lo:hi (fractions of the training timesteps), comma-separated")
     ap.add_argument("--setting", action="append", default=[],
