@@ -13,6 +13,10 @@ interval (one image per prompt). Acceptance: default >= 40x DDPM-1000's images/s
 inside DDPM-1000's interval.
 
     python bench/sampling_speed.py [--n 128] [--checkpoint DIR] [--threads 1] [--skip-ddpm]
+    python bench/sampling_speed.py --n 1024 --compare steps=8,prior_steps=10,guidance_interval=0.0:0.6
+
+``--compare SETTING`` runs only today's default and SETTING side by side (issue 26, acceptance 1):
+per-category oracle accuracy with 95% Wilson intervals, and the speed ratio.
 """
 
 from __future__ import annotations
@@ -41,11 +45,67 @@ from _common import (
 )
 
 
-def pairs(n: int):
+def pairs(n: int, with_categories: bool = False):
     from t2i_audit.evals.suites.loader import load_suite
 
     plan = load_suite("pictoworld-skills").plan(images_per_prompt=1, limit=n)
-    return [p.text for p, _ in plan], [int(s) for _, s in plan], [p.expect for p, _ in plan]
+    out = [p.text for p, _ in plan], [int(s) for _, s in plan], [p.expect for p, _ in plan]
+    return (*out, [p.category for p, _ in plan]) if with_categories else out
+
+
+def parse_setting(text: str) -> dict:
+    """``steps=8,prior_steps=10,guidance_interval=0.0:0.6`` -> sampler overrides."""
+    out: dict = {}
+    for part in filter(None, (x.strip() for x in text.split(","))):
+        k, _, v = part.partition("=")
+        out[k.strip()] = [float(x) for x in v.split(":")] if ":" in v else (float(v) if "." in v else int(v))
+    return out
+
+
+def per_category(images, expects, cats) -> dict[str, tuple[int, int]]:
+    """(passed, n) per suite category and 'all', judged by the PictoWorld oracle."""
+    from t2i_audit.evals.metrics_skills import judge_images
+
+    out: dict[str, list[int]] = {}
+    for (ok, _), c in zip(judge_images(images, expects), cats):
+        for key in (c, "all"):
+            k = out.setdefault(key, [0, 0])
+            k[0] += bool(ok)
+            k[1] += 1
+    return {c: (k, n) for c, (k, n) in out.items()}
+
+
+def compare(args, pipe) -> None:
+    """Today's default and a candidate setting side by side on the same pairs (issue 26, acceptance
+    1): images/s (CPU clock by default) and per-category oracle accuracy with 95% Wilson intervals;
+    the candidate passes where it is >= 2x as fast and no category falls below today's interval."""
+    from t2i_audit.evals.stats import wilson_interval
+
+    prompts, seeds, expects, cats = pairs(args.n, with_categories=True)
+    new = parse_setting(args.compare)
+    pipe(prompts[:2], seeds[:2], **new)  # warm-up
+    res = {}
+    for name, over in (("today's default", {}), (f"new: {args.compare}", new)):
+        with timed(args.device) as t:
+            imgs = pipe(prompts, seeds, **over).images
+        res[name] = (len(imgs) / t.get(args.clock), len(imgs) / t.wall, per_category(imgs, expects, cats))
+        print(f"  {name}: {res[name][0]:.2f} img/s ({args.clock})", file=sys.stderr, flush=True)
+    (old_rate, old_wall, old), (new_rate, new_wall, cur) = res.values()
+    rows, worse = [], []
+    for c in sorted(old, key=lambda c: (c == "all", c)):
+        (k0, n0), (k1, n1) = old[c], cur[c]
+        lo0, hi0 = wilson_interval(k0, n0)
+        lo1, hi1 = wilson_interval(k1, n1)
+        if k1 / n1 < lo0:
+            worse.append(c)
+        rows.append([c, n0, f"{k0 / n0:.3f} [{lo0:.3f}, {hi0:.3f}]", f"{k1 / n1:.3f} [{lo1:.3f}, {hi1:.3f}]"])
+    print(machine_line(args))
+    print(table(["category", "n", "today: oracle acc [95% Wilson]", "new: oracle acc [95% Wilson]"], rows))
+    speed = new_rate / old_rate
+    print(f"images/s ({args.clock}): today {old_rate:.2f}, new {new_rate:.2f} -> {speed:.2f}x "
+          f"(wall: {old_wall:.2f} vs {new_wall:.2f})")
+    print(f"acceptance 1: >= 2.0x: {'PASS' if speed >= 2 else 'FAIL'}; every category at or above today's "
+          f"interval: {'PASS' if not worse else 'FAIL (' + ', '.join(worse) + ')'}; n = {args.n} pairs")
 
 
 @torch.no_grad()
@@ -103,6 +163,8 @@ def main() -> None:
     ap.add_argument("--skip-ddpm", action="store_true", help="leave out DDPM (slow on CPU)")
     ap.add_argument("--ddpm-decoder-only", action="store_true",
                     help="DDPM for the decoder only, the prior at its default sampler")
+    ap.add_argument("--compare", default=None, metavar="SETTING",
+                    help="only today's default vs SETTING, e.g. steps=8,prior_steps=10,guidance_interval=0.0:0.6")
     add_common_args(ap)
     args = ap.parse_args()
     setup(args)
@@ -114,6 +176,9 @@ def main() -> None:
         if not hasattr(pipe, "to"):
             sys.exit("this Pipeline has no .to(device); run on CPU")
         pipe.to(args.device)
+    if args.compare:
+        print(f"checkpoint {ckpt}; {args.n} prompt/seed pairs from pictoworld-skills (one image each)")
+        return compare(args, pipe)
     prompts, seeds, expects = pairs(args.n)
     d = pipe.defaults
     configs = [(f"default ({d.sampler}-{d.steps}, prior {d.prior_sampler}-{d.prior_steps})", {})]

@@ -102,6 +102,10 @@ class SamplerParams(_JsonConfig):
     prior_sampler: str = "dpm++sde"
     prior_steps: int = 15
     prior_guidance: float = 1.0
+    # Guidance only where the training timestep t / T lies in [lo, hi] (Kynkaanniemi et al. 2024,
+    # "Applying guidance in a limited interval improves sample and distribution quality"); outside
+    # it the decoder runs its conditional branch alone (scale 1, half the work). [0, 1] = always.
+    guidance_interval: list = field(default_factory=lambda: [0.0, 1.0])
     rerank: int = 1  # draw k candidates per image, keep the CLIP-best
     # The model always runs on exactly this many images at once (the last chunk is padded), so an
     # image's bytes never depend on how many other images were requested with it: CPU kernels

@@ -24,7 +24,7 @@ from t2i_audit.generator.autoencoder import Autoencoder, to_uint8
 from t2i_audit.generator.clip import ClipBundle, bundled_dir, load_clip, text_states
 from t2i_audit.generator.configs import AutoencoderConfig, PriorConfig, SamplerParams, SchedulerConfig
 from t2i_audit.generator.prior import Prior
-from t2i_audit.generator.samplers import guided, initial_noise, make_scheduler, sample
+from t2i_audit.generator.samplers import check_interval, guided, initial_noise, make_scheduler, sample
 from t2i_audit.generator.unet import build_decoder, load_decoder_config
 from t2i_audit.generator.weights import load_safetensors_into, save_safetensors
 
@@ -120,6 +120,7 @@ class Pipeline:
         p.extra.update(extra)
         if min(p.rerank, p.steps, p.prior_steps, p.micro_batch) < 1:
             raise InputError("rerank, steps, prior_steps and micro_batch must each be at least 1")
+        p.guidance_interval = list(check_interval(p.guidance_interval))
         return p
 
     # ------------------------------------------------------------------ generation
@@ -170,7 +171,8 @@ class Pipeline:
 
         dcfg = self.decoder.config
         z = initial_noise((dcfg.in_channels, dcfg.input_size, dcfg.input_size), gens).to(self.device)
-        z = sample(guided(decoder_fn, p.guidance), z, make_scheduler(p.sampler, self.decoder_scheduler),
+        z = sample(guided(decoder_fn, p.guidance, p.guidance_interval,
+                          self.decoder_scheduler.num_train_timesteps), z, make_scheduler(p.sampler, self.decoder_scheduler),
                    p.steps, gens)
         with self._autocast():
             pixels = to_uint8(self.autoencoder.decode(z).float()).cpu()
