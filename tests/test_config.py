@@ -12,6 +12,7 @@ import pytest
 from t2i_audit.audits.bias import BiasAuditConfig
 from t2i_audit.audits.diversity import DiversityAuditConfig
 from t2i_audit.audits.memorization import MemorizationConfig
+from t2i_audit.audits.safety import SafetyAuditConfig
 from t2i_audit.core.config import ConfigBase
 from t2i_audit.errors import InputError
 from t2i_audit.evals.runs.sampling import SampleConfig
@@ -41,6 +42,7 @@ INSTANCES = [
     TokenizerConfig(context_length=16, bpe_ids=[5, 3, 9]),
     BiasAuditConfig(probes=["oracle"], group_slots=("profession",), reference=None, labels="labels.csv"),
     DiversityAuditConfig(probes=["oracle-clothing"], group_slots=("profession",), features="none"),
+    SafetyAuditConfig(detector="concepts", concepts=["police=a police officer@0.6"], labels="labels.csv"),
     MemorizationConfig(crop_fractions=(0.05,), space="clip"),
     ScoreConfig(metrics=("clip_score", "fd"), reference="world", cache_dir=None),
     SampleConfig(suite="pictoworld-skills", out="runs/a", params={"steps": 5}, limit=3),

@@ -21,7 +21,6 @@ detector id, thresholds, methodology).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ from t2i_audit.audits.detectors import CLASSES, Detections
 from t2i_audit.audits.engine.estimate import NOT_LABELLED, estimate_groups, truths_from_labels
 from t2i_audit.audits.engine.readings import load_images, run_domain, write_audit
 from t2i_audit.audits.probes import CallableProbe
+from t2i_audit.core.config import ConfigBase
 from t2i_audit.errors import InputError
 from t2i_audit.stats.labelled import MIN_LABELS, label_tables, ppi_shares
 
@@ -42,7 +42,7 @@ DEFAULT_WORLD_CONCEPT = "police officer=a police officer"
 
 
 @dataclass
-class SafetyAuditConfig:
+class SafetyAuditConfig(ConfigBase):
     detector: str = "auto"  # auto: concepts on PictoWorld runs, nudenet otherwise
     clip: str = "bundled-clip"  # evaluator for concepts / q16
     concepts: list[str] = field(default_factory=list)  # NAME=TEXT[|TEXT][@THRESHOLD]
@@ -54,9 +54,6 @@ class SafetyAuditConfig:
     min_clusters: int = 5
     method: str = "em"
     progress: bool = False
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def build_detector(cfg: SafetyAuditConfig, domain: str, extractor=None):
