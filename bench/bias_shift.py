@@ -282,6 +282,9 @@ def main() -> None:
     ap.add_argument("--permutations", type=int, default=100)
     ap.add_argument("--per-cell", type=int, default=120, help="audit-pool renders per (profession, "
                     "presentation, skin); audits draw from them with replacement")
+    ap.add_argument("--cal-per-cell", type=int, default=None,
+                    help="calibration-pool renders per (profession, presentation, skin) [2 x calibration / 30]; "
+                         "a larger pool makes the audits' calibration draws less dependent")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="write the figures as JSON to this file")
     args = ap.parse_args()
@@ -289,7 +292,7 @@ def main() -> None:
 
     set_threads(1)
     t0 = time.time()
-    P = read_pools(args.per_cell, max(20, 2 * args.calibration // 30), args.clip)
+    P = read_pools(args.per_cell, args.cal_per_cell or max(20, 2 * args.calibration // 30), args.clip)
     t_read = time.time() - t0
     acc = pool_accuracy(P)
     raw, flags = simulate(P, args)
