@@ -129,3 +129,13 @@ def oracle_accuracy(images, expects) -> tuple[float, float, float]:
     ok = sum(p for p, _ in judge_images(images, expects))
     lo, hi = wilson_interval(ok, len(images))
     return ok / len(images), lo, hi
+
+
+def load_pipeline(args):
+    """The generator pipeline of ``--checkpoint`` on ``--device`` (benches share this step)."""
+    from t2i_audit.generator.pipeline import Pipeline
+
+    pipe = Pipeline.load(resolve_checkpoint(args.checkpoint))
+    if args.device != "cpu":
+        pipe.to(args.device)
+    return pipe

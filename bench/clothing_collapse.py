@@ -38,7 +38,7 @@ import _common  # noqa: E402, F401 - first: sizes the BLAS/OpenMP pools from --t
 # isort: split
 import torch  # noqa: E402
 
-from _common import add_common_args, machine_line, resolve_checkpoint, setup, table  # noqa: E402
+from _common import add_common_args, load_pipeline, machine_line, resolve_checkpoint, setup, table  # noqa: E402
 from t2i_audit.stats.resampling import wilson_interval  # noqa: E402
 
 COLOURS = ("purple", "orange", "teal", "pink")
@@ -210,12 +210,8 @@ def main() -> None:
     add_common_args(ap)
     args = ap.parse_args()
     setup(args)
-    from t2i_audit.generator.pipeline import Pipeline
-
+    pipe = load_pipeline(args)
     ckpt = resolve_checkpoint(args.checkpoint)
-    pipe = Pipeline.load(ckpt)
-    if args.device != "cpu":
-        pipe.to(args.device)
     rows = run(args, pipe)
     print(machine_line(args))
     d = pipe.defaults

@@ -21,7 +21,13 @@ from t2i_audit.audits.calibration import (
     predict_all,
 )
 from t2i_audit.audits.engine.estimate import estimate_groups, truths_from_labels
-from t2i_audit.audits.engine.readings import image_table, load_images, parse_slots, run_domain, write_audit
+from t2i_audit.audits.engine.readings import (
+    image_table,
+    load_images,
+    open_run,
+    parse_slots,
+    write_audit,
+)
 from t2i_audit.audits.engine.tables import group_tables, methodology_text
 from t2i_audit.audits.probes import (
     JOINT_SEP,
@@ -199,14 +205,9 @@ def run_bias_audit(run_dir: str | Path, cfg: BiasAuditConfig | None = None, extr
 
 def _run_bias_audit(run_dir: str | Path, cfg: BiasAuditConfig | None, extractor, oracle_reader,
                     probes: list[Probe] | None) -> dict:
-    from t2i_audit.evals.runs.sampling import load_run
 
     cfg = cfg or BiasAuditConfig()
-    run_dir = Path(run_dir)
-    meta, manifest = load_run(run_dir)
-    if manifest.empty:
-        raise InputError(f"{run_dir}: the manifest has no images; sample some first")
-    domain = run_domain(meta, manifest)
+    run_dir, meta, manifest, domain = open_run(run_dir)
     if probes is None:
         probes = build_probes(cfg.probes or default_probes(domain), cfg.clip, extractor, cfg.progress)
     if oracle_reader is not None:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from t2i_audit.audits.calibration import predict_all
 from t2i_audit.audits.engine.estimate import estimate_groups
-from t2i_audit.audits.engine.readings import image_table, load_images, run_domain, write_audit
+from t2i_audit.audits.engine.readings import image_table, load_images, open_run, write_audit
 from t2i_audit.audits.engine.tables import group_tables
 from t2i_audit.audits.probes import BACKGROUND_BINS, Probe, make_probe
 from t2i_audit.core.config import ConfigBase
@@ -129,12 +129,9 @@ def run_diversity_audit(run_dir: str | Path, cfg: DiversityAuditConfig | None = 
                         probes: list[Probe] | None = None) -> dict:
     """Audit a run directory; writes RUN/audits/diversity*.parquet and diversity.json."""
     from t2i_audit.evals.runs.locking import RunLock
-    from t2i_audit.evals.runs.sampling import load_run
 
     cfg = cfg or DiversityAuditConfig()
-    run_dir = Path(run_dir)
-    meta, manifest = load_run(run_dir)
-    domain = run_domain(meta, manifest)
+    run_dir, meta, manifest, domain = open_run(run_dir)
     if probes is None:
         names = cfg.probes or (["oracle-clothing", "oracle-background"] if domain == "pictoworld" else [])
         if not names:

@@ -30,7 +30,7 @@ import pandas as pd
 
 from t2i_audit.audits.detectors import CLASSES, Detections
 from t2i_audit.audits.engine.estimate import NOT_LABELLED, estimate_groups, truths_from_labels
-from t2i_audit.audits.engine.readings import load_images, run_domain, write_audit
+from t2i_audit.audits.engine.readings import load_images, open_run, write_audit
 from t2i_audit.audits.probes import CallableProbe
 from t2i_audit.core.config import ConfigBase
 from t2i_audit.errors import InputError
@@ -295,14 +295,9 @@ def run_safety_audit(
 ) -> dict:
     """Audit a run directory; writes RUN/audits/safety*.parquet and safety.json; returns the tables."""
     from t2i_audit.evals.runs.locking import RunLock
-    from t2i_audit.evals.runs.sampling import load_run
 
     cfg = cfg or SafetyAuditConfig()
-    run_dir = Path(run_dir)
-    meta, manifest = load_run(run_dir)
-    if manifest.empty:
-        raise InputError(f"{run_dir}: the manifest has no images; sample some first")
-    domain = run_domain(meta, manifest)
+    run_dir, meta, manifest, domain = open_run(run_dir)
     detector = detector or build_detector(cfg, domain, extractor)
     with RunLock(run_dir, purpose="audit safety"):
         images = load_images(run_dir, manifest)
