@@ -30,6 +30,8 @@ def test_clean_not_flagged_degraded_flagged(probe):
     shifted = calibration_shift([probe], cal, list(ct["profession"]), bad, list(rt["profession"]))[0]
     assert shifted["detected"] is True and shifted["p_value"] < 0.05
     assert "label a subset of the audited images" in shift_warnings([shifted])[0]
+    few = calibration_shift([probe], cal, None, run[:6], None)[0]  # a tiny run is recorded, not an error
+    assert few["detected"] is None and "fewer than 10" in few["note"]
     oracle = calibration_shift([OracleProbe("skin")], cal, None, run, None)[0]
     assert oracle["detected"] is None and "not tested" in oracle["note"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from t2i_audit.stats.shift import detect_shift
+from t2i_audit.stats.shift import MIN_SAMPLES, detect_shift
 
 
 def _strata(groups, readings: np.ndarray, names: dict[str, int]) -> np.ndarray:
@@ -34,6 +34,10 @@ def calibration_shift(probes, cal_images: list, cal_groups, run_images: list, ru
         both = cal_groups is not None and run_groups is not None
         sc = _strata(cal_groups if both else None, oc.labels, names)
         sr = _strata(run_groups if both else None, orun.labels, names)
+        if min(len(ec), len(er)) < MIN_SAMPLES:
+            out.append({"probe": p.name, "detected": None, "n_calib": len(ec), "n_run": len(er),
+                        "note": f"not tested: fewer than {MIN_SAMPLES} images on one side"})
+            continue
         res = detect_shift(np.asarray(ec), np.asarray(er), oc.margins, orun.margins, alpha=alpha, seed=seed,
                            calib_strata=sc, run_strata=sr)
         out.append(res.record(p.name))
