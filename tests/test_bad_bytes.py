@@ -1,5 +1,5 @@
 """Bytes in, one line out: every file a user hands t2i-audit (suite, gate rules, bias spec, probe
-spec, bias reference CSV, image-folder CSV, calibration labels, preset JSON) either loads or raises
+spec, bias reference CSV, image-folder CSV, calibration labels, run labels.csv, preset JSON) loads or raises
 an InputError naming the file (the CLI prints it as one line); non-UTF-8 or binary content is
 named as such. Random bytes (hypothesis) through the loaders, and one non-UTF-8 file through each
 CLI option (exit 2)."""
@@ -24,6 +24,7 @@ _PROBES = [SimpleNamespace(attribute="presentation", classes=("man", "woman"))]
 def _loaders():
     from t2i_audit.audits.bias import read_reference
     from t2i_audit.audits.calibration import load_labelled_folder
+    from t2i_audit.audits.labels import read_labels
     from t2i_audit.audits.probes import ProbeSpec
     from t2i_audit.evals.adapters.folder import FolderAdapter
     from t2i_audit.evals.suites.loader import load_suite
@@ -40,6 +41,7 @@ def _loaders():
         "manifest.csv": lambda p: FolderAdapter(str(p)),
         "labels.csv": lambda p: load_labelled_folder(p.parent),
         "preset.json": lambda p: get_preset(str(p)),
+        "run-labels.csv": lambda p: read_labels(p, classes=["man", "woman"]),
     }
 
 
@@ -52,6 +54,7 @@ SEEDS = {  # valid-looking starts, so that spliced bytes reach the parsers, not 
     "manifest.csv": b"prompt,seed,path\na chef,0,x.png\n",
     "labels.csv": b"file,presentation\nx.png,man\n",
     "preset.json": b'{"name": "x"}',
+    "run-labels.csv": b"image_id,attribute,label\np000-s0,presentation,man\n",
 }
 
 
@@ -155,6 +158,11 @@ def _cli_cases(tmp: Path, run):
             ],
             "train.yaml",
         ),
+        "audit bias --labels": (
+            ["audit", "bias", str(run()), "--probe", "oracle-presentation", "--labels", str(bad("labels-run.csv")),
+             "--no-progress"],
+            "labels-run.csv",
+        ),
         "audit bias --calibration": (
             [
                 "audit",
@@ -183,6 +191,7 @@ def _cli_cases(tmp: Path, run):
         "audit bias --reference",
         "audit bias --training-spec",
         "audit bias --calibration",
+        "audit bias --labels",
     ],
 )
 def test_non_utf8_file_option_exits_2_with_one_line(option, tmp_path):
