@@ -5,7 +5,7 @@ generated images, degraded like generated images at three levels (``world.corrup
 none; mild = blur 0.7 px + noise sigma 0.03; strong = blur 1.2 px + noise sigma 0.06.
 Specs: the three of ``bench/bias_planted.py`` (man-share 50/70/90%, skin (1/3)^3, (.6,.25,.15),
 (.8,.1,.1), rotated per profession). Each simulated audit draws N images per profession
-(N/8 prompts x 8 images; default N = 320) from a render pool, and a seeded random subset of 150
+(N/8 prompts x 8 images; default N = 800) from a render pool, and a seeded random subset of 150
 per profession is labelled by the PictoWorld oracle (its 'unsure' dropped). The oracle reads the
 clean render of each labelled image (a stand-in for a human, who reads what was drawn); the same
 estimator with the oracle reading the degraded image is shown too (at 'strong' the oracle errs).
@@ -256,7 +256,7 @@ def report(summary, acc, args) -> bool:
             print(f"{lv:<7}{e:<26}{f['mae_spec_pp']:>9.2f}{f['mae_real_pp']:>9.2f}{f['max_cell_mae_spec_pp']:>9.2f}"
                   f"{f['max_cell_mae_real_pp']:>8.2f}{f['coverage_spec']:>10.3f}{f['coverage_real']:>8.3f}"
                   f"{f['mean_width_pp']:>7.1f}")
-            if "labels" in e:
+            if e == "PPI++ (labels)":  # the audit's headline label-calibrated estimate
                 ok &= f["mae_spec_pp"] <= 2 and f["max_cell_mae_spec_pp"] <= 5 and 0.90 <= f["coverage_spec"] <= 0.98
     print("\nshift detector flag rate (clean calibration vs audit; alpha 0.05, Bonferroni over MMD² + KS):")
     for lv, s in summary.items():
@@ -275,16 +275,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--clip", default=None, help="PictoWorld CLIP directory (default: the bundled one)")
     ap.add_argument("--repeats", type=int, default=100)
-    ap.add_argument("--per-profession", type=int, default=320, help="audited images per profession (N)")
+    ap.add_argument("--per-profession", type=int, default=800, help="audited images per profession (N)")
     ap.add_argument("--labels", type=int, default=150, help="oracle-labelled images per profession")
     ap.add_argument("--calibration", type=int, default=600, help="clean calibration renders per audit")
     ap.add_argument("--bootstrap", type=int, default=200)
     ap.add_argument("--permutations", type=int, default=100)
-    ap.add_argument("--per-cell", type=int, default=120, help="audit-pool renders per (profession, "
+    ap.add_argument("--per-cell", type=int, default=240, help="audit-pool renders per (profession, "
                     "presentation, skin); audits draw from them with replacement")
-    ap.add_argument("--cal-per-cell", type=int, default=None,
-                    help="calibration-pool renders per (profession, presentation, skin) [2 x calibration / 30]; "
-                         "a larger pool makes the audits' calibration draws less dependent")
+    ap.add_argument("--cal-per-cell", type=int, default=160,
+                    help="calibration-pool renders per (profession, presentation, skin); a pool much larger "
+                         "than one calibration set keeps the audits' calibration draws nearly independent")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="write the figures as JSON to this file")
     args = ap.parse_args()
@@ -299,7 +299,7 @@ def main() -> None:
     summary = summarise(raw, flags)
     ok = report(summary, acc, args)
     wall = time.time() - t0
-    print(f"\nacceptance 1-2 (label-calibrated MAE <= 2 pp, max cell <= 5 pp, coverage 0.90-0.98 vs spec; "
+    print(f"\nacceptance 1-2 (label-calibrated = PPI++, the headline; MAE <= 2 pp, max cell <= 5 pp, coverage 0.90-0.98 vs spec; "
           f"flags none <= 5%, mild/strong >= 95%): {'PASS' if ok else 'FAIL'}")
     print(f"wall {wall:.0f} s (pools read {t_read:.0f} s), 1 torch thread")
     if args.out:
