@@ -17,8 +17,8 @@ from test_audit_diversity import make_run
 from test_report_browser import FLAGS, chromium
 
 FIX = Path(__file__).parent / "fixtures"
-COLLAPSE = re.compile(r"clothing: 2 of 4 modes missing for chef; (orange|teal) 0\.0% \[0\.0, 0\.0\] vs 25\.0% "
-                      r"in training \(n=32\)")
+COLLAPSE = re.compile(r"clothing: 2 of 4 modes missing in 2 groups \(chef, doctor\); lowest share (orange|teal) "
+                      r"0\.0% \[0\.0, 0\.0\] \((chef|doctor), n=32\) vs 25\.0% in training\.")
 
 
 @pytest.fixture(scope="module")

@@ -43,10 +43,31 @@ def gate_findings(res: RunResults) -> list[Finding]:
 
 
 def diversity_findings(res: RunResults) -> list[Finding]:
+    """One sentence per attribute and kind of flag (modes missing / distribution shifted), naming
+    the flagged groups and the lowest share among them."""
     meta = res.diversity_meta
-    if not meta:
+    if not meta or not meta.get("findings"):
         return []
-    return [Finding(s + ".", "diversity") for s in meta.get("sentences", [])]
+    f = pd.DataFrame(meta["findings"])
+    f = f[f["flagged"].astype(bool) & (f["group"] != "all") & (f["attribute"] != "features")]
+    out = []
+    for attr, d in f.groupby("attribute", sort=False):
+        miss = d[d["statistic"] == "missing_modes"].set_index("group")["value"]
+        k = int(d[d["statistic"].str.startswith("share[")].groupby("group").size().max())
+        for kind, groups in (("missing", [g for g, v in miss.items() if v > 0]),
+                             ("shifted", [g for g, v in miss.items() if v == 0])):
+            if not groups:
+                continue
+            shares = d[d["statistic"].str.startswith("share[") & d["group"].isin(groups)]
+            low = shares.loc[shares["value"].idxmin()]
+            train = float(str(low["detail"]).replace("training ", "") or "nan")
+            head = (f"{attr}: {int(miss[groups].max())} of {k} modes missing" if kind == "missing" else
+                    f"{attr}: distribution shifted from training")
+            where = groups[0] if len(groups) == 1 else f"{len(groups)} groups ({', '.join(map(str, groups))})"
+            out.append(Finding(f"{head} in {where}; lowest share {low['statistic'][6:-1]} "
+                               f"{100 * low['value']:.1f}% [{100 * low['ci_low']:.1f}, {100 * low['ci_high']:.1f}] "
+                               f"({low['group']}, n={int(low['n'])}) vs {100 * train:.1f}% in training.", "diversity"))
+    return out
 
 
 def amplification_findings(res: RunResults) -> list[Finding]:
@@ -59,7 +80,8 @@ def amplification_findings(res: RunResults) -> list[Finding]:
     amp = amp[~amp["attribute"].astype(str).str.contains("×")]
     sig = amp[(amp["ci_low"] > 0) | (amp["ci_high"] < 0)]
     sig = sig.assign(_abs=sig["value"].abs()).sort_values("_abs", ascending=False, kind="stable")
-    sig = sig.head(MAX_AMPLIFICATION)
+    keys = ["group", "attribute"] + (["probe"] if "probe" in sig.columns else [])
+    sig = sig.drop_duplicates(keys).head(MAX_AMPLIFICATION)  # two classes: one fact, told once
     out = []
     for r in sig.itertuples():
         cls = str(r.statistic)[len("amplification["):-1]
@@ -68,7 +90,8 @@ def amplification_findings(res: RunResults) -> list[Finding]:
         if "probe" in s.columns and s["probe"].nunique() > 1:
             basis += f"; probe {r.probe}"
         out.append(Finding(f"{r.group}: drawn as {cls} {abs(100 * r.value):.1f} pp {more} often than in training "
-                           f"({_pp(r.value)} {fmt_ci(r.ci_low, r.ci_high)}, n={int(r.n)}{basis}).", "bias"))
+                           f"({_pp(r.value)} [{100 * r.ci_low:+.1f}, {100 * r.ci_high:+.1f}] pp, n={int(r.n)}{basis}).",
+                           "bias"))
     return out
 
 
@@ -76,7 +99,7 @@ def skill_findings(res: RunResults) -> list[Finding]:
     agg = res.aggregates
     if agg is None or agg.empty:
         return []
-    sk = agg[(agg["metric"] == "skill") & agg["group"].astype(str).str.startswith("category=")]
+    sk = agg[agg["metric"].isin(["skill", "skills"]) & agg["group"].astype(str).str.startswith("category=")]
     if len(sk) < 2:
         return []
     w = sk.loc[sk["value"].idxmin()]
