@@ -82,7 +82,8 @@ def section_summary(res: RunResults) -> str:
     if res.bias_stats is not None:
         s = res.bias_stats[res.bias_stats["statistic"] == "parity_gap"]
         if len(s):
-            out.append("<h3>Bias at a glance (parity gap, corrected shares)</h3>")
+            basis = ", ".join(sorted(set(s["basis"].astype(str)))) if "basis" in s.columns else "corrected"
+            out.append(f"<h3>Bias at a glance (parity gap; shares: {esc(basis)})</h3>")
             out.append(_table(["attribute", "group", "parity gap", "95% CI", "n"],
                               [[r.attribute, r.group, fmt_num(r.value), fmt_ci(r.ci_low, r.ci_high), int(r.n)]
                                for r in s.itertuples()], {2, 4}))
