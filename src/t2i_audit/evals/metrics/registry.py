@@ -117,7 +117,7 @@ def fd_to_reference(ref: md.GaussianMoments) -> Callable[[np.ndarray | md.Gaussi
     against one fixed reference (the point estimate and the bootstrap replicates): the reference
     covariance's square root is taken once, and each call needs one symmetric eigenvalue problem,
     tr √(Σ_g Σ_r) = Σ √eig(Σ_r^½ Σ_g Σ_r^½). The same value as
-    :func:`metrics_distribution.frechet_distance` up to float64 rounding."""
+    :func:`t2i_audit.evals.metrics.distribution.frechet_distance` up to float64 rounding."""
     mu_r, cov_r = ref.mean, ref.cov
     w, v = np.linalg.eigh((cov_r + cov_r.T) / 2)
     root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T

@@ -6,7 +6,7 @@ every rule and returns a :class:`GateResult` (exit code 0 pass / 1 fail); input 
 (``t2i-audit/gate/1``, also saved as RUN/gate.json for the report) and JUnit XML.
 
 Baseline rules judge the interval of the difference run − baseline. For bias class shares it is a
-two-sample difference of proportions computed from the two runs' counts (``gate_bias``: Newcombe's
+two-sample difference of proportions computed from the two runs' counts (``reports.gate.bias``: Newcombe's
 hybrid score interval, images pooled over the group's prompts, a shared calibration counted once).
 For every other aggregate, each estimate's standard error comes from its reported 95% interval and
 the two are combined in quadrature (independent runs; conservative when the runs share prompts and
@@ -192,7 +192,7 @@ def evaluate(res: RunResults, rules: list[Rule], baseline: RunResults | None = N
 
 def _difference(res: RunResults, baseline: RunResults, est: GateEstimate, b: GateEstimate, level: float,
                 warnings: list[str]):
-    """run − baseline: from counts for bias class shares (gate_bias), else from the two intervals."""
+    """run − baseline: from counts for bias class shares (reports.gate.bias), else from the two intervals."""
     if est.detail is not None:
         d, why = share_difference(res, baseline, est.detail, level)
         if d is not None:
