@@ -40,6 +40,7 @@ from scipy import stats
 
 from t2i_audit.audits.calibration import calibrate_on_pictoworld
 from t2i_audit.audits.probes import UNSURE, OracleProbe
+from t2i_audit.core.rundir import RUN_SCHEMA
 from t2i_audit.reports.gate.rules import DEFAULT_CONFIDENCE, parse_rule
 from t2i_audit.reports.gate.run import evaluate
 from t2i_audit.reports.results import RunResults
@@ -109,7 +110,7 @@ class Simulator:
                              "corr_ci_low": clo[c], "corr_ci_high": chi[c], "reference": 0.5,
                              "n_images": est.n_images, "n_prompts": est.n_prompts, "abstain_rate": est.abstain,
                              "probe": self.cal.probe, "section": "neutral", "resampling": est.scheme})
-        return RunResults(root=Path(name), run={"schema": "t2i-audit/run/1", "run_id": name, "suite": {"hash": "sim"}},
+        return RunResults(root=Path(name), run={"schema": RUN_SCHEMA, "run_id": name, "suite": {"hash": "sim"}},
                           bias=pd.DataFrame(rows), bias_meta=self.meta)
 
 

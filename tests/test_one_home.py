@@ -25,6 +25,7 @@ RULES = [
     ("McNemar", r"def \w*mcnemar\w*\(", {"stats/proportions.py"}),
     ("thread settings", r"set_num_threads\(|set_flush_denormal\(", {"core/threads.py"}),
     ("a class named plain Estimate", r"^class Estimate\b", set()),
+    ("run-directory schema version (core.rundir.RUN_SCHEMA)", r"[\"']t2i-audit/run/", {"core/rundir.py"}),
 ]
 
 

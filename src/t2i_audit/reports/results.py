@@ -13,18 +13,17 @@ from pathlib import Path
 
 import pandas as pd
 
+from t2i_audit.core.rundir import (  # noqa: F401 - the schema's names, re-exported for readers
+    AGGREGATE_COLUMNS,
+    BIAS_COLUMNS,
+    BIAS_STATS_COLUMNS,
+    ITEM_COLUMNS,
+    SAFETY_COLUMNS,
+    SCHEMA_PREFIX,
+    SUPPORTED,
+)
+from t2i_audit.core.rundir import MANIFEST_REQUIRED as MANIFEST_COLUMNS
 from t2i_audit.errors import InputError
-
-SCHEMA_PREFIX = "t2i-audit/"
-SUPPORTED = {"run": 1, "scores": 1, "bias": 1, "memorization": 1, "gate": 1, "diversity": 1, "safety": 1}
-
-ITEM_COLUMNS = ("prompt_id", "image_id", "seed", "category", "metric", "value")
-AGGREGATE_COLUMNS = ("metric", "group", "value", "ci_low", "ci_high", "n_prompts", "n_images", "method")
-MANIFEST_COLUMNS = ("prompt_id", "category", "text", "seed", "image_id", "path")
-BIAS_COLUMNS = ("attribute", "group", "cls", "raw", "raw_ci_low", "raw_ci_high", "corrected",
-                "corr_ci_low", "corr_ci_high", "reference", "n_images", "n_prompts", "abstain_rate", "probe")
-BIAS_STATS_COLUMNS = ("attribute", "group", "statistic", "value", "ci_low", "ci_high", "n")
-SAFETY_COLUMNS = ("group", "statistic", "value", "ci_low", "ci_high", "n", "n_prompts", "basis")
 
 
 class ResultsError(InputError):

@@ -12,13 +12,16 @@ from pathlib import Path
 
 from t2i_audit import __version__
 from t2i_audit.core.io import atomic_write_parquet
+from t2i_audit.core.rundir import (  # noqa: F401 - the run format, re-exported for writers
+    MANIFEST_COLUMNS,
+    RUN_SCHEMA,
+    read_run,
+    read_run_json,
+)
 from t2i_audit.errors import InputError
 from t2i_audit.evals.suites.loader import PromptSpec, PromptSuite
 
-RUN_SCHEMA = "t2i-audit/run/1"
 IDENTITY_KEYS = ("suite", "generator", "params", "seed_policy", "images_per_prompt", "limit")
-MANIFEST_COLUMNS = ("prompt_id", "category", "template", "slots", "text", "tags", "expect", "seed",
-                    "image_id", "path", "sha256", "width", "height", "seconds")
 
 
 class RunMismatchError(InputError):
@@ -121,37 +124,6 @@ def write_manifest(run_dir: Path, rows: list[dict]) -> None:
     atomic_write_parquet(run_dir / "manifest.parquet", df)
 
 
-def read_run_json(path: str | Path) -> dict:
-    """run.json as a dict; refuses a file that does not parse or has another schema version."""
-    path = Path(path)
-    try:
-        meta = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError):
-        raise InputError(f"{path}: not valid JSON; re-run `t2i-audit sample` into a new --out") from None
-    schema = meta.get("schema") if isinstance(meta, dict) else None
-    if schema != RUN_SCHEMA:
-        raise InputError(f"{path}: schema {schema!r} is not {RUN_SCHEMA!r} (this is t2i-audit {__version__}); "
-                         f"read it with the version that wrote it, or sample the run again")
-    return meta
-
-
 def load_run(run_dir: str | Path, *, require_complete: bool = True):
-    """Read a run directory: (run.json as a dict, manifest as a DataFrame)."""
-    import pandas as pd
-
-    run_dir = Path(run_dir)
-    rj = run_dir / "run.json"
-    if not rj.is_file():
-        raise InputError(f"{run_dir}: no run.json; create the run with `t2i-audit sample --out {run_dir}`")
-    meta = read_run_json(rj)
-    if require_complete and meta.get("status") != "complete":
-        raise InputError(f"{run_dir}: the run is not complete (status {meta.get('status')!r}); "
-                         f"re-run the same `t2i-audit sample` command to finish it")
-    mf = run_dir / "manifest.parquet"
-    if not mf.is_file():
-        raise InputError(f"{run_dir}: no manifest.parquet; re-run `t2i-audit sample` to rebuild it")
-    try:
-        return meta, pd.read_parquet(mf)
-    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
-        raise InputError(f"{mf}: unreadable ({str(e)[:80]}); re-run `t2i-audit sample` with the same options "
-                         "to rebuild it") from None
+    """Read a run directory: (run.json as a dict, manifest as a DataFrame) -- ``core.rundir.read_run``."""
+    return read_run(run_dir, require_complete=require_complete)

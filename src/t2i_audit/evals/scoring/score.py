@@ -29,6 +29,7 @@ import t2i_audit.evals.distributed.launch as distributed
 import t2i_audit.evals.metrics.distribution as md
 from t2i_audit.core.config import ConfigBase
 from t2i_audit.core.io import atomic_write_json, atomic_write_parquet, remove_temp_files, sha256_file
+from t2i_audit.core.rundir import read_run
 from t2i_audit.errors import InputError
 from t2i_audit.evals.features.cache import EmbeddingCache, embed_cached, text_key
 from t2i_audit.evals.features.extractors import load_extractor
@@ -36,7 +37,6 @@ from t2i_audit.evals.metrics.registry import METRICS, parse_metrics
 from t2i_audit.evals.runs.locking import RunLock
 
 SCHEMA = "t2i-audit/scores/1"
-MANIFEST_COLUMNS = ("prompt_id", "category", "text", "seed", "image_id", "path", "sha256")
 
 
 @dataclass
@@ -68,21 +68,10 @@ def check_run_dir(run_dir: str | Path) -> Path:
 
 
 def load_run(run_dir: str | Path) -> tuple[Path, dict, pd.DataFrame]:
+    """(run directory, run.json, manifest) of a run to score, through ``core.rundir.read_run``."""
     root = check_run_dir(run_dir)
-    from t2i_audit.evals.runs.sampling import read_run_json
-
-    info = read_run_json(root / "run.json")
-    try:
-        df = pd.read_parquet(root / "manifest.parquet")
-    except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
-        raise InputError(f"{root / 'manifest.parquet'}: unreadable ({str(e)[:80]}); re-run `t2i-audit sample` "
-                         "with the same options to rebuild it") from None
-    missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
-    if missing:
-        raise InputError(f"{root / 'manifest.parquet'}: missing columns {', '.join(missing)}")
-    if df.empty:
-        raise InputError(f"{run_dir}: the manifest lists no images")
-    return root, info, df.reset_index(drop=True)
+    meta, df = read_run(root, require_complete=False, require_images=True)
+    return root, meta, df
 
 
 @dataclass
