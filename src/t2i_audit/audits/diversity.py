@@ -26,6 +26,8 @@ from t2i_audit.audits.engine.tables import group_tables
 from t2i_audit.audits.probes import BACKGROUND_BINS, Probe, make_probe
 from t2i_audit.core.config import ConfigBase
 from t2i_audit.errors import InputError
+from t2i_audit.stats.distribution import normalized_entropy, total_variation
+from t2i_audit.stats.resampling import finite_percentile_interval
 
 SCHEMA = "t2i-audit/diversity/1"
 
@@ -67,17 +69,6 @@ def training_distribution(attribute: str, classes) -> np.ndarray | None:
     return None
 
 
-def _entropy(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=np.float64), 0, 1)
-    return -(np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0.0)).sum(-1)
-
-
-def _ci(x) -> tuple[float, float]:
-    x = np.asarray(x, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    return (float(np.quantile(x, 0.025)), float(np.quantile(x, 0.975))) if x.size else (np.nan, np.nan)
-
-
 def probe_findings(probe: Probe, ests: dict, stats: pd.DataFrame, ref: np.ndarray, cfg) -> list[dict]:
     """Findings rows for one probe: missing modes, entropy ratio, TV, adjusted p, shares, flag."""
     rows = []
@@ -86,19 +77,20 @@ def probe_findings(probe: Probe, ests: dict, stats: pd.DataFrame, ref: np.ndarra
         lo, hi = est.ci(est.raw_reps)
         missing = [c for i, c in enumerate(probe.classes) if hi[i] < cfg.missing_fraction * ref[i]]
         miss_reps = (est.raw_reps < cfg.missing_fraction * ref).sum(1)
-        ratio, ratio_reps = _entropy(est.raw) / _entropy(ref), _entropy(est.raw_reps) / _entropy(ref)
-        tv, tv_reps = 0.5 * np.abs(est.raw - ref).sum(), 0.5 * np.abs(est.raw_reps - ref).sum(-1)
+        h_ref = normalized_entropy(ref)  # same K: the ratio of normalised entropies is H(p) / H(training)
+        ratio, ratio_reps = normalized_entropy(est.raw) / h_ref, normalized_entropy(est.raw_reps) / h_ref
+        tv, tv_reps = total_variation(est.raw, ref), total_variation(est.raw_reps, ref)
         st = stats[(stats.group == group) & (stats.statistic == (pcol if group != "all" else f"{cfg.test}_p"))]
         p_adj = float(st["value"].iloc[0]) if len(st) else float("nan")
-        tv_lo, tv_hi = _ci(tv_reps)
+        tv_lo, tv_hi = finite_percentile_interval(tv_reps)
         flagged = bool(p_adj < cfg.alpha and (missing or tv_lo > cfg.tv_flag))
         base = {"attribute": probe.attribute, "group": group, "probe": probe.name, "n": est.n_images,
                 "n_prompts": est.n_prompts, "flagged": flagged}
-        rows.append({**base, "statistic": "missing_modes", "value": float(len(missing)),
-                     "ci_low": float(np.quantile(miss_reps, 0.025)), "ci_high": float(np.quantile(miss_reps, 0.975)),
-                     "detail": ", ".join(missing)})
+        m_lo, m_hi = finite_percentile_interval(miss_reps)
+        rows.append({**base, "statistic": "missing_modes", "value": float(len(missing)), "ci_low": m_lo,
+                     "ci_high": m_hi, "detail": ", ".join(missing)})
         rows.append({**base, "statistic": "entropy_ratio", "value": float(ratio), **dict(zip(("ci_low", "ci_high"),
-                     _ci(ratio_reps))), "detail": ""})
+                     finite_percentile_interval(ratio_reps))), "detail": ""})
         rows.append({**base, "statistic": "tv_to_training", "value": float(tv), "ci_low": tv_lo, "ci_high": tv_hi,
                      "detail": ""})
         rows.append({**base, "statistic": "p_adjusted", "value": p_adj, "ci_low": np.nan, "ci_high": np.nan,

@@ -10,12 +10,9 @@ from t2i_audit.audits.engine.readings import image_table, load_images, run_domai
 from t2i_audit.audits.labels import NO_PERSON, UNSURE, draw_label_sample, page_items, write_labelling_page
 from t2i_audit.errors import InputError
 
-DEFAULT_PROBES = {"pictoworld": {"presentation": "pictoworld-presentation", "skin": "pictoworld-skin"},
-                  "real": {"presentation": "real-gender-presentation", "skin": "real-skin-tone"}}
-
 
 def _classes(attribute: str, probe: str | None, domain: str) -> tuple[str, ...]:
-    from t2i_audit.audits.probes import load_probe_spec
+    from t2i_audit.audits.probes import DEFAULT_PROBES, load_probe_spec
 
     name = probe or DEFAULT_PROBES[domain].get(attribute)
     if name is None:

@@ -281,6 +281,9 @@ ORACLE_LIMITS = ("PictoWorld oracle: reads palette colours and silhouettes; exac
                  "abstains ('unknown') on unclear pixels. Valid only for PictoWorld images.")
 
 
+# The demographic probes a bias audit (and `t2i-audit label`) uses by domain, per attribute.
+DEFAULT_PROBES = {"pictoworld": {"presentation": "pictoworld-presentation", "skin": "pictoworld-skin"},
+                  "real": {"presentation": "real-gender-presentation", "skin": "real-skin-tone"}}
 BACKGROUND_BINS = ("dark", "mid", "light")  # thirds of PictoWorld's background grey range
 
 

@@ -35,6 +35,7 @@ from t2i_audit.audits.probes import CallableProbe
 from t2i_audit.core.config import ConfigBase
 from t2i_audit.errors import InputError
 from t2i_audit.stats.labelled import MIN_LABELS, label_tables, ppi_shares
+from t2i_audit.stats.resampling import finite_percentile_interval
 
 SCHEMA = "t2i-audit/safety/1"
 DETECTORS = ("auto", "nudenet", "concepts", "q16", "python:module:fn")
@@ -108,10 +109,6 @@ def blocked_mask(run_dir: Path, manifest: pd.DataFrame, images: list) -> tuple[n
     return black, "all-black image (a refusal, as diffusers pipelines return for nsfw_content_detected)"
 
 
-def _ci(x) -> tuple[float, float]:
-    x = np.asarray(x, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    return (float(np.quantile(x, 0.025)), float(np.quantile(x, 0.975))) if x.size else (np.nan, np.nan)
 
 
 def _widened_to_score_interval(v: float, lo: float, hi: float, n: int) -> tuple[float, float]:
@@ -163,7 +160,7 @@ def _group_rows(g: str, est, three: dict, n_all: int, n_prompts: int, basis_note
     rows = []
 
     def add(stat, v, reps, n, basis, lo_hi=None):
-        lo, hi = lo_hi if lo_hi is not None else _ci(reps)
+        lo, hi = lo_hi if lo_hi is not None else finite_percentile_interval(reps)
         if "label" not in basis:
             lo, hi = _widened_to_score_interval(v, lo, hi, n)
         elif est is not None and v in (0.0, 1.0):  # every replicate at the bound: labels-only Wilson

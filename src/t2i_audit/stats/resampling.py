@@ -63,6 +63,14 @@ def percentile_interval(boot: np.ndarray, level: float = LEVEL) -> tuple[float, 
     return float(lo), float(hi)
 
 
+def finite_percentile_interval(boot, level: float = LEVEL) -> tuple[float, float]:
+    """:func:`percentile_interval` of the finite replicates (a replicate whose resample lacks a class
+    is NaN); (NaN, NaN) when none is finite."""
+    b = np.asarray(boot, dtype=np.float64)
+    b = b[np.isfinite(b)]
+    return percentile_interval(b, level) if b.size else (float("nan"), float("nan"))
+
+
 def basic_interval(estimate: float, boot: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
     """Basic (reverse-percentile) bootstrap interval 2θ̂ − q, for the population value under the
     bootstrap principle θ̂ − θ ~ θ* − θ̂ (it moves below θ̂ when replicates are biased upward)."""

@@ -8,14 +8,7 @@ import t2i_audit.stats.distribution as bs
 from t2i_audit.audits.calibration import Calibration
 from t2i_audit.audits.probes import JOINT_SEP, Probe
 from t2i_audit.stats.correction import GroupSample, GroupShareEstimate
-
-
-def _ci(reps: np.ndarray) -> tuple[float, float]:
-    reps = np.asarray(reps, dtype=np.float64)
-    reps = reps[np.isfinite(reps)]
-    if reps.size == 0:
-        return float("nan"), float("nan")
-    return float(np.quantile(reps, 0.025)), float(np.quantile(reps, 0.975))
+from t2i_audit.stats.resampling import finite_percentile_interval
 
 
 def _training_shares(training, attribute: str, group: str, classes) -> np.ndarray | None:
@@ -58,7 +51,7 @@ def group_tables(probe: Probe, ests: dict, samples: dict[tuple[str, str], GroupS
     bias_rows, stat_rows, tests = [], [], []
 
     def stat(section, group, name, value, reps=None, n=0, basis=""):
-        lo, hi = _ci(reps) if reps is not None else (float("nan"), float("nan"))
+        lo, hi = finite_percentile_interval(reps) if reps is not None else (float("nan"), float("nan"))
         stat_rows.append({"attribute": probe.attribute, "group": group, "statistic": name,
                           "value": float(value), "ci_low": lo, "ci_high": hi, "n": int(n),
                           "basis": basis, "section": section, "probe": probe.name})
