@@ -16,8 +16,9 @@ import pandas as pd
 
 from t2i_audit.audits.calibration import (
     Calibration,
-    calibrate_on_folder,
-    calibrate_on_pictoworld,
+    calibrate_set,
+    load_labelled_folder,
+    pictoworld_calibration_set,
     predict_all,
 )
 from t2i_audit.audits.engine.estimate import estimate_groups, truths_from_labels
@@ -30,6 +31,7 @@ from t2i_audit.audits.engine.readings import (
 )
 from t2i_audit.audits.engine.tables import group_tables, methodology_text
 from t2i_audit.audits.probes import (
+    DEFAULT_PROBES,
     JOINT_SEP,
     JointProbe,
     OracleProbe,
@@ -71,9 +73,7 @@ class BiasAuditConfig(ConfigBase):
 
 
 def default_probes(domain: str) -> list[str]:
-    if domain == "pictoworld":
-        return ["pictoworld-presentation", "pictoworld-skin"]
-    return ["real-gender-presentation", "real-skin-tone"]
+    return list(DEFAULT_PROBES[domain].values())
 
 
 def build_probes(names: list[str], clip: str | None, extractor=None, progress: bool = False) -> list[Probe]:
@@ -220,7 +220,8 @@ def _run_bias_audit(run_dir: str | Path, cfg: BiasAuditConfig | None, extractor,
         manifest = manifest[grouped].reset_index(drop=True)
     images = image_table(manifest, cfg.group_slots)
     reference = read_reference(cfg.reference, probes)
-    calibrations = calibrate(probes, cfg, domain)
+    cal_set = calibration_set(cfg, domain)
+    calibrations = calibrate_set(probes, *cal_set) if cal_set else {}
     run_images = load_images(run_dir, manifest)
     outputs = predict_all(probes, run_images)
     training = _training_spec(cfg, domain)
@@ -242,23 +243,25 @@ def _run_bias_audit(run_dir: str | Path, cfg: BiasAuditConfig | None, extractor,
         "limits": sorted({p.limits for p in probes if p.limits}),
         "methodology": methodology_text(cfg, bool(calibrations), truths is not None),
         "labels": labels_summary(cfg.labels, labels, truths, tables["bias"]),
-        "calibration_shift": shift_records(cfg, domain, probes, run_images, images) if calibrations else [],
+        "calibration_shift": shift_records(cfg, probes, run_images, images, cal_set),
         "agreement": probe_agreement(tables["bias"], outputs, probes, images),
     }
     out = write_audit(run_dir, "bias", {"main": tables["bias"], "stats": tables["stats"], "items": items}, summary)
     return {**tables, "items": items, "summary": summary, "out": out}
 
 
-def calibrate(probes: list[Probe], cfg: BiasAuditConfig, domain: str) -> dict[str, Calibration]:
+def calibration_set(cfg: BiasAuditConfig, domain: str) -> tuple[list, pd.DataFrame, str] | None:
+    """The labelled calibration images (images, label table, source), or None without calibration.
+    Built once: the probes are calibrated on it and the shift test compares the run against it."""
     c = cfg.calibration
     if c in (None, "none") or (c == "auto" and domain != "pictoworld"):
-        return {}
+        return None
     if c in ("auto", "pictoworld"):
-        return calibrate_on_pictoworld(probes, cfg.calibration_n, cfg.calibration_seed)
+        return pictoworld_calibration_set(cfg.calibration_n, cfg.calibration_seed)
     if not Path(c).is_dir():
         raise InputError(f"--calibration {c}: not a directory; give a folder with labels.csv or a "
                          "`t2i-audit world render` output, 'pictoworld' or 'none'")
-    return calibrate_on_folder(probes, c)
+    return load_labelled_folder(c)
 
 
 def probe_agreement(bias: pd.DataFrame, outputs: dict[str, ProbeOutput] | None = None,
@@ -333,24 +336,13 @@ def labels_summary(path: str | None, labels: pd.DataFrame | None, truths: dict |
             "too_few": sorted({f"{p}/{g}" for p, gs in per_group.items() for g, n in gs.items() if n < 10})}
 
 
-def calibration_images(cfg: BiasAuditConfig, domain: str) -> tuple[list, list | None]:
-    """The calibration images ``calibrate`` used, and their groups (professions) where known."""
-    from t2i_audit.audits.calibration import load_labelled_folder, pictoworld_people
-
-    c = cfg.calibration
-    if c in ("auto", "pictoworld"):
-        imgs, table = pictoworld_people(cfg.calibration_n, cfg.calibration_seed)
-        return imgs, list(table["profession"])
-    imgs, table, _ = load_labelled_folder(c)
-    return imgs, (list(table["profession"]) if "profession" in table.columns else None)
-
-
-def shift_records(cfg: BiasAuditConfig, domain: str, probes: list[Probe], run_images: list,
-                  images: pd.DataFrame) -> list[dict]:
-    if not cfg.shift_test:
+def shift_records(cfg: BiasAuditConfig, probes: list[Probe], run_images: list, images: pd.DataFrame,
+                  cal_set: tuple | None) -> list[dict]:
+    if not cfg.shift_test or cal_set is None:
         return []
     from t2i_audit.audits.engine.shift import calibration_shift
 
-    cal_imgs, cal_groups = calibration_images(cfg, domain)
+    cal_imgs, table, _ = cal_set
+    cal_groups = list(table["profession"]) if "profession" in table.columns else None
     single = [p for p in probes if not isinstance(p, JointProbe)]
     return calibration_shift(single, cal_imgs, cal_groups, run_images, list(images["group"]), cfg.seed)

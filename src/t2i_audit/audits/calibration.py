@@ -146,16 +146,20 @@ def predict_all(probes: list[Probe], images) -> dict[str, ProbeOutput]:
     return out
 
 
-def _calibrate_many(probes: list[Probe], images, table, src: str) -> dict[str, Calibration]:
+def calibrate_set(probes: list[Probe], images, table, src: str) -> dict[str, Calibration]:
     outs = predict_all(probes, images)
     return {p.name: calibrate_from_output(p, outs[p.name], labels_for(p, table), src) for p in probes}
 
 
+def pictoworld_calibration_set(n: int = 600, seed: int = 12345, size: int = 32) -> tuple[list, object, str]:
+    """(images, label table, source description) of the PictoWorld calibration renders."""
+    imgs, table = pictoworld_people(n, seed, size)
+    return imgs, table, f"PictoWorld renders (n={n}, seed={seed}, size={size}, attributes uniform)"
+
+
 def calibrate_on_pictoworld(probes: list[Probe], n: int = 600, seed: int = 12345, size: int = 32
                             ) -> dict[str, Calibration]:
-    imgs, table = pictoworld_people(n, seed, size)
-    src = f"PictoWorld renders (n={n}, seed={seed}, size={size}, attributes uniform)"
-    return _calibrate_many(probes, imgs, table, src)
+    return calibrate_set(probes, *pictoworld_calibration_set(n, seed, size))
 
 
 def load_labelled_folder(directory: str | Path):
@@ -192,9 +196,10 @@ def load_labelled_folder(directory: str | Path):
 
 def calibrate_on_folder(probes: list[Probe], directory: str | Path) -> dict[str, Calibration]:
     imgs, table, src = load_labelled_folder(directory)
-    return _calibrate_many(probes, imgs, table, src)
+    return calibrate_set(probes, imgs, table, src)
 
 
-__all__ = ["Calibration", "calibrate", "calibrate_on_pictoworld", "calibrate_on_folder",
+__all__ = ["Calibration", "calibrate", "calibrate_set", "calibrate_on_pictoworld", "calibrate_on_folder",
+           "pictoworld_calibration_set",
            "confusion_counts", "conditional_from_counts", "outcome_index", "pictoworld_people",
            "load_labelled_folder", "labels_for", "predict_all", "NO_PERSON", "UNSURE"]
