@@ -85,15 +85,16 @@ def run_job(cfg: JobConfig, echo=print) -> JobResult:
     table = format_table(res["aggregates"])
 
     bias_text = ""
+    pictoworld = _pictoworld(run_dir)  # the run's domain, read once for both audits
     if cfg.bias:
         from t2i_audit.audits.bias import run_bias_audit
 
         t = stage("bias audit")
-        out = run_bias_audit(run_dir, job_bias_config(run_dir, cfg))
+        out = run_bias_audit(run_dir, job_bias_config(run_dir, cfg, pictoworld))
         times["bias audit"] = time.perf_counter() - t
         bias_text = bias_summary(out)
     if cfg.diversity:
-        bias_text += diversity_stage(run_dir, cfg, stage, times)
+        bias_text += diversity_stage(run_dir, cfg, stage, times) if pictoworld else ""
 
     t = stage("report")
     gate_exit = None
@@ -126,12 +127,12 @@ def _pictoworld(run_dir: Path) -> bool:
     return run_domain(*load_run(run_dir)) == "pictoworld"
 
 
-def job_bias_config(run_dir: Path, cfg: JobConfig):
+def job_bias_config(run_dir: Path, cfg: JobConfig, pictoworld: bool):
     """On PictoWorld runs the job runs what a real-model user runs -- the CLIP probes plus labels on a
     stratified subset (here by the oracle) -- and reads every image with the oracle beside them."""
     from t2i_audit.audits.bias import BiasAuditConfig, default_probes
 
-    if not (cfg.oracle_labels and _pictoworld(run_dir)):
+    if not (cfg.oracle_labels and pictoworld):
         return BiasAuditConfig(progress=cfg.progress)
     from t2i_audit.audits.labels_run import label_run
 
@@ -141,8 +142,6 @@ def job_bias_config(run_dir: Path, cfg: JobConfig):
 
 
 def diversity_stage(run_dir: Path, cfg: JobConfig, stage, times: dict) -> str:
-    if not _pictoworld(run_dir):
-        return ""
     from t2i_audit.audits.diversity import DiversityAuditConfig, run_diversity_audit
 
     t = stage("diversity audit")
@@ -153,7 +152,10 @@ def diversity_stage(run_dir: Path, cfg: JobConfig, stage, times: dict) -> str:
 
 
 def bias_summary(out: dict) -> str:
-    """Neutral-prompt shares per profession (corrected where calibrated), with 95% intervals."""
+    """Neutral-prompt shares per profession (the headline estimate: reports.tables.bias_headline),
+    with 95% intervals."""
+    from t2i_audit.reports.tables import bias_headline
+
     bias = out["bias"]
     rows = bias[(bias.section == "neutral")] if "section" in bias else bias
     lines = ["bias (neutral prompts; share [95% CI]; label-calibrated (PPI++) where labelled, else corrected "
@@ -165,12 +167,7 @@ def bias_summary(out: dict) -> str:
         for grp, g in d.groupby("group", sort=False):
             cells = []
             for _, x in g.iterrows():
-                if x.get("ppi", float("nan")) == x.get("ppi", float("nan")):
-                    v, lo, hi = x.ppi, x.ppi_ci_low, x.ppi_ci_high
-                elif x.corrected == x.corrected:
-                    v, lo, hi = x.corrected, x.corr_ci_low, x.corr_ci_high
-                else:
-                    v, lo, hi = x.raw, x.raw_ci_low, x.raw_ci_high
+                v, lo, hi = bias_headline(x)
                 ref = f" ref {x.reference:.2f}" if x.reference == x.reference else ""
                 cells.append(f"{x.cls} {v:.2f} [{lo:.2f},{hi:.2f}]{ref}")
             lines.append(f"    {grp:<20} n={int(g.iloc[0].n_images):<4} " + "; ".join(cells))

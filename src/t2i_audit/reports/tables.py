@@ -38,6 +38,22 @@ def fmt_num(v, digits: int = 3) -> str:
     return f"{v:.{digits}f}"
 
 
+def bias_headline(row) -> tuple[float, float, float]:
+    """(share, ci_low, ci_high) a bias row leads with: label-calibrated (PPI++) where the audit had
+    labels, else corrected through the calibration set, else raw (the audit's headline rule)."""
+    import math
+
+    def finite(name: str) -> bool:
+        v = getattr(row, name, None)
+        return v is not None and isinstance(v, (int, float)) and math.isfinite(v)
+
+    for pre, lo, hi in (("ppi", "ppi_ci_low", "ppi_ci_high"), ("corrected", "corr_ci_low", "corr_ci_high"),
+                        ("raw", "raw_ci_low", "raw_ci_high")):
+        if finite(pre):
+            return getattr(row, pre), getattr(row, lo), getattr(row, hi)
+    return row.raw, row.raw_ci_low, row.raw_ci_high
+
+
 def fmt_ci(lo, hi) -> str:
     if lo is None or hi is None or (isinstance(lo, float) and math.isnan(lo)):
         return "–"

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from t2i_audit.errors import did_you_mean
 from t2i_audit.reports.gate.rules import GateRuleError, Ref
 from t2i_audit.reports.results import RunResults, memorization_summary
+from t2i_audit.reports.tables import bias_headline
 
 
 @dataclass(frozen=True)
@@ -87,14 +88,9 @@ class MetricIndex:
                 self.short_bias.setdefault((stat, str(r.group)), set()).add(str(r.attribute))
         if res.bias is not None:
             for r in res.bias.itertuples():
-                corrected = math.isfinite(_f(r.corrected))
-                labelled = math.isfinite(_f(getattr(r, "ppi", float("nan"))))
                 probe = getattr(r, "probe", None)
                 probe = None if probe is None or (isinstance(probe, float) and math.isnan(probe)) else str(probe)
-                headline = (("share", r.ppi, r.ppi_ci_low, r.ppi_ci_high) if labelled  # label-calibrated
-                            else ("share", r.corrected, r.corr_ci_low, r.corr_ci_high) if corrected
-                            else ("share", r.raw, r.raw_ci_low, r.raw_ci_high))
-                for kind, v, lo, hi in (headline,
+                for kind, v, lo, hi in (("share", *bias_headline(r)),
                                         ("raw_share", r.raw, r.raw_ci_low, r.raw_ci_high)):
                     g = f"{r.group}:{r.cls}"
                     detail = {"attribute": str(r.attribute), "group": str(r.group), "cls": str(r.cls),
