@@ -74,14 +74,14 @@ class DiversityEstimate:
         return asdict(self)
 
 
-def check_features(x, name: str, min_rows: int = 1) -> np.ndarray:
-    """``x`` as a finite float64 n×d array with at least ``min_rows`` rows, or InputError."""
+def check_features(x, name: str, min_rows: int = 1, fix: str = "add images or lower k") -> np.ndarray:
+    """``x`` as a finite float64 n×d array with at least ``min_rows`` rows, or InputError (``fix``
+    says what to do about too few rows). Feature checks of every stats module go through here."""
     a = np.asarray(x, dtype=np.float64)
     if a.ndim != 2:
-        raise InputError(f"{name}: shape {a.shape} is not n×d; pass one feature row per image")
+        raise InputError(f"{name}: shape {a.shape} is not a 2-D n×d array; pass one feature row per image")
     if a.shape[0] < min_rows:
-        raise InputError(f"{name}: {a.shape[0]} rows, need at least {min_rows} for this k; "
-                         "add images or lower k")
+        raise InputError(f"{name}: {a.shape[0]} rows, need at least {min_rows}; {fix}")
     if not np.all(np.isfinite(a)):
         bad = int((~np.all(np.isfinite(a), axis=1)).sum())
         raise InputError(f"{name}: {bad} rows hold NaN/Inf; drop or re-extract those features")

@@ -38,7 +38,7 @@ import numpy as np
 from scipy.stats import norm
 
 from t2i_audit.errors import InputError
-from t2i_audit.stats.correction import conditional_from_counts, correct
+from t2i_audit.stats.correction import conditional_from_counts, correct, outcome_index
 
 MIN_LABELS = 10  # fewer valid labels in a group: no label-calibrated estimate (said in the output)
 
@@ -61,11 +61,12 @@ class LabelTables:
 
 
 def outcome_columns(pred: np.ndarray, k: int) -> np.ndarray:
-    """Probe labels (class index, -1 unsure, -2 no person) -> outcome columns 0..K+1."""
+    """Probe labels (class index, -1 unsure, -2 no person) -> outcome columns 0..K+1, validated
+    (``stats.correction.outcome_index``)."""
     pred = np.asarray(pred, dtype=np.int64)
     if pred.size and (pred.max() >= k or pred.min() < -2):
         raise InputError(f"probe readings must be class indices 0..{k - 1}, -1 (unsure) or -2 (no person)")
-    return np.where(pred >= 0, pred, np.where(pred == -1, k, k + 1))
+    return outcome_index(pred, k)
 
 
 def label_tables(pred, truth, prompts, k: int) -> LabelTables:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from t2i_audit.errors import InputError
+from t2i_audit.stats.diversity_features import check_features
 
 MIN_SAMPLES = 10
 
@@ -54,16 +55,9 @@ class ShiftResult:
 
 def _features(x, name: str) -> np.ndarray:
     a = np.asarray(x, dtype=np.float64)
-    if a.ndim == 1:
-        a = a[:, None]
-    if a.ndim != 2:
-        raise InputError(f"{name}: expected a 2-D array (images x features), got shape {a.shape}")
-    if a.shape[0] < MIN_SAMPLES:
-        raise InputError(f"{name}: {a.shape[0]} rows; the shift test needs at least {MIN_SAMPLES} images "
-                         "per side (add images to the calibration set or the run)")
-    if not np.all(np.isfinite(a)):
-        raise InputError(f"{name}: contains NaN or infinite values; drop those images' rows")
-    return a
+    return check_features(a[:, None] if a.ndim == 1 else a, name, MIN_SAMPLES,
+                          "the shift test needs that many images per side (add images to the calibration "
+                          "set or the run)")
 
 
 def _subsample(idx: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:

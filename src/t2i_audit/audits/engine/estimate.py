@@ -50,7 +50,7 @@ def attach_labelled(est: GroupShareEstimate, readings, truth, prompts, k: int, g
     L, U = t.L.sum(0), t.U.sum(0)
     counts = np.concatenate(list(cluster_draw_counts(t.U.shape[0], cfg.bootstrap, int(rng.integers(2**31)))))
     reps = replicate_tables(t, counts)
-    est.ppi, est.ppi_reps = np.clip(ppi_shares(L, U), 0, 1), np.clip(ppi_shares(reps.L, reps.U), 0, 1)
+    est.ppi, est.ppi_reps = ppi_shares(L, U), ppi_shares(reps.L, reps.U)  # on the simplex already
     est.lab_conf, est.lab_conf_reps = confusion_shares(L, U, cfg.method), confusion_shares(reps.L, reps.U, cfg.method)
 
 
