@@ -48,15 +48,13 @@ def _number(v: str):
 
 
 def _seed(v: str, where: str) -> int | None:
-    v = (v or "").strip()
-    if not v:
+    f = _number(v)
+    if f is None:
         return None
-    try:
-        f = float(v)
-    except ValueError:
-        raise InputError(f"{where}: sd_seed {v!r} is not an integer; fix or empty it") from None
-    if not f.is_integer() or not 0 <= f < 2**31:
-        raise InputError(f"{where}: sd_seed {v!r} must be a whole number in [0, 2^31)")
+    if isinstance(f, str):
+        raise InputError(f"{where}: sd_seed {f!r} is not an integer; fix or empty it")
+    if not float(f).is_integer() or not 0 <= f < 2**31:
+        raise InputError(f"{where}: sd_seed {v.strip()!r} must be a whole number in [0, 2^31)")
     return int(f)
 
 
