@@ -99,8 +99,16 @@ def mmd2_permutation(x: np.ndarray, y: np.ndarray, permutations: int, rng: np.ra
     images *read alike* look alike, so a change of class shares alone (label shift, which a
     confusion matrix survives) is not flagged. Strata with fewer than 2 images on a side are skipped.
     """
-    z = np.concatenate([x, y])
-    h = median_bandwidth(z)
+    h = median_bandwidth(np.concatenate([x, y]))
+    obs, p = _stratified(lambda z, n: _mmd2_stats(z, n, h, permutations, rng), x, y, x_strata, y_strata,
+                         permutations)
+    return obs, p, h
+
+
+def _stratified(stats_fn, x: np.ndarray, y: np.ndarray, x_strata, y_strata, permutations: int
+                ) -> tuple[float, float]:
+    """Size-weighted mean over strata of ``stats_fn(pooled, n_x)`` (the observed statistic, then one
+    per relabelling within the stratum), and its permutation p-value."""
     sx = np.zeros(len(x), dtype=int) if x_strata is None else np.asarray(x_strata)
     sy = np.zeros(len(y), dtype=int) if y_strata is None else np.asarray(y_strata)
     total, weight = np.zeros(permutations + 1), 0
@@ -108,15 +116,13 @@ def mmd2_permutation(x: np.ndarray, y: np.ndarray, permutations: int, rng: np.ra
         xu, yu = x[sx == u], y[sy == u]
         if len(xu) < 2 or len(yu) < 2:
             continue
-        total += (len(xu) + len(yu)) * _mmd2_stats(np.concatenate([xu, yu]), len(xu), h, permutations, rng)
+        total += (len(xu) + len(yu)) * stats_fn(np.concatenate([xu, yu]), len(xu))
         weight += len(xu) + len(yu)
     if weight == 0:
         raise InputError("shift test strata: no stratum has 2 or more images on both sides; "
                          "pass coarser strata or none")
     stats = total / weight
-    obs = float(stats[0])
-    p = (1 + np.sum(stats[1:] >= obs - 1e-12)) / (1 + permutations)
-    return obs, float(p), h
+    return float(stats[0]), float((1 + np.sum(stats[1:] >= stats[0] - 1e-12)) / (1 + permutations))
 
 
 def _ks_stats(v: np.ndarray, n: int, permutations: int, rng: np.random.Generator) -> np.ndarray:
@@ -140,20 +146,7 @@ def ks_permutation(cx: np.ndarray, cy: np.ndarray, permutations: int, rng: np.ra
     labels are permuted within strata (as in :func:`mmd2_permutation`): a probe is more confident
     on some classes than others, so a change of class shares alone moves the pooled distribution.
     """
-    sx = np.zeros(len(cx), dtype=int) if x_strata is None else np.asarray(x_strata)
-    sy = np.zeros(len(cy), dtype=int) if y_strata is None else np.asarray(y_strata)
-    total, weight = np.zeros(permutations + 1), 0
-    for u in np.unique(np.concatenate([sx, sy])):
-        xu, yu = cx[sx == u], cy[sy == u]
-        if len(xu) < 2 or len(yu) < 2:
-            continue
-        total += (len(xu) + len(yu)) * _ks_stats(np.concatenate([xu, yu]), len(xu), permutations, rng)
-        weight += len(xu) + len(yu)
-    if weight == 0:
-        raise InputError("shift test strata: no stratum has 2 or more images on both sides; "
-                         "pass coarser strata or none")
-    stats = total / weight
-    return float(stats[0]), float((1 + np.sum(stats[1:] >= stats[0] - 1e-12)) / (1 + permutations))
+    return _stratified(lambda v, n: _ks_stats(v, n, permutations, rng), cx, cy, x_strata, y_strata, permutations)
 
 
 def detect_shift(calib_features, run_features, calib_conf=None, run_conf=None, alpha: float = 0.05,
