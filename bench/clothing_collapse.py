@@ -160,6 +160,10 @@ def embedding_rows(args, pipe) -> tuple[list[list], Probe]:
                 (sum(a == b for a, b in zip(pred, truth)), len(pred)), probe.signal(emb))]
     seeds = list(range(args.seed, args.seed + args.n))
     for g in args.true_guidances:
+        if pipe.distilled_guidance and g != pipe.distilled_guidance:
+            print(f"skipped true embed -> decoder g{g}: the decoder is guidance-distilled at "
+                  f"{pipe.distilled_guidance:g}", file=sys.stderr)
+            continue
         t0 = time.perf_counter()
         lab = read_clothing(pipe.decode(caps, emb, seeds, guidance=g))
         k = sum(a == b for a, b in zip(lab, truth))
@@ -179,6 +183,10 @@ def run(args, pipe) -> list[list]:
             settings = [(g, (0.0, 1.0)) for g in args.guidances]
             settings += [(g, iv) for g in args.interval_guidances for iv in parse_intervals(args.intervals)]
         for g, iv in settings:
+            if pipe.distilled_guidance and (g != pipe.distilled_guidance or tuple(iv) != (0.0, 1.0)):
+                print(f"skipped decoder g{g} in {list(iv)}: the decoder is guidance-distilled at "
+                      f"{pipe.distilled_guidance:g}", file=sys.stderr)
+                continue
             t0 = time.perf_counter()
             imgs = pipe.decode(prompts, emb, pseeds, guidance=g, guidance_interval=list(iv))
             dt = time.perf_counter() - t0

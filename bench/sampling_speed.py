@@ -14,6 +14,7 @@ inside DDPM-1000's interval.
 
     python bench/sampling_speed.py [--n 128] [--checkpoint DIR] [--threads 1] [--skip-ddpm]
     python bench/sampling_speed.py --n 1024 --compare steps=8,prior_steps=10,guidance_interval=0.0:0.6
+    python bench/sampling_speed.py --n 1024 --compare --baseline OLD_CHECKPOINT
 
 ``--compare SETTING`` runs only today's default and SETTING side by side (issue 26, acceptance 1):
 per-category oracle accuracy with 95% Wilson intervals, and the speed ratio.
@@ -75,22 +76,31 @@ def per_category(images, expects, cats) -> dict[str, tuple[int, int]]:
     return {c: (k, n) for c, (k, n) in out.items()}
 
 
-def compare(args, pipe) -> None:
-    """Today's default and a candidate setting side by side on the same pairs (issue 26, acceptance
-    1): images/s (CPU clock by default) and per-category oracle accuracy with 95% Wilson intervals;
-    the candidate passes where it is >= 2x as fast and no category falls below today's interval."""
+def compare(args, pipe, baseline=None) -> None:
+    """Today's default and a candidate side by side on the same pairs (issue 26, acceptance 1):
+    images/s (CPU clock by default) and per-category oracle accuracy with 95% Wilson intervals; the
+    candidate passes where it is >= 2x as fast and no category falls below today's interval.
+
+    Today is ``baseline`` (another checkpoint's default sampler) if given, else ``pipe``'s default;
+    the candidate is ``pipe`` with the ``--compare`` setting (empty: its default). The two run in
+    alternating chunks of ``--chunk`` pairs, so that a change in the machine's load hits both."""
     from t2i_audit.evals.stats import wilson_interval
 
     prompts, seeds, expects, cats = pairs(args.n, with_categories=True)
-    new = parse_setting(args.compare)
-    pipe(prompts[:2], seeds[:2], **new)  # warm-up
-    res = {}
-    for name, over in (("today's default", {}), (f"new: {args.compare}", new)):
-        with timed(args.device) as t:
-            imgs = pipe(prompts, seeds, **over).images
-        res[name] = (len(imgs) / t.get(args.clock), len(imgs) / t.wall, per_category(imgs, expects, cats))
-        print(f"  {name}: {res[name][0]:.2f} img/s ({args.clock})", file=sys.stderr, flush=True)
-    (old_rate, old_wall, old), (new_rate, new_wall, cur) = res.values()
+    new = parse_setting(args.compare or "")
+    runs = {"today": (baseline or pipe, {}), "new": (pipe, new)}
+    for p, over in runs.values():
+        p(prompts[:2], seeds[:2], **over)  # warm-up
+    imgs = {k: [] for k in runs}
+    clock = {k: [0.0, 0.0] for k in runs}
+    for i in range(0, len(prompts), args.chunk):
+        for k, (p, over) in runs.items():
+            with timed(args.device) as t:
+                imgs[k] += p(prompts[i:i + args.chunk], seeds[i:i + args.chunk], **over).images
+            clock[k][0] += t.get(args.clock)
+            clock[k][1] += t.wall
+        print(f"  {len(imgs['new'])}/{len(prompts)} pairs", file=sys.stderr, flush=True)
+    old, cur = (per_category(imgs[k], expects, cats) for k in runs)
     rows, worse = [], []
     for c in sorted(old, key=lambda c: (c == "all", c)):
         (k0, n0), (k1, n1) = old[c], cur[c]
@@ -101,9 +111,10 @@ def compare(args, pipe) -> None:
         rows.append([c, n0, f"{k0 / n0:.3f} [{lo0:.3f}, {hi0:.3f}]", f"{k1 / n1:.3f} [{lo1:.3f}, {hi1:.3f}]"])
     print(machine_line(args))
     print(table(["category", "n", "today: oracle acc [95% Wilson]", "new: oracle acc [95% Wilson]"], rows))
+    (old_rate, old_wall), (new_rate, new_wall) = ((len(prompts) / c, len(prompts) / w) for c, w in clock.values())
     speed = new_rate / old_rate
     print(f"images/s ({args.clock}): today {old_rate:.2f}, new {new_rate:.2f} -> {speed:.2f}x "
-          f"(wall: {old_wall:.2f} vs {new_wall:.2f})")
+          f"(wall: {old_wall:.2f} vs {new_wall:.2f} img/s)")
     print(f"acceptance 1: >= 2.0x: {'PASS' if speed >= 2 else 'FAIL'}; every category at or above today's "
           f"interval: {'PASS' if not worse else 'FAIL (' + ', '.join(worse) + ')'}; n = {args.n} pairs")
 
@@ -142,11 +153,11 @@ def plain_loop(pipe, prompts, seeds, p, batch: int, device: str = "cpu"):
         x = initial_noise((pipe.prior.config.embed_dim,), gens).to(device)
         x = run(lambda x, t, d: pipe.prior(x, t, states, pooled, valid, d), x,
                 make_scheduler(p.prior_sampler, pipe.prior_scheduler), p.prior_steps, p.prior_guidance, gens)
-        emb = torch.nn.functional.normalize(x, dim=-1)
+        emb = pipe.prior.from_space(x)
         c = pipe.decoder.config
         z = initial_noise((c.in_channels, c.input_size, c.input_size), gens).to(device)
         z = run(lambda z, t, d: pipe.decoder(z, t, emb, states, valid, d, d), z,
-                make_scheduler(p.sampler, pipe.decoder_scheduler), p.steps, p.guidance, gens)
+                make_scheduler(p.sampler, pipe.decoder_scheduler), p.steps, 1.0 if pipe.distilled_guidance else p.guidance, gens)
         px = to_uint8(pipe.autoencoder.decode(z).float()).cpu()
         return [Image.fromarray(a.permute(1, 2, 0).numpy()) for a in px]
 
@@ -163,8 +174,12 @@ def main() -> None:
     ap.add_argument("--skip-ddpm", action="store_true", help="leave out DDPM (slow on CPU)")
     ap.add_argument("--ddpm-decoder-only", action="store_true",
                     help="DDPM for the decoder only, the prior at its default sampler")
-    ap.add_argument("--compare", default=None, metavar="SETTING",
-                    help="only today's default vs SETTING, e.g. steps=8,prior_steps=10,guidance_interval=0.0:0.6")
+    ap.add_argument("--compare", default=None, metavar="SETTING", nargs="?", const="",
+                    help="only today's default vs SETTING, e.g. steps=8,prior_steps=10,guidance_interval=0.0:0.6 "
+                         "(no SETTING: the checkpoint's default, against --baseline)")
+    ap.add_argument("--baseline", default=None, metavar="CHECKPOINT",
+                    help="with --compare: today's default is this checkpoint's (e.g. the previous bundled one)")
+    ap.add_argument("--chunk", type=int, default=64, help="with --compare: pairs per alternating chunk")
     add_common_args(ap)
     args = ap.parse_args()
     setup(args)
@@ -176,9 +191,11 @@ def main() -> None:
         if not hasattr(pipe, "to"):
             sys.exit("this Pipeline has no .to(device); run on CPU")
         pipe.to(args.device)
-    if args.compare:
-        print(f"checkpoint {ckpt}; {args.n} prompt/seed pairs from pictoworld-skills (one image each)")
-        return compare(args, pipe)
+    if args.compare is not None:
+        base = Pipeline.load(args.baseline) if args.baseline else None
+        print(f"new: checkpoint {ckpt} ({pipe.id}); today: {base.id if base else 'the same'}; "
+              f"{args.n} prompt/seed pairs from pictoworld-skills (one image each)")
+        return compare(args, pipe, base)
     prompts, seeds, expects = pairs(args.n)
     d = pipe.defaults
     configs = [(f"default ({d.sampler}-{d.steps}, prior {d.prior_sampler}-{d.prior_steps})", {})]

@@ -14,7 +14,8 @@ from t2i_audit.generator.presets import Preset, get_preset, read_preset_json
 PRESETS = Path(__file__).resolve().parents[1] / "scripts" / "presets"
 
 # sha256 (first 16 hex) of json.dumps(full preset, sort_keys=True) of each file as it was when every
-# preset was a full copy: the resolved override chain must give the same preset, byte for byte.
+# preset was a full copy (finetune9: when it was written): the resolved override chain must give the
+# same preset, byte for byte.
 FULL = {
     "decoder_finetune": "168a46cab1e87329",
     "decoder_finetune2": "a35923776e6fdcd9",
@@ -25,6 +26,7 @@ FULL = {
     "decoder_finetune7": "5d780078a3902b2f",
     "decoder_finetune8": "671899824d8e0fbb",
     "prior_finetune": "6b7fa8195b02c202",
+    "finetune9": "3d03c45a4f2fb300",  # written as overrides from the start (whitened prior, distilled decoder)
 }
 
 

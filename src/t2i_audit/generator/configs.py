@@ -80,6 +80,14 @@ class PriorConfig(_JsonConfig):
     context_length: int = 24
     prediction: str = "sample"  # predicts the clean embedding, as DALL-E 2's prior
     embed_scale: float = 1.0  # normalised embeddings are multiplied by this (set at training)
+    # The space the prior diffuses in: "scaled" (the scaled embedding itself) or "whitened" (its
+    # PCA coordinates divided by their standard deviation, fit on training renders at the start of
+    # training and stored with the weights). In the scaled space, clothing colour spans <1% of the
+    # variance and an under-fit prior averages it out; whitened, every direction weighs the same.
+    space: str = "scaled"
+    # Whitening never divides by a standard deviation below sqrt(whiten_floor) (scaled units; the
+    # mean eigenvalue of the scaled embedding is ~0.6): near-empty directions stay near zero.
+    whiten_floor: float = 0.01
 
 
 @dataclass

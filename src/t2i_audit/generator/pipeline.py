@@ -121,7 +121,18 @@ class Pipeline:
         if min(p.rerank, p.steps, p.prior_steps, p.micro_batch) < 1:
             raise InputError("rerank, steps, prior_steps and micro_batch must each be at least 1")
         p.guidance_interval = list(check_interval(p.guidance_interval))
+        dg = self.distilled_guidance
+        if dg and (p.guidance != dg or p.guidance_interval != [0.0, 1.0]):
+            raise InputError(f"this checkpoint's decoder is guidance-distilled at guidance {dg:g} (one "
+                             f"evaluation per step, guidance built in): it samples at guidance {dg:g} over "
+                             f"the whole interval only, not guidance {p.guidance:g} in {p.guidance_interval}. "
+                             "Use a checkpoint with a plain decoder for other guidance settings.")
         return p
+
+    @property
+    def distilled_guidance(self) -> float:
+        """The guidance scale the decoder was distilled at (0.0: a plain decoder)."""
+        return float(getattr(self.decoder.config, "distilled_guidance", 0.0) or 0.0)
 
     # ------------------------------------------------------------------ generation
     @torch.inference_mode()
@@ -156,7 +167,7 @@ class Pipeline:
             x = initial_noise((self.prior.config.embed_dim,), gens).to(self.device)
             x = sample(guided(prior_fn, p.prior_guidance), x,
                        make_scheduler(p.prior_sampler, self.prior_scheduler), p.prior_steps, gens)
-            img_emb = torch.nn.functional.normalize(x, dim=-1)
+            img_emb = self.prior.from_space(x)
         else:
             e = image_embeds.to(self.device, torch.float32)
             img_emb = torch.nn.functional.normalize(torch.cat([e, e[-1:].expand(pad, -1)]), dim=-1)
@@ -171,7 +182,8 @@ class Pipeline:
 
         dcfg = self.decoder.config
         z = initial_noise((dcfg.in_channels, dcfg.input_size, dcfg.input_size), gens).to(self.device)
-        z = sample(guided(decoder_fn, p.guidance, p.guidance_interval,
+        scale = 1.0 if self.distilled_guidance else p.guidance  # distilled: the guidance is built in
+        z = sample(guided(decoder_fn, scale, p.guidance_interval,
                           self.decoder_scheduler.num_train_timesteps), z, make_scheduler(p.sampler, self.decoder_scheduler),
                    p.steps, gens)
         with self._autocast():

@@ -63,6 +63,10 @@ class Preset(_JsonConfig):
     # top of the prior's draw: the bias is amplified. On "uniform" the caption says nothing about
     # skin or presentation, so the embedding alone decides and the planted bias lives in the prior.
     decoder_people: str = "spec"
+    # Guidance distillation of the decoder (generator/train_distill.py): G > 0 trains, instead of the
+    # decoder stage, a student of the --init-from checkpoint's decoder that samples at guidance G
+    # with one evaluation per step (decoder steps, batch, lr, data seed, mix and people as above).
+    decoder_distill_guidance: float = 0.0
     # The same two knobs for the prior (None: the world's default mix; 303: the original stream).
     prior_kind_weights: dict | None = None
     prior_data_seed: int = 303

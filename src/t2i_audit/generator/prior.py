@@ -11,14 +11,24 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from t2i_audit.errors import InputError, did_you_mean
 from t2i_audit.generator.configs import PriorConfig
 from t2i_audit.generator.layers import Block, TimeEmbed, key_mask
+
+PRIOR_SPACES = ("scaled", "whitened")
 
 
 class Prior(nn.Module):
     def __init__(self, config: PriorConfig):
         super().__init__()
         self.config = c = config
+        if c.space not in PRIOR_SPACES:
+            raise InputError(f"prior space {c.space!r}{did_you_mean(c.space, PRIOR_SPACES)}; "
+                             f"choose {' or '.join(PRIOR_SPACES)}")
+        if c.space == "whitened":  # fit by fit_space() before training, then saved with the weights
+            self.register_buffer("space_mean", torch.zeros(c.embed_dim))
+            self.register_buffer("space_basis", torch.eye(c.embed_dim))
+            self.register_buffer("space_std", torch.ones(c.embed_dim))
         self.txt = nn.Linear(c.text_dim, c.width)
         self.pooled = nn.Linear(c.embed_dim, c.width)
         self.noisy = nn.Linear(c.embed_dim, c.width)
@@ -48,3 +58,35 @@ class Prior(nn.Module):
         for blk in self.blocks:
             seq = blk(seq, temb, mask)
         return self.out(self.norm(seq[:, -1]))
+
+    # ------------------------------------------------------------------ the diffusion space
+    @torch.no_grad()
+    def fit_space(self, embeds: torch.Tensor) -> dict:
+        """Fit the whitening of a "whitened" prior on unit CLIP image embeddings (N, D) of training
+        renders: PCA of the scaled embeddings, each coordinate divided by its standard deviation
+        (floored). Returns the spectrum summary that training logs."""
+        if self.config.space != "whitened":
+            return {}
+        x = embeds.double() * self.config.embed_scale
+        mean = x.mean(0)
+        cov = (x - mean).T @ (x - mean) / max(len(x) - 1, 1)
+        ev, vec = torch.linalg.eigh(cov)
+        ev, vec = ev.flip(0).clamp_min(0.0), vec.flip(1)
+        self.space_mean.copy_(mean.float())
+        self.space_basis.copy_(vec.float())
+        self.space_std.copy_(ev.clamp_min(self.config.whiten_floor).sqrt().float())
+        return {"n": len(x), "total_variance": float(ev.sum()), "top_eigenvalues": [round(float(v), 4) for v in ev[:8]],
+                "floored": int((ev < self.config.whiten_floor).sum())}
+
+    def to_space(self, embeds: torch.Tensor) -> torch.Tensor:
+        """Unit CLIP image embeddings (B, D) -> the coordinates the prior diffuses in."""
+        x = embeds * self.config.embed_scale
+        if self.config.space == "whitened":
+            x = (x - self.space_mean) @ self.space_basis / self.space_std
+        return x
+
+    def from_space(self, x: torch.Tensor) -> torch.Tensor:
+        """The prior's coordinates (B, D) -> unit CLIP image embeddings."""
+        if self.config.space == "whitened":
+            x = (x * self.space_std) @ self.space_basis.T + self.space_mean
+        return torch.nn.functional.normalize(x, dim=-1)

@@ -53,13 +53,34 @@ def seed_from_checkpoint(out: Path, src: Path, stages: tuple[str, ...]) -> None:
         if not (out / stage / "model.safetensors").is_file():
             shutil.copytree(src / stage, out / stage)
     training = index.get("training", {})
-    init = {"id": index["id"], "path": str(src), "finetuned": list(stages),
+    earlier = json.loads(init_path.read_text()).get("finetuned", []) if init_path.is_file() else []
+    init = {"id": index["id"], "path": str(src), "finetuned": sorted({*earlier, *stages}),
             "steps": training.get("steps", {}), "wall_time_s": training.get("wall_time_s", {})}
     if "init_from" in training:  # the source was itself fine-tuned: keep the whole chain
         init["init_from"] = training["init_from"]
     # how the source trained its prior and decoder: a stage copied unchanged keeps this record
     init["stage_training"] = {k: v for k, v in training.items() if k.startswith(_STAGE_PREFIXES)}
     init_path.write_text(json.dumps(init, indent=2) + "\n")
+
+
+def _distill(out: Path, src: Path | None, preset: Preset, spec: BiasSpec, common: dict) -> None:
+    """The decoder stage of a preset with ``decoder_distill_guidance``: distil the source
+    checkpoint's decoder (the teacher) at that guidance scale."""
+    from t2i_audit.errors import InputError
+    from t2i_audit.generator.train_distill import distill_guidance
+    from t2i_audit.generator.unet import build_decoder, load_decoder_config
+    from t2i_audit.generator.weights import load_safetensors_into
+
+    if src is None:
+        raise InputError(f"preset {preset.name!r} distils the decoder (decoder_distill_guidance "
+                         f"{preset.decoder_distill_guidance:g}): give the teacher with --init-from")
+    clip = load_clip(out / "clip")
+    teacher = build_decoder(load_decoder_config(src / "decoder" / "config.json"), clip.config.context_length)
+    load_safetensors_into(teacher, src / "decoder" / "model.safetensors")
+    common = {k: v for k, v in common.items() if k != "init_weights"}
+    distill_guidance(out, clip, load_autoencoder(out / "autoencoder"), teacher,
+                     scale=preset.decoder_distill_guidance, data_seed=preset.decoder_data_seed,
+                     kind_weights=preset.decoder_kind_weights, **{**common, "spec": preset.decoder_spec(spec)})
 
 
 def train_all(out: str | Path, preset: Preset, *, spec: BiasSpec | None = None,
@@ -105,6 +126,8 @@ def train_all(out: str | Path, preset: Preset, *, spec: BiasSpec | None = None,
         elif stage == "prior":
             train_prior(out, load_clip(out / "clip"), cfg=preset.prior_config(),
                         kind_weights=preset.prior_kind_weights, data_seed=preset.prior_data_seed, **common)
+        elif stage == "decoder" and preset.decoder_distill_guidance:
+            _distill(out, src, preset, spec, common)
         elif stage == "decoder":
             common["spec"] = preset.decoder_spec(spec)
             train_decoder(out, load_clip(out / "clip"), load_autoencoder(out / "autoencoder"),
@@ -128,7 +151,8 @@ def stage_record(preset: Preset, spec: BiasSpec) -> dict:
         record["decoder_kind_weights"] = preset.decoder_kind_weights
     # index key -> preset field
     for key, field_name in (("decoder_data_seed", "decoder_data_seed"), ("decoder_skin_weight", "skin_weight"),
-                            ("prior_kind_weights", "prior_kind_weights"), ("prior_data_seed", "prior_data_seed")):
+                            ("prior_kind_weights", "prior_kind_weights"), ("prior_data_seed", "prior_data_seed"),
+                            ("decoder_distill_guidance", "decoder_distill_guidance")):
         if getattr(preset, field_name) != getattr(Preset, field_name):
             record[key] = getattr(preset, field_name)
     return record

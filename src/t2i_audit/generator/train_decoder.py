@@ -44,6 +44,22 @@ def skin_mask(imgs: torch.Tensor, scenes: list, latent_size: int, threshold: int
     return F.adaptive_max_pool2d(hit.float(), latent_size)
 
 
+def noised_batch(clip: ClipBundle, ae: Autoencoder, noise_sched, step: int, batch: int, spec: BiasSpec, *,
+                 seed: int, data_seed: int, kind_weights: dict | None):
+    """Decoder training batch ``step``: renders of stream ``data_seed`` (images, scenes), their
+    caption states, valid mask and CLIP image embeddings, clean latents x0, the noise and timesteps
+    drawn from the step's generator, and that generator (for the caller's further draws)."""
+    imgs, caps, scenes = world_batch(data_seed, step * batch, batch, spec, ae.config.image_size,
+                                     kind_weights=kind_weights)
+    states, _, valid, img = clip_targets(clip, imgs, caps)
+    with torch.no_grad():
+        x0 = ae.encode(to_pixels(imgs))
+    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    noise = torch.randn(x0.shape, generator=g)
+    t = torch.randint(0, noise_sched.config.num_train_timesteps, (batch,), generator=g)
+    return imgs, scenes, states, valid, img, x0, noise, t, g
+
+
 def train_decoder(out, clip: ClipBundle, autoencoder: Autoencoder, *, cfg=None,
                   steps: int = 3000, batch: int = 64, lr: float = 4e-4, seed: int = 4,
                   spec: BiasSpec | None = None, drop_both: float = 0.1, drop_one: float = 0.05,
@@ -62,14 +78,8 @@ def train_decoder(out, clip: ClipBundle, autoencoder: Autoencoder, *, cfg=None,
     clip.model.eval()
 
     def step_fn(step: int):
-        imgs, caps, scenes = world_batch(data_seed, step * batch, batch, spec, ae.config.image_size,
-                                         kind_weights=kind_weights)
-        states, _, valid, img = clip_targets(clip, imgs, caps)
-        with torch.no_grad():
-            x0 = ae.encode(to_pixels(imgs))
-        g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-        noise = torch.randn(x0.shape, generator=g)
-        t = torch.randint(0, noise_sched.config.num_train_timesteps, (batch,), generator=g)
+        imgs, scenes, states, valid, img, x0, noise, t, g = noised_batch(
+            clip, ae, noise_sched, step, batch, spec, seed=seed, data_seed=data_seed, kind_weights=kind_weights)
         r = torch.rand(batch, generator=g)
         drop_img = (r < drop_both) | ((r >= drop_both) & (r < drop_both + drop_one))
         drop_txt = (r < drop_both) | ((r >= drop_both + drop_one) & (r < drop_both + 2 * drop_one))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +37,49 @@ def clip_targets(clip: ClipBundle, imgs: torch.Tensor, caps: list[str]):
     return states, F.normalize(pooled, dim=-1), tokens != 0, img
 
 
+SPACE_FIT_RENDERS = 4096  # renders the whitening of a "whitened" prior is fit on
+
+
+@torch.no_grad()
+def fit_prior_space(model: Prior, clip: ClipBundle, data_seed: int, spec: BiasSpec,
+                    kind_weights: dict | None, progress: bool = True) -> None:
+    """Fit a whitened prior's PCA whitening on the CLIP embeddings of SPACE_FIT_RENDERS renders of
+    the training mix, from a scene stream of its own (seed ``data_seed + 1_000_000``)."""
+    embeds = []
+    for start in range(0, SPACE_FIT_RENDERS, 256):
+        imgs, caps, _ = world_batch(data_seed + 1_000_000, start, 256, spec, clip.config.image_size,
+                                    kind_weights=kind_weights)
+        embeds.append(clip_targets(clip, imgs, caps)[3])
+    summary = model.fit_space(torch.cat(embeds))
+    if progress:
+        print(f"prior space: whitened on {summary['n']} renders, total variance "
+              f"{summary['total_variance']:.2f}, top eigenvalues {summary['top_eigenvalues']}, "
+              f"{summary['floored']} below the floor")
+
+
+def _with_space(init_weights, model: Prior) -> dict:
+    """Source weights for a whitened ``model`` whose space was just fit. A scaled-space source's
+    input and output layers are folded through the whitening (x = B diag(s) z + m), so the trunk
+    starts computing the source's function; only the noise it sees is new. A whitened source keeps
+    its own space."""
+    from t2i_audit.generator.weights import load_state
+
+    state = dict(load_state(init_weights))
+    if "space_basis" in state:
+        return state
+    own = model.state_dict()
+    basis, std, mean = own["space_basis"], own["space_std"], own["space_mean"]
+    w_in, b_in = state["noisy.weight"].float(), state["noisy.bias"].float()
+    state["noisy.weight"] = w_in @ basis * std
+    state["noisy.bias"] = b_in + w_in @ mean
+    w_out, b_out = state["out.weight"].float(), state["out.bias"].float()
+    state["out.weight"] = (basis.T @ w_out) / std[:, None]
+    state["out.bias"] = (basis.T @ (b_out - mean)) / std
+    for k in ("space_basis", "space_std", "space_mean"):
+        state[k] = own[k].clone()
+    return state
+
+
 def train_prior(out, clip: ClipBundle, *, cfg: PriorConfig | None = None, steps: int = 2000,
                 batch: int = 256, lr: float = 5e-4, seed: int = 3, spec: BiasSpec | None = None,
                 cond_drop: float = 0.1, save_every: int = 200, progress: bool = True,
@@ -50,12 +94,16 @@ def train_prior(out, clip: ClipBundle, *, cfg: PriorConfig | None = None, steps:
     model = Prior(cfg)
     noise_sched = DDPMScheduler(**PRIOR_SCHEDULER.to_dict())
     clip.model.eval()
+    if cfg.space == "whitened" and not (Path(out) / "train_state_prior.json").is_file():
+        fit_prior_space(model, clip, data_seed, spec, kind_weights, progress)
+        if init_weights is not None:  # the trunk starts from the source; the space is this data's
+            init_weights = _with_space(init_weights, model)
 
     def step_fn(step: int):
         imgs, caps, _ = world_batch(data_seed, step * batch, batch, spec, clip.config.image_size,
                                     kind_weights=kind_weights)
         states, pooled, valid, img = clip_targets(clip, imgs, caps)
-        x0 = img * cfg.embed_scale
+        x0 = model.to_space(img)
         g = torch.Generator().manual_seed(seed * 1_000_003 + step)
         noise = torch.randn(x0.shape, generator=g)
         t = torch.randint(0, noise_sched.config.num_train_timesteps, (batch,), generator=g)

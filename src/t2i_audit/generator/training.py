@@ -106,7 +106,7 @@ class Stage:
 def run_stage(name: str, out, model: torch.nn.Module, step_fn, *, steps: int, lr: float,
               weight_decay: float = 0.0, warmup: int = 100, ema_decay: float = 0.999,
               save_every: int = 200, on_save=None, progress: bool = True, betas=(0.9, 0.999),
-              params=None, init_weights: str | Path | None = None) -> EMA:
+              params=None, init_weights: str | Path | dict | None = None) -> EMA:
     """Train ``model`` for ``steps`` with AdamW, linear warm-up then linear decay, gradient
     clipping, EMA, a CSV loss log and resumable checkpoints every ``save_every`` steps.
 

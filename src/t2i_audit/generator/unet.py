@@ -31,6 +31,10 @@ class UNetConfig(_JsonConfig):
     text_dim: int = 128  # text token state width (= the cross-attention width)
     cond_tokens: int = 4  # context tokens the CLIP image embedding is projected into
     prediction: str = "v_prediction"
+    # 0: a plain decoder (classifier-free guidance runs two branches). G > 0: guidance-distilled
+    # (Meng et al. 2023): its conditional output already is the guided output at scale G, so it
+    # samples at guidance G with one evaluation per step, and no other scale.
+    distilled_guidance: float = 0.0
 
     def __post_init__(self):
         self.block_out_channels = tuple(self.block_out_channels)  # JSON gives a list

@@ -38,9 +38,11 @@ def load_state(path: str | Path) -> dict[str, torch.Tensor]:
         raise InputError(f"{path}: not a readable safetensors file ({e})") from None
 
 
-def load_safetensors_into(module: torch.nn.Module, path: str | Path) -> None:
-    """Load weights into ``module``: every key and shape must match, with a clear error if not."""
-    state = load_state(path)
+def load_safetensors_into(module: torch.nn.Module, path: str | Path | dict) -> None:
+    """Load weights (a safetensors file, or a state dict already read from one) into ``module``:
+    every key and shape must match, with a clear error if not."""
+    state = path if isinstance(path, dict) else load_state(path)
+    path = "the given weights" if isinstance(path, dict) else path
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
