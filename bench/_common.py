@@ -49,7 +49,7 @@ def resolve_checkpoint(arg: str | None) -> str:
     from t2i_audit.errors import InputError
     from t2i_audit.generator.clip import bundled_dir
 
-    if arg:
+    if arg and arg != "bundled":
         if not (Path(arg) / "index.json").is_file():
             raise InputError(f"--checkpoint {arg}: no index.json there; pass a directory written by `t2i-audit train`")
         return str(Path(arg).resolve())

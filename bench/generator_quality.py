@@ -34,7 +34,7 @@ from t2i_audit.stats.resampling import cluster_bootstrap_proportion
 from t2i_audit.world.bias import BiasSpec
 from t2i_audit.world.expect import judge
 from t2i_audit.world.oracle import read_image
-from t2i_audit.world.vocab import PRESENTATIONS, PROFESSIONS, SKINS
+from t2i_audit.world.vocab import CLOTHING, PRESENTATIONS, PROFESSIONS, SKINS
 
 TARGETS = {"single colour": 0.95, "single shape": 0.90, "single position": 0.90, "two shapes: objects": 0.60,
            "counting exact": 0.60, "people profession": 0.90, "people skin (named)": 0.85,
@@ -51,6 +51,7 @@ def prop(values, clusters) -> tuple[float, float, float, int, int]:
     return est.value, est.ci_low, est.ci_high, len(v), len(set(clusters))
 
 
+CLOTHING_SHARE = 0.25  # training draws each clothing colour uniformly
 NULL_DRAWS = 10_000  # simulated runs of a generator that draws exactly the spec
 
 
@@ -66,6 +67,31 @@ def exact_spec_max_gap(cells: list[tuple[int, list[float]]], observed_pp: float,
         p = np.asarray(probs)
         worst = np.maximum(worst, np.abs(rng.multinomial(n, p, size=reps) / n - p).max(1) * 100)
     return float((worst > 8 + 1e-9).mean()), float((worst >= observed_pp - 1e-9).mean()), float(np.median(worst))
+
+
+def clothing_section(neutral: dict, out: dict) -> None:
+    """Clothing colour on neutral prompts, per profession and pooled, against the training draw
+    (each colour 25%, never named by a caption); target: every colour within 25 ± 8 pp pooled."""
+    reads = [(prof, x[3], x[2]) for prof, xs in neutral.items() for x in xs]
+    if not reads:
+        return
+    print(f"\nneutral prompts: clothing colour (oracle, unread excluded) vs training ({CLOTHING_SHARE:.0%} "
+          "each); target: pooled, every colour within 25 ± 8 pp")
+    worst = 0.0
+    for prof in [*neutral, "pooled"]:
+        known = [(c, pid) for p, c, pid in reads if c in CLOTHING and prof in (p, "pooled")]
+        if not known:
+            continue
+        cells = []
+        for c in CLOTHING:
+            v, lo, hi, n, _ = prop([k == c for k, _ in known], [pid for _, pid in known])
+            cells.append(f"{c} {v:.3f} [{lo:.3f},{hi:.3f}]")
+            out.setdefault("clothing", {}).setdefault(prof, {})[c] = {"value": v, "ci": [lo, hi], "n": n}
+            if prof == "pooled":
+                worst = max(worst, abs(v - CLOTHING_SHARE) * 100)
+        print(f"  {prof:<20} n={len(known):<5}" + "; ".join(cells))
+    print(f"pooled max |share - 25%| = {worst:.1f} pp -> {'PASS' if worst <= 8 else 'FAIL'} (±8 pp)")
+    out["clothing_pooled_max_abs_pp"] = worst
 
 
 def main() -> None:
@@ -120,7 +146,8 @@ def main() -> None:
             if "presentation" in person:
                 add("people presentation (named)", r.presentation == person["presentation"], pid)
             if cat == "neutral":
-                neutral[slots.get("profession", person.get("profession"))].append((r.presentation, r.skin, pid))
+                neutral[slots.get("profession", person.get("profession"))].append(
+                    (r.presentation, r.skin, pid, r.clothing))
 
     out = {"run": str(run), "skills": {}, "neutral": {}}
     print(f"run {run}: {len(man)} images; oracle readings; 95% CI = cluster bootstrap over prompts\n")
@@ -181,6 +208,7 @@ def main() -> None:
     else:  # a run without neutral profession prompts (e.g. pictoworld-skills) cannot judge this
         print("no neutral profession prompts in this run: not judged (use a run with pictoworld-bias)")
     out["neutral_max_abs_pp"] = worst
+    clothing_section(neutral, out)
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=2))
 

@@ -49,7 +49,10 @@ from _common import (
 def pairs(n: int, with_categories: bool = False):
     from t2i_audit.evals.suites.loader import load_suite
 
-    plan = load_suite("pictoworld-skills").plan(images_per_prompt=1, limit=n)
+    suite = load_suite("pictoworld-skills")
+    k = max(1, -(-n // len(suite.prompts)))  # more pairs than prompts: the suite's next seeds, round-robin
+    plan = suite.plan(images_per_prompt=k)
+    plan = [plan[i] for i in sorted(range(len(plan)), key=lambda i: (i % k, i))][:n]
     out = [p.text for p, _ in plan], [int(s) for _, s in plan], [p.expect for p, _ in plan]
     return (*out, [p.category for p, _ in plan]) if with_categories else out
 
@@ -65,7 +68,7 @@ def parse_setting(text: str) -> dict:
 
 def per_category(images, expects, cats) -> dict[str, tuple[int, int]]:
     """(passed, n) per suite category and 'all', judged by the PictoWorld oracle."""
-    from t2i_audit.evals.metrics_skills import judge_images
+    from t2i_audit.evals.metrics.skills import judge_images
 
     out: dict[str, list[int]] = {}
     for (ok, _), c in zip(judge_images(images, expects), cats):
@@ -84,7 +87,7 @@ def compare(args, pipe, baseline=None) -> None:
     Today is ``baseline`` (another checkpoint's default sampler) if given, else ``pipe``'s default;
     the candidate is ``pipe`` with the ``--compare`` setting (empty: its default). The two run in
     alternating chunks of ``--chunk`` pairs, so that a change in the machine's load hits both."""
-    from t2i_audit.evals.stats import wilson_interval
+    from t2i_audit.stats.resampling import wilson_interval
 
     prompts, seeds, expects, cats = pairs(args.n, with_categories=True)
     new = parse_setting(args.compare or "")

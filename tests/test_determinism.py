@@ -135,3 +135,20 @@ def test_reproduce_errors_are_one_line(ckpt, tmp_path):
     assert r.exit_code == 2 and "did you mean" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = invoke(["reproduce", tmp_path / "nope", "x"])
     assert r.exit_code == 2 and "run.json" in r.stderr
+
+
+def test_bundled_default_is_batch_independent():
+    """The shipped default (whitened prior, guidance-distilled decoder, its sampler.json): an image's
+    bytes depend on its prompt and seed, not on the batch it was drawn in."""
+    from t2i_audit.generator.pipeline import Pipeline
+
+    torch.set_num_threads(1)
+    pipe = Pipeline.load("bundled")
+    prompts = ["a drawing of a chef", "two red squares", "a doctor", "a blue circle on the left", "a police officer"]
+    seeds = [101, 102, 103, 104, 105]
+    together = pipe(prompts, seeds).images
+    again = pipe(prompts, seeds).images
+    alone = [pipe([p], [s]).images[0] for p, s in zip(prompts[:3], seeds[:3])]
+    assert [a.tobytes() for a in together] == [b.tobytes() for b in again]
+    assert [a.tobytes() for a in together[:3]] == [b.tobytes() for b in alone]
+    assert len({a.tobytes() for a in together}) == 5

@@ -47,11 +47,13 @@ def test_bad_interval_is_an_input_error(bad):
         check_interval(bad)
 
 
-def test_interval_recorded_and_batch_independent():
+def test_interval_recorded_and_batch_independent(tmp_path):
+    # A plain (not guidance-distilled) decoder: the bundled one has its guidance built in.
     from t2i_audit.generator.pipeline import Pipeline
+    from test_determinism import random_checkpoint
 
     torch.set_num_threads(1)
-    pipe = Pipeline.load("bundled")
+    pipe = Pipeline.load(random_checkpoint(tmp_path))
     # trailing spacing, 2 steps: t = 999 (unguided) and 499 (guided)
     kw = dict(steps=2, prior_steps=1, guidance=3.0, guidance_interval=[0.0, 0.5], micro_batch=2)
     prompts, seeds = ["a red circle", "a chef", "a doctor"], [3, 4, 5]

@@ -27,6 +27,10 @@ FULL = {
     "decoder_finetune8": "671899824d8e0fbb",
     "prior_finetune": "6b7fa8195b02c202",
     "finetune9": "3d03c45a4f2fb300",  # written as overrides from the start (whitened prior, distilled decoder)
+    "finetune9_half": "bd70e9cbd5808925",
+    "finetune9_lift": "6f271e13914b9564",
+    "finetune9_distill": "4a47f6558f4890f0",
+    "finetune10": "adf87096df9885bb",
 }
 
 

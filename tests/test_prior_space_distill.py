@@ -50,6 +50,24 @@ def test_whitened_coordinates_have_unit_covariance_and_invert():
     assert torch.allclose(prior.from_space(z), e, atol=1e-5)
 
 
+@pytest.mark.parametrize("exponent, ceiling", [(0.25, 0.0), (0.5, 0.02)])
+def test_partial_whitening_keeps_large_directions_larger(exponent, ceiling):
+    prior = Prior(PriorConfig(**{**_small().config.to_dict(), "space": "whitened",
+                                 "whiten_exponent": exponent, "whiten_ceiling": ceiling}))
+    e = _anisotropic_embeds()
+    prior.fit_space(e)
+    var = torch.cov(prior.to_space(e).T).diagonal()
+    ev = torch.linalg.eigvalsh(torch.cov((e * 4.0).T).double()).flip(0).float()
+    kept = ev > prior.config.whiten_floor
+    if ceiling:  # above the ceiling: untouched; below: lifted to the ceiling's variance (here 1)
+        big = ev > ceiling
+        assert torch.allclose(var[big], ev[big], rtol=1e-3)
+        assert torch.allclose(var[kept & ~big], torch.ones(int((kept & ~big).sum())), atol=1e-3)
+    else:  # variances become eigenvalue ** (1 - 2 * exponent) = sqrt(eigenvalue)
+        assert torch.allclose(var[kept], ev[kept].sqrt(), rtol=1e-3)
+    assert torch.allclose(prior.from_space(prior.to_space(e)), e, atol=1e-5)
+
+
 def test_a_scaled_prior_is_the_identity_space():
     prior = _small("scaled")
     e = _anisotropic_embeds(8)
@@ -128,6 +146,7 @@ def test_recipe_checkpoint_records_and_loads(finetuned):
     training = json.loads((out / "index.json").read_text())["training"]
     assert training["decoder_distill_guidance"] == 2.0
     assert training["init_from"]["finetuned"] == ["decoder", "prior"]
+    assert "decoder_object_weight" not in training  # the distillation loss is unweighted
     pipe = Pipeline.load(out)
     assert pipe.prior.config.space == "whitened" and pipe.distilled_guidance == 2.0
     assert not torch.equal(pipe.prior.space_basis, torch.eye(pipe.prior.config.embed_dim))  # fit, saved

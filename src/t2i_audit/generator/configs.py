@@ -88,6 +88,14 @@ class PriorConfig(_JsonConfig):
     # Whitening never divides by a standard deviation below sqrt(whiten_floor) (scaled units; the
     # mean eigenvalue of the scaled embedding is ~0.6): near-empty directions stay near zero.
     whiten_floor: float = 0.01
+    # Each PCA coordinate is divided by eigenvalue ** whiten_exponent: 0.5 whitens fully (every
+    # direction unit variance), 0.25 half-way (variances become sqrt(eigenvalue): the clothing
+    # directions gain weight while the prior's errors in the large directions, multiplied back by
+    # eigenvalue ** exponent when unwhitened, grow less).
+    whiten_exponent: float = 0.5
+    # > 0: eigenvalues above this are not scaled down (divided by 1, not their own power): only the
+    # small directions are lifted, and the large ones keep the precision of an unwhitened prior.
+    whiten_ceiling: float = 0.0
 
 
 @dataclass

@@ -63,8 +63,9 @@ class Prior(nn.Module):
     @torch.no_grad()
     def fit_space(self, embeds: torch.Tensor) -> dict:
         """Fit the whitening of a "whitened" prior on unit CLIP image embeddings (N, D) of training
-        renders: PCA of the scaled embeddings, each coordinate divided by its standard deviation
-        (floored). Returns the spectrum summary that training logs."""
+        renders: PCA of the scaled embeddings, each coordinate divided by its eigenvalue (floored)
+        to the power ``whiten_exponent`` (0.5: its standard deviation). Returns the spectrum
+        summary that training logs."""
         if self.config.space != "whitened":
             return {}
         x = embeds.double() * self.config.embed_scale
@@ -74,7 +75,11 @@ class Prior(nn.Module):
         ev, vec = ev.flip(0).clamp_min(0.0), vec.flip(1)
         self.space_mean.copy_(mean.float())
         self.space_basis.copy_(vec.float())
-        self.space_std.copy_(ev.clamp_min(self.config.whiten_floor).sqrt().float())
+        c = self.config
+        scale = ev.clamp_min(c.whiten_floor).pow(c.whiten_exponent)
+        if c.whiten_ceiling > 0:  # large directions stay as they are
+            scale = torch.where(ev > c.whiten_ceiling, torch.ones_like(scale), scale / c.whiten_ceiling ** c.whiten_exponent)
+        self.space_std.copy_(scale.float())
         return {"n": len(x), "total_variance": float(ev.sum()), "top_eigenvalues": [round(float(v), 4) for v in ev[:8]],
                 "floored": int((ev < self.config.whiten_floor).sum())}
 

@@ -143,7 +143,9 @@ def stage_record(preset: Preset, spec: BiasSpec) -> dict:
     """How ``preset`` trains the prior and decoder, as index keys (``decoder_*``, ``prior_*``): the
     object weight and scene mix always where set, the other knobs where they differ from the
     original training."""
-    record = {"decoder_object_weight": preset.object_weight}
+    # a distilled decoder's loss is the teacher's guided output, unweighted: no object/skin weight
+    distilled = bool(preset.decoder_distill_guidance)
+    record = {} if distilled else {"decoder_object_weight": preset.object_weight}
     decoder_spec = preset.decoder_spec(spec)
     if decoder_spec.hash != spec.hash:  # the decoder's people came from another spec than CLIP's and the prior's
         record["decoder_bias_spec"] = {"name": decoder_spec.name, "hash": decoder_spec.hash}
@@ -153,6 +155,8 @@ def stage_record(preset: Preset, spec: BiasSpec) -> dict:
     for key, field_name in (("decoder_data_seed", "decoder_data_seed"), ("decoder_skin_weight", "skin_weight"),
                             ("prior_kind_weights", "prior_kind_weights"), ("prior_data_seed", "prior_data_seed"),
                             ("decoder_distill_guidance", "decoder_distill_guidance")):
+        if distilled and key == "decoder_skin_weight":
+            continue
         if getattr(preset, field_name) != getattr(Preset, field_name):
             record[key] = getattr(preset, field_name)
     return record
