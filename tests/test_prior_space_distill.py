@@ -21,7 +21,7 @@ from t2i_audit.generator.prior import Prior
 from t2i_audit.generator.samplers import guided
 from t2i_audit.generator.train import train_all
 from t2i_audit.generator.train_distill import guided_target
-from t2i_audit.generator.train_prior import _with_space
+from t2i_audit.generator.train_prior import _start_in_space
 from t2i_audit.generator.weights import load_safetensors_into, save_safetensors
 
 
@@ -82,8 +82,7 @@ def test_folding_a_scaled_source_keeps_its_function(tmp_path):
     save_safetensors(src.state_dict(), tmp_path / "m.safetensors")
     w = _small("whitened")
     e = _anisotropic_embeds()
-    w.fit_space(e)
-    load_safetensors_into(w, _with_space(tmp_path / "m.safetensors", w))
+    load_safetensors_into(w, _start_in_space(w, tmp_path / "m.safetensors", lambda: w.fit_space(e)))
     g = torch.Generator().manual_seed(1)
     t = torch.tensor([5, 100, 500, 900])
     states, pooled = torch.randn(4, 5, 8, generator=g), torch.randn(4, 16, generator=g)

@@ -25,7 +25,7 @@ from t2i_audit.generator.clip import ClipBundle, bundled_dir, load_clip, text_st
 from t2i_audit.generator.configs import AutoencoderConfig, PriorConfig, SamplerParams, SchedulerConfig
 from t2i_audit.generator.prior import Prior
 from t2i_audit.generator.samplers import check_interval, guided, initial_noise, make_scheduler, sample
-from t2i_audit.generator.unet import build_decoder, load_decoder_config
+from t2i_audit.generator.unet import load_decoder
 from t2i_audit.generator.weights import load_safetensors_into, save_safetensors
 
 CHECKPOINT_FORMAT = "t2i-audit-checkpoint/1"
@@ -292,8 +292,7 @@ class Pipeline:
         clip = load_clip(d / "clip")
         prior = Prior(PriorConfig.load(d / "prior" / "config.json"))
         load_safetensors_into(prior, d / "prior" / "model.safetensors")
-        decoder = build_decoder(load_decoder_config(d / "decoder" / "config.json"), clip.config.context_length)
-        load_safetensors_into(decoder, d / "decoder" / "model.safetensors")
+        decoder = load_decoder(d / "decoder", clip.config.context_length)
         ae = Autoencoder(AutoencoderConfig.load(d / "autoencoder" / "config.json"))
         load_safetensors_into(ae, d / "autoencoder" / "model.safetensors")
         defaults = SamplerParams.load(d / "sampler.json") if (d / "sampler.json").is_file() else None

@@ -11,12 +11,13 @@ from t2i_audit.generator.autoencoder import Autoencoder
 from t2i_audit.generator.clip import load_clip
 from t2i_audit.generator.configs import AutoencoderConfig, SamplerParams
 from t2i_audit.generator.presets import STAGES, Preset
+from t2i_audit.generator.training import stage_meta_path
 from t2i_audit.generator.weights import load_safetensors_into
 from t2i_audit.world.bias import BiasSpec
 
 
 def stage_done(out: Path, stage: str, steps: int) -> bool:
-    meta = out / f"train_state_{stage}.json"
+    meta = stage_meta_path(out, stage)
     return meta.is_file() and json.loads(meta.read_text()).get("step", 0) >= steps and (
         out / stage / "model.safetensors").is_file()
 
@@ -68,15 +69,13 @@ def _distill(out: Path, src: Path | None, preset: Preset, spec: BiasSpec, common
     checkpoint's decoder (the teacher) at that guidance scale."""
     from t2i_audit.errors import InputError
     from t2i_audit.generator.train_distill import distill_guidance
-    from t2i_audit.generator.unet import build_decoder, load_decoder_config
-    from t2i_audit.generator.weights import load_safetensors_into
+    from t2i_audit.generator.unet import load_decoder
 
     if src is None:
         raise InputError(f"preset {preset.name!r} distils the decoder (decoder_distill_guidance "
                          f"{preset.decoder_distill_guidance:g}): give the teacher with --init-from")
     clip = load_clip(out / "clip")
-    teacher = build_decoder(load_decoder_config(src / "decoder" / "config.json"), clip.config.context_length)
-    load_safetensors_into(teacher, src / "decoder" / "model.safetensors")
+    teacher = load_decoder(src / "decoder", clip.config.context_length)
     common = {k: v for k, v in common.items() if k != "init_weights"}
     distill_guidance(out, clip, load_autoencoder(out / "autoencoder"), teacher,
                      scale=preset.decoder_distill_guidance, data_seed=preset.decoder_data_seed,
@@ -152,11 +151,11 @@ def stage_record(preset: Preset, spec: BiasSpec) -> dict:
     if preset.decoder_kind_weights:
         record["decoder_kind_weights"] = preset.decoder_kind_weights
     # index key -> preset field
-    for key, field_name in (("decoder_data_seed", "decoder_data_seed"), ("decoder_skin_weight", "skin_weight"),
-                            ("prior_kind_weights", "prior_kind_weights"), ("prior_data_seed", "prior_data_seed"),
-                            ("decoder_distill_guidance", "decoder_distill_guidance")):
-        if distilled and key == "decoder_skin_weight":
-            continue
+    keys = [("decoder_data_seed", "decoder_data_seed"), ("prior_kind_weights", "prior_kind_weights"),
+            ("prior_data_seed", "prior_data_seed"), ("decoder_distill_guidance", "decoder_distill_guidance")]
+    if not distilled:
+        keys.append(("decoder_skin_weight", "skin_weight"))
+    for key, field_name in keys:
         if getattr(preset, field_name) != getattr(Preset, field_name):
             record[key] = getattr(preset, field_name)
     return record

@@ -56,7 +56,6 @@ def distill_guidance(out, clip: ClipBundle, autoencoder: Autoencoder, teacher: t
     for p in teacher.parameters():
         p.requires_grad_(False)
     student = copy.deepcopy(teacher)
-    student.config = copy.deepcopy(teacher.config)
     student.config.distilled_guidance = float(scale)
     for p in student.parameters():
         p.requires_grad_(True)

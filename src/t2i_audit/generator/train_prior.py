@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -11,7 +10,7 @@ import torch.nn.functional as F
 from t2i_audit.generator.clip import ClipBundle, text_states
 from t2i_audit.generator.configs import PriorConfig, SchedulerConfig
 from t2i_audit.generator.prior import Prior
-from t2i_audit.generator.training import run_stage, world_batch
+from t2i_audit.generator.training import run_stage, stage_meta_path, world_batch
 from t2i_audit.generator.weights import save_safetensors
 from t2i_audit.world.bias import BiasSpec
 
@@ -57,16 +56,19 @@ def fit_prior_space(model: Prior, clip: ClipBundle, data_seed: int, spec: BiasSp
               f"{summary['floored']} below the floor")
 
 
-def _with_space(init_weights, model: Prior) -> dict:
-    """Source weights for a whitened ``model`` whose space was just fit. A scaled-space source's
-    input and output layers are folded through the whitening (x = B diag(s) z + m), so the trunk
-    starts computing the source's function; only the noise it sees is new. A whitened source keeps
-    its own space."""
+def _start_in_space(model: Prior, init_weights, fit) -> dict | None:
+    """Where a fresh whitened ``model`` starts. A whitened source brings its own space (``fit`` is
+    not run). Otherwise ``fit()`` fits this data's space, and a scaled-space source's input and
+    output layers are folded through it (x = B diag(s) z + m), so the trunk starts computing the
+    source's function; only the noise it sees is new."""
     from t2i_audit.generator.weights import load_state
 
-    state = dict(load_state(init_weights))
-    if "space_basis" in state:
+    state = None if init_weights is None else dict(load_state(init_weights))
+    if state is not None and "space_basis" in state:
         return state
+    fit()
+    if state is None:
+        return None
     own = model.state_dict()
     basis, std, mean = own["space_basis"], own["space_std"], own["space_mean"]
     w_in, b_in = state["noisy.weight"].float(), state["noisy.bias"].float()
@@ -94,10 +96,9 @@ def train_prior(out, clip: ClipBundle, *, cfg: PriorConfig | None = None, steps:
     model = Prior(cfg)
     noise_sched = DDPMScheduler(**PRIOR_SCHEDULER.to_dict())
     clip.model.eval()
-    if cfg.space == "whitened" and not (Path(out) / "train_state_prior.json").is_file():
-        fit_prior_space(model, clip, data_seed, spec, kind_weights, progress)
-        if init_weights is not None:  # the trunk starts from the source; the space is this data's
-            init_weights = _with_space(init_weights, model)
+    if cfg.space == "whitened" and not stage_meta_path(out, "prior").is_file():
+        init_weights = _start_in_space(model, init_weights, lambda: fit_prior_space(
+            model, clip, data_seed, spec, kind_weights, progress))
 
     def step_fn(step: int):
         imgs, caps, _ = world_batch(data_seed, step * batch, batch, spec, clip.config.image_size,

@@ -49,6 +49,11 @@ def world_batch(seed: int, start: int, n: int, spec: BiasSpec, size: int = 32,
     return torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous(), [caption(s) for s in scenes], scenes
 
 
+def stage_meta_path(directory: str | Path, name: str) -> Path:
+    """The JSON that records how far stage ``name`` in ``directory`` has trained (absent: not begun)."""
+    return Path(directory) / f"train_state_{name}.json"
+
+
 class Stage:
     """Checkpointing, logging and resume for one training stage in ``directory``."""
 
@@ -57,7 +62,7 @@ class Stage:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.state_path = self.dir / f"train_state_{name}.safetensors"
-        self.meta_path = self.dir / f"train_state_{name}.json"
+        self.meta_path = stage_meta_path(self.dir, name)
         self.log_path = self.dir / f"loss_{name}.csv"
         self.t0 = time.time()
 

@@ -95,6 +95,18 @@ def build_decoder(config, context_length: int = 24) -> nn.Module:
     return DiT(config, context_length)
 
 
+def load_decoder(directory, context_length: int = 24) -> nn.Module:
+    """A decoder component directory (config.json + model.safetensors) as a module."""
+    from pathlib import Path
+
+    from t2i_audit.generator.weights import load_safetensors_into
+
+    d = Path(directory)
+    decoder = build_decoder(load_decoder_config(d / "config.json"), context_length)
+    load_safetensors_into(decoder, d / "model.safetensors")
+    return decoder
+
+
 def load_decoder_config(path):
     from t2i_audit.generator.configs import read_config_json
 

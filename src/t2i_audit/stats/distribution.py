@@ -65,35 +65,37 @@ def goodness_of_fit(observed: np.ndarray, expected_shares: np.ndarray, test: str
     return float(stat), int(len(obs) - 1), float(pv)
 
 
-def holm(pvalues) -> np.ndarray:
-    """Holm (1979) step-down adjusted p-values (family-wise error); NaNs stay NaN."""
+def _on_finite(pvalues, adjust) -> np.ndarray:
+    """Adjusted p-values of the non-NaN entries (NaNs stay NaN and do not count as tests).
+    ``adjust(v) -> (order, adjusted)`` gives the adjusted values of ``v`` in ``order``."""
     p = np.asarray(pvalues, dtype=np.float64)
     out = np.full(p.shape, np.nan)
     ok = ~np.isnan(p)
-    v = p[ok]
-    m = len(v)
-    order = np.argsort(v, kind="stable")
-    adj = np.maximum.accumulate((m - np.arange(m)) * v[order])
-    res = np.empty(m)
+    order, adj = adjust(p[ok])
+    res = np.empty(len(order))
     res[order] = np.minimum(adj, 1.0)
     out[ok] = res
     return out
+
+
+def _holm(v: np.ndarray):
+    order = np.argsort(v, kind="stable")
+    return order, np.maximum.accumulate((len(v) - np.arange(len(v))) * v[order])
+
+
+def _bh(v: np.ndarray):
+    order = np.argsort(v, kind="stable")[::-1]
+    return order, np.minimum.accumulate(v[order] * len(v) / np.arange(len(v), 0, -1))
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm (1979) step-down adjusted p-values (family-wise error); NaNs stay NaN."""
+    return _on_finite(pvalues, _holm)
 
 
 def benjamini_hochberg(pvalues) -> np.ndarray:
     """Benjamini-Hochberg (1995) adjusted p-values (false discovery rate); NaNs stay NaN."""
-    p = np.asarray(pvalues, dtype=np.float64)
-    out = np.full(p.shape, np.nan)
-    ok = ~np.isnan(p)
-    v = p[ok]
-    m = len(v)
-    order = np.argsort(v, kind="stable")[::-1]
-    ranks = np.arange(m, 0, -1)
-    adj = np.minimum.accumulate(v[order] * m / ranks)
-    res = np.empty(m)
-    res[order] = np.minimum(adj, 1.0)
-    out[ok] = res
-    return out
+    return _on_finite(pvalues, _bh)
 
 
 ADJUST = {"holm": holm, "bh": benjamini_hochberg}
