@@ -31,6 +31,7 @@ FULL = {
     "finetune9_lift": "6f271e13914b9564",
     "finetune9_distill": "4a47f6558f4890f0",
     "finetune10": "adf87096df9885bb",
+    "finetune11": "34514e5aeab8f5d6",  # continues finetune9-half's distillation on a pair-heavy mix
 }
 
 

@@ -180,3 +180,41 @@ def test_distillation_needs_a_teacher(tmp_path):
     preset.decoder_distill_guidance = 2.0
     with pytest.raises(InputError, match="--init-from"):
         train_all(tmp_path / "x", preset, progress=False, log=lambda *a: None)
+
+
+def _distil_preset(steps: int = 2):
+    preset = get_preset("tiny")
+    preset.decoder_distill_guidance = 2.0
+    preset.steps = {**preset.steps, "decoder": steps}
+    return preset
+
+
+def test_continued_distillation_starts_from_the_student(finetuned, tmp_path):
+    """A distilling preset on an already-distilled decoder continues it (teacher from --teacher):
+    two more steps leave the weights beside the earlier student's, far from the teacher's."""
+    from safetensors.torch import load_file
+
+    base, student = finetuned
+    out = tmp_path / "more"
+    train_all(out, _distil_preset(), stages=("decoder",), progress=False, log=lambda *a: None,
+              init_from=student, teacher_from=base)
+    w = {k: load_file(d / "decoder" / "model.safetensors") for k, d in
+         (("more", out), ("student", student), ("teacher", base))}
+
+    def dist(a, b):
+        return sum((w[a][k].float() - w[b][k].float()).pow(2).sum() for k in w[a]).item()
+
+    assert dist("more", "student") < 0.1 * dist("more", "teacher")
+    assert Pipeline.load(out).distilled_guidance == 2.0
+    chain = json.loads((out / "index.json").read_text())["training"]["init_from"]
+    assert chain["distill_teacher"] == json.loads((base / "index.json").read_text())["id"]
+
+
+def test_continued_distillation_needs_the_plain_teacher(finetuned, tmp_path):
+    base, student = finetuned
+    with pytest.raises(InputError, match="--teacher"):
+        train_all(tmp_path / "a", _distil_preset(), stages=("decoder",), progress=False,
+                  log=lambda *a: None, init_from=student)
+    with pytest.raises(InputError, match="plain and is itself the teacher"):
+        train_all(tmp_path / "b", _distil_preset(), stages=("decoder",), progress=False,
+                  log=lambda *a: None, init_from=base, teacher_from=base)

@@ -21,13 +21,17 @@ from t2i_audit.generator.configs import SAMPLERS
 @click.option("--init-from", default=None, metavar="CHECKPOINT",
               help="Fine-tune: start the prior and/or decoder from this checkpoint (a directory or "
                    "'bundled') and copy its other components. Default stages then: prior, decoder.")
+@click.option("--teacher", default=None, metavar="CHECKPOINT",
+              help="Plain teacher decoder for a distilling preset whose --init-from decoder is "
+                   "already distilled (the distillation then continues from it).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads (measure: 1 can beat 2).")
 @click.option("--progress/--no-progress", default=True)
 def train(preset: str, out: Path, bias_spec: str, stages: tuple[str, ...], resume: bool,
-          init_from: str | None, threads: int | None, progress: bool) -> None:
+          init_from: str | None, teacher: str | None, threads: int | None, progress: bool) -> None:
     """Train CLIP, then the autoencoder, prior and decoder on PictoWorld; resumable."""
     from t2i_audit.core.threads import set_threads
     from t2i_audit.errors import InputError
+    from t2i_audit.generator.pipeline import checkpoint_dir
     from t2i_audit.generator.presets import STAGES, get_preset
     from t2i_audit.generator.train import FINETUNABLE, train_all
     from t2i_audit.world.bias import BiasSpec
@@ -37,7 +41,8 @@ def train(preset: str, out: Path, bias_spec: str, stages: tuple[str, ...], resum
         raise InputError(f"{out}: directory is not empty; pass --resume to continue it or choose a new --out")
     default_stages = FINETUNABLE if init_from else STAGES
     train_all(out, get_preset(preset), spec=BiasSpec.load(bias_spec), stages=stages or default_stages,
-              progress=progress, log=click.echo, init_from=init_from)
+              progress=progress, log=click.echo, init_from=init_from,
+              teacher_from=checkpoint_dir(teacher) if teacher else None)
     if (out / "index.json").is_file():
         click.echo(f"checkpoint ready: {out} (load with --checkpoint {out})")
 

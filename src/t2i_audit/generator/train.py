@@ -64,27 +64,46 @@ def seed_from_checkpoint(out: Path, src: Path, stages: tuple[str, ...]) -> None:
     init_path.write_text(json.dumps(init, indent=2) + "\n")
 
 
-def _distill(out: Path, src: Path | None, preset: Preset, spec: BiasSpec, common: dict) -> None:
+def _distill(out: Path, src: Path | None, preset: Preset, spec: BiasSpec, common: dict,
+             teacher_from: Path | None = None) -> None:
     """The decoder stage of a preset with ``decoder_distill_guidance``: distil the source
-    checkpoint's decoder (the teacher) at that guidance scale."""
+    checkpoint's decoder (the teacher) at that guidance scale. Where the source decoder is itself
+    distilled at that scale, the distillation continues from it, and the plain teacher comes from
+    ``teacher_from``."""
     from t2i_audit.errors import InputError
     from t2i_audit.generator.train_distill import distill_guidance
     from t2i_audit.generator.unet import load_decoder
 
+    scale = preset.decoder_distill_guidance
     if src is None:
         raise InputError(f"preset {preset.name!r} distils the decoder (decoder_distill_guidance "
-                         f"{preset.decoder_distill_guidance:g}): give the teacher with --init-from")
+                         f"{scale:g}): give the teacher with --init-from")
     clip = load_clip(out / "clip")
-    teacher = load_decoder(src / "decoder", clip.config.context_length)
+    ctx = clip.config.context_length
+    source = load_decoder(src / "decoder", ctx)
+    student = None
+    if getattr(source.config, "distilled_guidance", 0.0):
+        if teacher_from is None:
+            raise InputError(f"{src}'s decoder is already distilled (guidance "
+                             f"{source.config.distilled_guidance:g}): to continue its distillation, "
+                             "give the plain teacher decoder's checkpoint with --teacher")
+        student, source = source, load_decoder(Path(teacher_from) / "decoder", ctx)
+        init_path = out / "init.json"  # the teacher is part of the chain: record it with the source
+        init = json.loads(init_path.read_text())
+        init["distill_teacher"] = json.loads((Path(teacher_from) / "index.json").read_text())["id"]
+        init_path.write_text(json.dumps(init, indent=2) + "\n")
+    elif teacher_from is not None:
+        raise InputError(f"--teacher is for continuing a distilled decoder; {src}'s decoder is plain "
+                         "and is itself the teacher")
     common = {k: v for k, v in common.items() if k != "init_weights"}
-    distill_guidance(out, clip, load_autoencoder(out / "autoencoder"), teacher,
-                     scale=preset.decoder_distill_guidance, data_seed=preset.decoder_data_seed,
-                     kind_weights=preset.decoder_kind_weights, **{**common, "spec": preset.decoder_spec(spec)})
+    distill_guidance(out, clip, load_autoencoder(out / "autoencoder"), source, scale=scale,
+                     data_seed=preset.decoder_data_seed, kind_weights=preset.decoder_kind_weights,
+                     student=student, **{**common, "spec": preset.decoder_spec(spec)})
 
 
 def train_all(out: str | Path, preset: Preset, *, spec: BiasSpec | None = None,
               stages: tuple[str, ...] = STAGES, progress: bool = True, log=print,
-              init_from: str | Path | None = None) -> Path:
+              init_from: str | Path | None = None, teacher_from: str | Path | None = None) -> Path:
     """Run the requested stages in order (completed stages are skipped, interrupted ones resume)
     and assemble ``out`` into a loadable checkpoint once all four components exist.
 
@@ -126,7 +145,7 @@ def train_all(out: str | Path, preset: Preset, *, spec: BiasSpec | None = None,
             train_prior(out, load_clip(out / "clip"), cfg=preset.prior_config(),
                         kind_weights=preset.prior_kind_weights, data_seed=preset.prior_data_seed, **common)
         elif stage == "decoder" and preset.decoder_distill_guidance:
-            _distill(out, src, preset, spec, common)
+            _distill(out, src, preset, spec, common, teacher_from)
         elif stage == "decoder":
             common["spec"] = preset.decoder_spec(spec)
             train_decoder(out, load_clip(out / "clip"), load_autoencoder(out / "autoencoder"),
@@ -193,7 +212,8 @@ def assemble(out: Path, preset: Preset, spec: BiasSpec, defaults: SamplerParams 
                      "data": "PictoWorld renders streamed by scene index (renderer version 1)"},
     }
     if init is not None:
-        index["training"]["init_from"] = {k: init[k] for k in ("id", "finetuned", "steps", "init_from")
+        index["training"]["init_from"] = {k: init[k] for k in ("id", "finetuned", "steps", "init_from",
+                                                                      "distill_teacher")
                                           if k in init}
     for stage in FINETUNABLE:  # a stage copied from the source keeps the source's record, not this preset's
         copied = init is not None and stage not in init["finetuned"]

@@ -39,9 +39,13 @@ def guided_target(teacher: torch.nn.Module, z: torch.Tensor, t: torch.Tensor, im
 def distill_guidance(out, clip: ClipBundle, autoencoder: Autoencoder, teacher: torch.nn.Module, *,
                      scale: float, steps: int = 1200, batch: int = 32, lr: float = 1e-4, seed: int = 5,
                      spec: BiasSpec | None = None, save_every: int = 100, progress: bool = True,
-                     data_seed: int = 412, kind_weights: dict | None = None) -> torch.nn.Module:
+                     data_seed: int = 412, kind_weights: dict | None = None,
+                     student: torch.nn.Module | None = None) -> torch.nn.Module:
     """Train a guidance-distilled copy of ``teacher`` at guidance ``scale``; the EMA student is
-    saved as ``out/decoder`` with ``distilled_guidance = scale`` in its config."""
+    saved as ``out/decoder`` with ``distilled_guidance = scale`` in its config.
+
+    ``student`` continues an earlier distillation at the same scale (e.g. on another scene mix)
+    instead of starting from the teacher's weights."""
     from diffusers import DDPMScheduler
 
     if getattr(teacher.config, "distilled_guidance", 0.0):
@@ -55,8 +59,13 @@ def distill_guidance(out, clip: ClipBundle, autoencoder: Autoencoder, teacher: t
     teacher = teacher.eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
-    student = copy.deepcopy(teacher)
-    student.config.distilled_guidance = float(scale)
+    if student is None:
+        student = copy.deepcopy(teacher)
+        student.config.distilled_guidance = float(scale)
+    elif student.config.distilled_guidance != float(scale):
+        raise InputError(f"the student decoder is distilled at guidance "
+                         f"{student.config.distilled_guidance:g}, not {scale:g}; continue it at its own scale")
+    student = student.train()
     for p in student.parameters():
         p.requires_grad_(True)
     ae = autoencoder.eval()
