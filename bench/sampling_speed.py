@@ -120,6 +120,10 @@ def compare(args, pipe, baseline=None) -> None:
           f"(wall: {old_wall:.2f} vs {new_wall:.2f} img/s)")
     print(f"acceptance 1: >= 2.0x: {'PASS' if speed >= 2 else 'FAIL'}; every category at or above today's "
           f"interval: {'PASS' if not worse else 'FAIL (' + ', '.join(worse) + ')'}; n = {args.n} pairs")
+    shared = {c: len({s for s, k in zip(seeds, cats) if k == c}) for c in old if c != "all"}
+    print("seeds: the suite reuses seeds across prompts (" + ", ".join(
+        f"{c} {old[c][1]} images on {k} seed{'s' if k != 1 else ''}" for c, k in shared.items()) + "); the Wilson intervals treat "
+          "images as independent and are too narrow where failures share a seed (similar prompts, same noise)")
 
 
 @torch.no_grad()
