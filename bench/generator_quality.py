@@ -51,7 +51,7 @@ def prop(values, clusters) -> tuple[float, float, float, int, int]:
     return est.value, est.ci_low, est.ci_high, len(v), len(set(clusters))
 
 
-CLOTHING_SHARE = 0.25  # training draws each clothing colour uniformly
+CLOTHING_SHARE = 1 / len(CLOTHING)  # training draws each clothing colour uniformly (world.scene)
 NULL_DRAWS = 10_000  # simulated runs of a generator that draws exactly the spec
 
 

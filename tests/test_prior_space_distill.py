@@ -215,6 +215,9 @@ def test_continued_distillation_needs_the_plain_teacher(finetuned, tmp_path):
     with pytest.raises(InputError, match="--teacher"):
         train_all(tmp_path / "a", _distil_preset(), stages=("decoder",), progress=False,
                   log=lambda *a: None, init_from=student)
+    with pytest.raises(InputError, match="give --init-from"):
+        train_all(tmp_path / "c", _distil_preset(), stages=("decoder",), progress=False,
+                  log=lambda *a: None, teacher_from=base)
     with pytest.raises(InputError, match="plain and is itself the teacher"):
         train_all(tmp_path / "b", _distil_preset(), stages=("decoder",), progress=False,
                   log=lambda *a: None, init_from=base, teacher_from=base)

@@ -31,7 +31,6 @@ def train(preset: str, out: Path, bias_spec: str, stages: tuple[str, ...], resum
     """Train CLIP, then the autoencoder, prior and decoder on PictoWorld; resumable."""
     from t2i_audit.core.threads import set_threads
     from t2i_audit.errors import InputError
-    from t2i_audit.generator.pipeline import checkpoint_dir
     from t2i_audit.generator.presets import STAGES, get_preset
     from t2i_audit.generator.train import FINETUNABLE, train_all
     from t2i_audit.world.bias import BiasSpec
@@ -41,8 +40,7 @@ def train(preset: str, out: Path, bias_spec: str, stages: tuple[str, ...], resum
         raise InputError(f"{out}: directory is not empty; pass --resume to continue it or choose a new --out")
     default_stages = FINETUNABLE if init_from else STAGES
     train_all(out, get_preset(preset), spec=BiasSpec.load(bias_spec), stages=stages or default_stages,
-              progress=progress, log=click.echo, init_from=init_from,
-              teacher_from=checkpoint_dir(teacher) if teacher else None)
+              progress=progress, log=click.echo, init_from=init_from, teacher_from=teacher)
     if (out / "index.json").is_file():
         click.echo(f"checkpoint ready: {out} (load with --checkpoint {out})")
 

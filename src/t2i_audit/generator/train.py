@@ -33,10 +33,11 @@ FINETUNABLE = ("prior", "decoder")
 _STAGE_PREFIXES = tuple(f"{s}_" for s in FINETUNABLE)  # index keys that describe one stage's training
 
 
-def seed_from_checkpoint(out: Path, src: Path, stages: tuple[str, ...]) -> None:
+def seed_from_checkpoint(out: Path, src: Path, stages: tuple[str, ...], teacher: Path | None = None) -> None:
     """Prepare ``out`` to fine-tune ``stages`` (prior and/or decoder) of checkpoint ``src``:
     copy the components that are not trained here, and record the source in ``init.json``
-    (its id, steps and wall time carry into the new index)."""
+    (its id, steps and wall time carry into the new index), with the checkpoint ``teacher`` whose
+    decoder a continued distillation learns from, where given."""
     import shutil
 
     from t2i_audit.errors import InputError
@@ -61,6 +62,8 @@ def seed_from_checkpoint(out: Path, src: Path, stages: tuple[str, ...]) -> None:
         init["init_from"] = training["init_from"]
     # how the source trained its prior and decoder: a stage copied unchanged keeps this record
     init["stage_training"] = {k: v for k, v in training.items() if k.startswith(_STAGE_PREFIXES)}
+    if teacher is not None:
+        init["distill_teacher"] = json.loads((teacher / "index.json").read_text())["id"]
     init_path.write_text(json.dumps(init, indent=2) + "\n")
 
 
@@ -69,7 +72,7 @@ def _distill(out: Path, src: Path | None, preset: Preset, spec: BiasSpec, common
     """The decoder stage of a preset with ``decoder_distill_guidance``: distil the source
     checkpoint's decoder (the teacher) at that guidance scale. Where the source decoder is itself
     distilled at that scale, the distillation continues from it, and the plain teacher comes from
-    ``teacher_from``."""
+    ``teacher_from`` (a checkpoint directory, recorded in init.json by seed_from_checkpoint)."""
     from t2i_audit.errors import InputError
     from t2i_audit.generator.train_distill import distill_guidance
     from t2i_audit.generator.unet import load_decoder
@@ -87,11 +90,7 @@ def _distill(out: Path, src: Path | None, preset: Preset, spec: BiasSpec, common
             raise InputError(f"{src}'s decoder is already distilled (guidance "
                              f"{source.config.distilled_guidance:g}): to continue its distillation, "
                              "give the plain teacher decoder's checkpoint with --teacher")
-        student, source = source, load_decoder(Path(teacher_from) / "decoder", ctx)
-        init_path = out / "init.json"  # the teacher is part of the chain: record it with the source
-        init = json.loads(init_path.read_text())
-        init["distill_teacher"] = json.loads((Path(teacher_from) / "index.json").read_text())["id"]
-        init_path.write_text(json.dumps(init, indent=2) + "\n")
+        student, source = source, load_decoder(teacher_from / "decoder", ctx)
     elif teacher_from is not None:
         raise InputError(f"--teacher is for continuing a distilled decoder; {src}'s decoder is plain "
                          "and is itself the teacher")
@@ -119,12 +118,17 @@ def train_all(out: str | Path, preset: Preset, *, spec: BiasSpec | None = None,
     out.mkdir(parents=True, exist_ok=True)
     (out / "preset.json").write_text(preset.to_json() + "\n")
     (out / "bias_spec.json").write_text(json.dumps(spec.to_dict(), indent=2) + "\n")
-    src = None
+    src = teacher = None
+    if teacher_from is not None and init_from is None:
+        from t2i_audit.errors import InputError
+
+        raise InputError("--teacher continues the distilled decoder of an --init-from checkpoint; give --init-from")
     if init_from is not None:
         from t2i_audit.generator.pipeline import checkpoint_dir
 
         src = checkpoint_dir(init_from)
-        seed_from_checkpoint(out, src, stages)
+        teacher = checkpoint_dir(teacher_from) if teacher_from is not None else None
+        seed_from_checkpoint(out, src, stages, teacher)
     for stage in STAGES:
         if stage not in stages:
             continue
@@ -145,7 +149,7 @@ def train_all(out: str | Path, preset: Preset, *, spec: BiasSpec | None = None,
             train_prior(out, load_clip(out / "clip"), cfg=preset.prior_config(),
                         kind_weights=preset.prior_kind_weights, data_seed=preset.prior_data_seed, **common)
         elif stage == "decoder" and preset.decoder_distill_guidance:
-            _distill(out, src, preset, spec, common, teacher_from)
+            _distill(out, src, preset, spec, common, teacher)
         elif stage == "decoder":
             common["spec"] = preset.decoder_spec(spec)
             train_decoder(out, load_clip(out / "clip"), load_autoencoder(out / "autoencoder"),
