@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from t2i_audit.audits.engine.memo import memo_embed_images
 from t2i_audit.stats.diversity_features import diversity_features, vendi_features
 from t2i_audit.stats.vendi import vendi_score
 
@@ -32,7 +33,7 @@ def reference_renders(profession: str, n: int, seed: int = 4242) -> list:
 
 
 def _embed(extractor, images: list) -> np.ndarray:
-    return np.asarray(extractor.embed_images(images).float().numpy(), dtype=np.float64)
+    return np.asarray(memo_embed_images(extractor, images), dtype=np.float64)
 
 
 def feature_findings(images: pd.DataFrame, pil: list, extractor, domain: str, cfg) -> list[dict]:

@@ -17,6 +17,7 @@ Probe definitions are data (:class:`ProbeSpec`, YAML under ``audits/probes/``); 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from t2i_audit.audits.engine.memo import memo_embed_images, memo_read
 from t2i_audit.core.io import read_user_text
 from t2i_audit.errors import InputError, did_you_mean
 
@@ -217,7 +219,7 @@ class ZeroShotProbe(Probe):
         out = []
         steps = range(0, len(images), self.batch_size)
         for i in tqdm(steps, desc=f"probe {self.name}", unit="batch", disable=not self.progress):
-            out.append(_normalise(self.extractor.embed_images(list(images[i:i + self.batch_size]))))
+            out.append(_normalise(memo_embed_images(self.extractor, images[i:i + self.batch_size])))
         return np.concatenate(out) if out else np.zeros((0, self.text_matrix().shape[1]))
 
     def classify_embeddings(self, image_emb) -> ProbeOutput:
@@ -316,8 +318,10 @@ class OracleProbe(CallableProbe):
         if classes is None:
             raise ProbeError(f"oracle probe: unknown attribute {attribute!r}; "
                              "use presentation, skin, profession, clothing or background")
-        if reader is None:
-            from t2i_audit.world.oracle import read_image as reader
+        if reader is None:  # the default oracle reads each image content once per process (engine.memo)
+            from t2i_audit.world.oracle import read_image
+
+            reader = functools.partial(memo_read, read_image)
         self._reader = reader
 
         def read(images):

@@ -22,20 +22,14 @@ def calibration_shift(probes, cal_images: list, cal_groups, run_images: list, ru
                       alpha: float = 0.05) -> list[dict]:
     """One record per probe: ``{probe, detected, statistic, p_value, n_calib, n_run, tests}``; probes
     without embeddings (oracle, callables) get ``detected: None`` and a note."""
-    out, embedded = [], {}
-
-    def embed(p, which: str, imgs: list):  # once per evaluator: probes sharing a CLIP share its embeddings
-        key = (id(getattr(p, "extractor", p)), which)
-        if key not in embedded:
-            embedded[key] = p.embed(imgs)
-        return embedded[key]
-
+    out = []
     for p in probes:
         if not (hasattr(p, "embed") and hasattr(p, "classify_embeddings")):
             out.append({"probe": p.name, "detected": None, "note": "not tested: the probe has no evaluator "
                         "embeddings (oracle or callable); its calibration is assumed, not checked"})
             continue
-        ec, er = embed(p, "calibration", cal_images), embed(p, "run", run_images)
+        # probes sharing a CLIP share its embeddings, memoised by image content (engine.memo)
+        ec, er = p.embed(cal_images), p.embed(run_images)
         oc, orun = p.classify_embeddings(ec), p.classify_embeddings(er)
         names: dict[str, int] = {}
         both = cal_groups is not None and run_groups is not None
