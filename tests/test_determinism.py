@@ -152,3 +152,24 @@ def test_bundled_default_is_batch_independent():
     assert [a.tobytes() for a in together] == [b.tobytes() for b in again]
     assert [a.tobytes() for a in together[:3]] == [b.tobytes() for b in alone]
     assert len({a.tobytes() for a in together}) == 5
+
+
+def test_prior_chunk_keeps_images_batch_independent(ckpt):
+    """The prior runs on fixed chunks of prior_micro_batch rows and the decoder on micro_batch rows:
+    an image drawn alone equals the same (prompt, seed) drawn across chunk boundaries of both."""
+    from t2i_audit.errors import InputError
+    from t2i_audit.generator.pipeline import Pipeline
+
+    torch.set_num_threads(1)
+    pipe = Pipeline.load(ckpt)
+    kw = dict(steps=2, prior_steps=2, micro_batch=2, prior_micro_batch=5)
+    prompts = [f"a drawing of a {c} {s}" for c in ("red", "blue") for s in ("circle", "square", "triangle")] * 2
+    seeds = list(range(40, 52))
+    out = pipe(prompts, seeds, **kw)
+    alone = [pipe([p], [s], **kw) for p, s in zip(prompts[4:8], seeds[4:8])]
+    assert [a.tobytes() for a in out.images[4:8]] == [o.images[0].tobytes() for o in alone]
+    assert torch.equal(out.image_embeds[4:8], torch.cat([o.image_embeds for o in alone]))
+    assert torch.equal(pipe.prior_embeds(prompts, seeds, **kw), out.image_embeds)  # the embeddings decoded
+    assert len({a.tobytes() for a in out.images}) == 12
+    with pytest.raises(InputError, match="prior_micro_batch"):
+        pipe.resolve_params(prior_micro_batch=0)

@@ -45,6 +45,11 @@ def candidate_seed(seed: int, j: int) -> int:
     return int(seed) if j == 0 else (int(seed) * 1_000_003 + j) % (2**63)
 
 
+def _rep(x: torch.Tensor, n: int) -> torch.Tensor:
+    """``x`` tiled along rows to ``n`` (the guided branches run as one batch of 2 x rows)."""
+    return x if x.shape[0] == n else torch.cat([x] * (n // x.shape[0]))
+
+
 def _to_pil(pixels: torch.Tensor) -> list[Image.Image]:
     return [Image.fromarray(px.permute(1, 2, 0).numpy()) for px in pixels]
 
@@ -118,8 +123,9 @@ class Pipeline:
         extra = {k: base.pop(k) for k in list(base) if k not in names}
         p = SamplerParams.from_dict(base)
         p.extra.update(extra)
-        if min(p.rerank, p.steps, p.prior_steps, p.micro_batch) < 1:
-            raise InputError("rerank, steps, prior_steps and micro_batch must each be at least 1")
+        if min(p.rerank, p.steps, p.prior_steps, p.micro_batch,
+               1 if p.prior_micro_batch is None else p.prior_micro_batch) < 1:
+            raise InputError("rerank, steps, prior_steps, micro_batch and prior_micro_batch must each be at least 1")
         p.guidance_interval = list(check_interval(p.guidance_interval))
         dg = self.distilled_guidance
         if dg and (p.guidance != dg or p.guidance_interval != [0.0, 1.0]):
@@ -141,44 +147,40 @@ class Pipeline:
         states, pooled = text_states(self.clip.model, tokens)
         return states, torch.nn.functional.normalize(pooled, dim=-1), tokens != 0
 
+    def _padded_text(self, prompts: list[str], size: int):
+        """Text states of ``prompts`` padded to ``size`` rows with the last prompt (rows discarded)."""
+        return self.encode_text(prompts + [prompts[-1]] * (size - len(prompts)))
+
     @torch.inference_mode()
-    def _draw(self, prompts: list[str], seeds: list[int], p: SamplerParams,
-              image_embeds: torch.Tensor | None = None,
-              prior_only: bool = False) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """Draw one micro-batch. Padding rows (own generators, discarded) keep the shape fixed.
-        ``image_embeds`` (unit CLIP image embeddings) skip the prior: the decoder draws from them;
-        ``prior_only`` stops after the prior (no pixels)."""
-        n = len(prompts)
-        pad = p.micro_batch - n
-        prompts = prompts + [prompts[-1]] * pad
-        gens = [torch.Generator().manual_seed(int(s)) for s in seeds] + [
-            torch.Generator().manual_seed(0) for _ in range(pad)]
-        states, pooled, valid = self.encode_text(prompts)
+    def _prior_draw(self, prompts: list[str], gens: list[torch.Generator], p: SamplerParams) -> torch.Tensor:
+        """Unit CLIP image embeddings for one prior chunk: ``len(gens)`` rows (``prompts`` padded)."""
+        states, pooled, valid = self._padded_text(prompts, len(gens))
 
-        def rep(x: torch.Tensor, n: int) -> torch.Tensor:
-            return x if x.shape[0] == n else torch.cat([x] * (n // x.shape[0]))
+        def prior_fn(x, t, drop):
+            n = x.shape[0]
+            with self._autocast():
+                return self.prior(x, t, _rep(states, n), _rep(pooled, n), _rep(valid, n), drop.to(x.device)).float()
 
-        if image_embeds is None:
-            def prior_fn(x, t, drop):
-                n = x.shape[0]
-                with self._autocast():
-                    return self.prior(x, t, rep(states, n), rep(pooled, n), rep(valid, n), drop.to(x.device)).float()
+        x = initial_noise((self.prior.config.embed_dim,), gens).to(self.device)
+        x = sample(guided(prior_fn, p.prior_guidance), x,
+                   make_scheduler(p.prior_sampler, self.prior_scheduler), p.prior_steps, gens)
+        return self.prior.from_space(x)
 
-            x = initial_noise((self.prior.config.embed_dim,), gens).to(self.device)
-            x = sample(guided(prior_fn, p.prior_guidance), x,
-                       make_scheduler(p.prior_sampler, self.prior_scheduler), p.prior_steps, gens)
-            img_emb = self.prior.from_space(x)
-        else:
-            e = image_embeds.to(self.device, torch.float32)
-            img_emb = torch.nn.functional.normalize(torch.cat([e, e[-1:].expand(pad, -1)]), dim=-1)
-        if prior_only:
-            return None, img_emb[:n].float().cpu()
+    @torch.inference_mode()
+    def _decoder_draw(self, prompts: list[str], img_emb: torch.Tensor, gens: list[torch.Generator],
+                      p: SamplerParams) -> torch.Tensor:
+        """(n,3,H,W) uint8 pixels of one decoder micro-batch; padding rows (the last embedding,
+        their own generators) keep its shape at ``micro_batch`` and are discarded."""
+        n, pad = len(prompts), p.micro_batch - len(prompts)
+        states, _, valid = self._padded_text(prompts, p.micro_batch)
+        emb = torch.cat([img_emb, img_emb[-1:].expand(pad, -1)]).to(self.device)
+        gens = gens + [torch.Generator().manual_seed(0) for _ in range(pad)]
 
         def decoder_fn(z, t, drop):
             n = z.shape[0]
             d = drop.to(z.device)
             with self._autocast():
-                return self.decoder(z, t, rep(img_emb, n), rep(states, n), rep(valid, n), d, d).float()
+                return self.decoder(z, t, _rep(emb, n), _rep(states, n), _rep(valid, n), d, d).float()
 
         dcfg = self.decoder.config
         z = initial_noise((dcfg.in_channels, dcfg.input_size, dcfg.input_size), gens).to(self.device)
@@ -188,7 +190,7 @@ class Pipeline:
                    p.steps, gens)
         with self._autocast():
             pixels = to_uint8(self.autoencoder.decode(z).float()).cpu()
-        return pixels[:n], img_emb[:n].float().cpu()
+        return pixels[:n]
 
     @torch.inference_mode()
     def decode(self, prompts: list[str], image_embeds: torch.Tensor, seeds: list[int],
@@ -202,17 +204,30 @@ class Pipeline:
         pixels, _ = self._draw_all(list(prompts), list(seeds), self.resolve_params(params, **overrides), image_embeds)
         return _to_pil(pixels)
 
+    @torch.inference_mode()
     def _draw_all(self, prompts: list[str], seeds: list[int], p: SamplerParams,
                   image_embeds: torch.Tensor | None = None,
                   prior_only: bool = False) -> tuple[torch.Tensor | None, torch.Tensor]:
-        """``_draw`` over fixed micro-batches: (N,3,H,W) uint8 pixels (None if ``prior_only``)
-        and (N,D) image embeddings."""
+        """(N,3,H,W) uint8 pixels (None if ``prior_only``) and (N,D) unit image embeddings.
+
+        The prior runs on fixed chunks of ``prior_micro_batch`` rows, the decoder on fixed chunks of
+        ``micro_batch`` (the last of each padded), so an image's bytes never depend on how many
+        images were requested with it. Each image has one generator, seeded by its seed: the prior
+        draws from it first, then the decoder. ``image_embeds`` skip the prior."""
+        chunk = p.micro_batch if image_embeds is not None else (p.prior_micro_batch or p.micro_batch)
         mb, pix, embs = p.micro_batch, [], []
-        for i in range(0, len(prompts), mb):
-            e = None if image_embeds is None else image_embeds[i:i + mb]
-            a, b = self._draw(prompts[i:i + mb], seeds[i:i + mb], p, e, prior_only)
-            pix.append(a)
-            embs.append(b)
+        for i in range(0, len(prompts), chunk):
+            pr = prompts[i:i + chunk]
+            gens = [torch.Generator().manual_seed(int(s)) for s in seeds[i:i + chunk]]
+            if image_embeds is None:
+                pads = [torch.Generator().manual_seed(0) for _ in range(chunk - len(pr))]
+                emb = self._prior_draw(pr, gens + pads, p)[:len(pr)]
+            else:
+                emb = torch.nn.functional.normalize(image_embeds[i:i + chunk].to(self.device, torch.float32), dim=-1)
+            embs.append(emb.float().cpu())
+            if not prior_only:
+                pix += [self._decoder_draw(pr[j:j + mb], emb[j:j + mb], gens[j:j + mb], p)
+                        for j in range(0, len(pr), mb)]
         return (None if prior_only else torch.cat(pix)), torch.cat(embs)
 
     @torch.inference_mode()
