@@ -173,3 +173,20 @@ def test_prior_chunk_keeps_images_batch_independent(ckpt):
     assert len({a.tobytes() for a in out.images}) == 12
     with pytest.raises(InputError, match="prior_micro_batch"):
         pipe.resolve_params(prior_micro_batch=0)
+
+
+def test_sampling_batches_follow_the_generators_chunk(ckpt, tmp_path):
+    """`sample` without --batch-size draws as many prompts per call as the generator's largest fixed
+    chunk (its batch_hint) when that exceeds the device default, and the images stay those of a
+    one-prompt-per-call run."""
+    extra = ["--param", "prior_micro_batch=20"]
+    (tmp_path / "det.yaml").write_text(SUITE)
+    runs = {}
+    for name, batch in (("auto", []), ("one", ["--batch-size", 1])):
+        r = invoke(["sample", "--suite", tmp_path / "det.yaml", "--out", tmp_path / name, "--generator",
+                    f"checkpoint:{ckpt}", "--no-progress", *batch, *PARAMS, *extra])
+        assert r.exit_code == 0, r.output
+        runs[name] = pd.read_parquet(tmp_path / name / "manifest.parquet")
+    assert json.loads((tmp_path / "auto" / "run.json").read_text())["batch_size"] == 20
+    assert json.loads((tmp_path / "one" / "run.json").read_text())["batch_size"] == 1
+    assert runs["auto"]["sha256"].tolist() == runs["one"]["sha256"].tolist()

@@ -3,7 +3,9 @@
 ``adapter(prompts, seeds, params) -> list[PIL.Image]``, plus ``id``, ``kind`` and ``config()`` (JSON,
 recorded in run.json with its hash). An image must depend on its (prompt, seed) only, never on the
 batch it was drawn in. Optional ``prepare(pairs) -> list[bool]`` says which (prompt, seed) pairs an
-adapter can produce (an image folder may not cover a whole suite).
+adapter can produce (an image folder may not cover a whole suite); optional ``batch_hint(params) ->
+int`` how many prompts per call it draws without padding (sampling never calls it with fewer, by
+default).
 
 Specs (``--generator``): ``bundled``, ``checkpoint:DIR``, ``diffusers:DIR`` or
 ``diffusers:ORG/NAME[@REVISION]`` (a hub id, resolved through the Hugging Face cache: ``evals.hub``),
@@ -137,6 +139,12 @@ class PipelineAdapter:
             if ds.kind == "cuda" and hasattr(self._pipe, "to"):
                 self._pipe.to(ds.device, ds.dtype)
         return self._pipe
+
+    def batch_hint(self, params: dict) -> int:
+        """The pipeline's largest fixed chunk at these params (the prior's, 64 rows for the bundled
+        checkpoint): fewer prompts per call would pad it."""
+        p = self._load().resolve_params(params or None)
+        return int(p.prior_micro_batch or p.micro_batch)
 
     def _directory(self) -> Path | None:
         if self.target != "bundled":

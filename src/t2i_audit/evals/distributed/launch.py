@@ -51,7 +51,7 @@ T = TypeVar("T")
 DEVICE_ENV = "T2I_AUDIT_DEVICE"  # 'cpu' forces CPU even where CUDA is present
 
 # Default batch sizes per device kind: (sample prompts per generator call, images per embedding batch).
-BATCH_SIZES = {"cpu": (64, 64), "cuda": (128, 256)}
+BATCH_SIZES = {"cpu": (16, 64), "cuda": (128, 256)}
 
 
 class RankFailedError(InputError):

@@ -287,12 +287,18 @@ def _merge(run_dir: Path, plan: list, shares: list, meta: dict, n_missing: int) 
     return meta
 
 
+def default_batch_size(gen, params: dict | None, dist) -> int:
+    """Prompts per generator call: the device's default, or the adapter's ``batch_hint`` where larger."""
+    hint = getattr(gen, "batch_hint", None)
+    return max(distributed.device_settings(dist).sample_batch, int(hint(params or {})) if callable(hint) else 0)
+
+
 def _sample_locked(cfg: SampleConfig, suite: PromptSuite, gen, run_dir: Path, lock: RunLock, dist) -> RunResult:
     from tqdm import tqdm
 
     t0 = time.perf_counter()
     images_dir = run_dir / "images"
-    batch_size = cfg.batch_size or distributed.device_settings(dist).sample_batch
+    batch_size = cfg.batch_size or default_batch_size(gen, cfg.params, dist)
     meta = dist.on_main(lambda: _prelude(cfg, suite, gen, run_dir, batch_size, dist))
     plan, n_missing = _covered_plan(cfg, gen, suite.plan(cfg.images_per_prompt, cfg.limit))
     planned = {image_id(p.prompt_id, s): (p, s) for p, s in dist.shard(plan)}
