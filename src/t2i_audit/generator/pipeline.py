@@ -50,6 +50,11 @@ def _rep(x: torch.Tensor, n: int) -> torch.Tensor:
     return x if x.shape[0] == n else torch.cat([x] * (n // x.shape[0]))
 
 
+def _pad_rows(x: torch.Tensor, n: int) -> torch.Tensor:
+    """``x`` with its last row repeated up to ``n`` rows (padding rows, discarded after the call)."""
+    return x if x.shape[0] == n else torch.cat([x, x[-1:].expand(n - x.shape[0], *x.shape[1:])])
+
+
 def _to_pil(pixels: torch.Tensor) -> list[Image.Image]:
     return [Image.fromarray(px.permute(1, 2, 0).numpy()) for px in pixels]
 
@@ -147,14 +152,10 @@ class Pipeline:
         states, pooled = text_states(self.clip.model, tokens)
         return states, torch.nn.functional.normalize(pooled, dim=-1), tokens != 0
 
-    def _padded_text(self, prompts: list[str], size: int):
-        """Text states of ``prompts`` padded to ``size`` rows with the last prompt (rows discarded)."""
-        return self.encode_text(prompts + [prompts[-1]] * (size - len(prompts)))
-
-    @torch.inference_mode()
-    def _prior_draw(self, prompts: list[str], gens: list[torch.Generator], p: SamplerParams) -> torch.Tensor:
-        """Unit CLIP image embeddings for one prior chunk: ``len(gens)`` rows (``prompts`` padded)."""
-        states, pooled, valid = self._padded_text(prompts, len(gens))
+    def _prior_draw(self, text: tuple, gens: list[torch.Generator], p: SamplerParams) -> torch.Tensor:
+        """Unit CLIP image embeddings for one prior chunk of ``len(gens)`` rows; ``text`` is the
+        chunk's (states, pooled, valid), padded to as many rows."""
+        states, pooled, valid = text
 
         def prior_fn(x, t, drop):
             n = x.shape[0]
@@ -166,15 +167,15 @@ class Pipeline:
                    make_scheduler(p.prior_sampler, self.prior_scheduler), p.prior_steps, gens)
         return self.prior.from_space(x)
 
-    @torch.inference_mode()
-    def _decoder_draw(self, prompts: list[str], img_emb: torch.Tensor, gens: list[torch.Generator],
+    def _decoder_draw(self, text: tuple, img_emb: torch.Tensor, gens: list[torch.Generator],
                       p: SamplerParams) -> torch.Tensor:
-        """(n,3,H,W) uint8 pixels of one decoder micro-batch; padding rows (the last embedding,
-        their own generators) keep its shape at ``micro_batch`` and are discarded."""
-        n, pad = len(prompts), p.micro_batch - len(prompts)
-        states, _, valid = self._padded_text(prompts, p.micro_batch)
-        emb = torch.cat([img_emb, img_emb[-1:].expand(pad, -1)]).to(self.device)
-        gens = gens + [torch.Generator().manual_seed(0) for _ in range(pad)]
+        """(n,3,H,W) uint8 pixels of one decoder micro-batch of n = ``len(gens)`` images; ``text``
+        and ``img_emb`` hold their n rows. Padding rows (the last row repeated, their own
+        generators) keep its shape at ``micro_batch`` and are discarded."""
+        n, size = len(gens), p.micro_batch
+        states, _, valid = (_pad_rows(x[:n], size) for x in text)
+        emb = _pad_rows(img_emb, size).to(self.device)
+        gens = gens + [torch.Generator().manual_seed(0) for _ in range(size - n)]
 
         def decoder_fn(z, t, drop):
             n = z.shape[0]
@@ -218,15 +219,16 @@ class Pipeline:
         mb, pix, embs = p.micro_batch, [], []
         for i in range(0, len(prompts), chunk):
             pr = prompts[i:i + chunk]
+            text = self.encode_text(pr + [pr[-1]] * (chunk - len(pr)))  # once per chunk, padded
             gens = [torch.Generator().manual_seed(int(s)) for s in seeds[i:i + chunk]]
             if image_embeds is None:
                 pads = [torch.Generator().manual_seed(0) for _ in range(chunk - len(pr))]
-                emb = self._prior_draw(pr, gens + pads, p)[:len(pr)]
+                emb = self._prior_draw(text, gens + pads, p)[:len(pr)]
             else:
                 emb = torch.nn.functional.normalize(image_embeds[i:i + chunk].to(self.device, torch.float32), dim=-1)
             embs.append(emb.float().cpu())
             if not prior_only:
-                pix += [self._decoder_draw(pr[j:j + mb], emb[j:j + mb], gens[j:j + mb], p)
+                pix += [self._decoder_draw(tuple(x[j:j + mb] for x in text), emb[j:j + mb], gens[j:j + mb], p)
                         for j in range(0, len(pr), mb)]
         return (None if prior_only else torch.cat(pix)), torch.cat(embs)
 
