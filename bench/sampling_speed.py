@@ -58,12 +58,22 @@ def pairs(n: int, with_categories: bool = False):
 
 
 def parse_setting(text: str) -> dict:
-    """``steps=8,prior_steps=10,guidance_interval=0.0:0.6`` -> sampler overrides."""
+    """``steps=8,sampler=dpm++,guidance_interval=0.0:0.6`` -> sampler overrides."""
     out: dict = {}
     for part in filter(None, (x.strip() for x in text.split(","))):
         k, _, v = part.partition("=")
-        out[k.strip()] = [float(x) for x in v.split(":")] if ":" in v else (float(v) if "." in v else int(v))
+        out[k.strip()] = [float(x) for x in v.split(":")] if ":" in v else _scalar(v.strip())
     return out
+
+
+def _scalar(v: str):
+    """``11`` -> int, ``2.5`` -> float, anything else (a sampler name such as ``dpm++``) -> str."""
+    for kind in (int, float):
+        try:
+            return kind(v)
+        except ValueError:
+            pass
+    return v
 
 
 def per_category(images, expects, cats) -> dict[str, tuple[int, int]]:
