@@ -34,6 +34,7 @@ FULL = {
     "finetune12": "2052f045e82370ad",  # 800 more steps of finetune9-half's prior, new scene stream
     "finetune13": "76acf682b374c0cd",  # finetune12 at lr 3e-5 for 1,500 steps, another scene stream
     "finetune11": "34514e5aeab8f5d6",  # continues finetune9-half's distillation on a pair-heavy mix
+    "finetune14": "1e24747bbcc690ba",  # finetune13's prior recipe, trained --init-from finetune11 (keeps its decoder)
 }
 
 
