@@ -58,22 +58,15 @@ def pairs(n: int, with_categories: bool = False):
 
 
 def parse_setting(text: str) -> dict:
-    """``steps=8,sampler=dpm++,guidance_interval=0.0:0.6`` -> sampler overrides."""
-    out: dict = {}
-    for part in filter(None, (x.strip() for x in text.split(","))):
-        k, _, v = part.partition("=")
-        out[k.strip()] = [float(x) for x in v.split(":")] if ":" in v else _scalar(v.strip())
+    """``steps=8,sampler=dpm++,guidance_interval=0.0:0.6`` -> sampler overrides: ``lo:hi`` is a
+    list of floats, any other value a YAML scalar as ``t2i-audit sample --param`` reads it."""
+    from t2i_audit.commands.sample import parse_params
+
+    parts = [x.strip() for x in text.split(",") if x.strip()]
+    out = parse_params(tuple(p for p in parts if ":" not in p))
+    for k, _, v in (p.partition("=") for p in parts if ":" in p):
+        out[k.strip()] = [float(x) for x in v.split(":")]
     return out
-
-
-def _scalar(v: str):
-    """``11`` -> int, ``2.5`` -> float, anything else (a sampler name such as ``dpm++``) -> str."""
-    for kind in (int, float):
-        try:
-            return kind(v)
-        except ValueError:
-            pass
-    return v
 
 
 def per_category(images, expects, cats) -> dict[str, tuple[int, int]]:

@@ -132,3 +132,8 @@ class SamplerParams(_JsonConfig):
     # 16 to 64 rows); its rows are then handed to the decoder ``micro_batch`` at a time.
     prior_micro_batch: int | None = None
     extra: dict = field(default_factory=dict)
+
+    @property
+    def prior_chunk(self) -> int:
+        """Rows per prior call: ``prior_micro_batch``, or ``micro_batch`` where unset."""
+        return self.micro_batch if self.prior_micro_batch is None else self.prior_micro_batch

@@ -128,8 +128,7 @@ class Pipeline:
         extra = {k: base.pop(k) for k in list(base) if k not in names}
         p = SamplerParams.from_dict(base)
         p.extra.update(extra)
-        if min(p.rerank, p.steps, p.prior_steps, p.micro_batch,
-               1 if p.prior_micro_batch is None else p.prior_micro_batch) < 1:
+        if min(p.rerank, p.steps, p.prior_steps, p.micro_batch, p.prior_chunk) < 1:
             raise InputError("rerank, steps, prior_steps, micro_batch and prior_micro_batch must each be at least 1")
         p.guidance_interval = list(check_interval(p.guidance_interval))
         dg = self.distilled_guidance
@@ -215,7 +214,7 @@ class Pipeline:
         ``micro_batch`` (the last of each padded), so an image's bytes never depend on how many
         images were requested with it. Each image has one generator, seeded by its seed: the prior
         draws from it first, then the decoder. ``image_embeds`` skip the prior."""
-        chunk = p.micro_batch if image_embeds is not None else (p.prior_micro_batch or p.micro_batch)
+        chunk = p.micro_batch if image_embeds is not None else p.prior_chunk
         mb, pix, embs = p.micro_batch, [], []
         for i in range(0, len(prompts), chunk):
             pr = prompts[i:i + chunk]

@@ -44,7 +44,6 @@ class LRUMemo:
         self._data: OrderedDict = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
-        self.hits = self.misses = 0
 
     def __len__(self) -> int:
         return len(self._data)
@@ -57,10 +56,8 @@ class LRUMemo:
         with self._lock:
             value = self._data.get(key, _MISSING)
             if value is _MISSING:
-                self.misses += 1
                 return default
             self._data.move_to_end(key)
-            self.hits += 1
             return value
 
     def put(self, key: Hashable, value) -> None:
@@ -79,7 +76,6 @@ class LRUMemo:
         with self._lock:
             self._data.clear()
             self._bytes = 0
-            self.hits = self.misses = 0
 
 
 READINGS = LRUMemo(max_entries=16_384)  # oracle readings: a few kB each

@@ -143,8 +143,7 @@ class PipelineAdapter:
     def batch_hint(self, params: dict) -> int:
         """The pipeline's largest fixed chunk at these params (the prior's, 64 rows for the bundled
         checkpoint): fewer prompts per call would pad it."""
-        p = self._load().resolve_params(params or None)
-        return int(p.prior_micro_batch or p.micro_batch)
+        return self._load().resolve_params(params or None).prior_chunk
 
     def _directory(self) -> Path | None:
         if self.target != "bundled":
