@@ -47,7 +47,7 @@ def add_common_args(ap: argparse.ArgumentParser) -> None:
 
 def resolve_checkpoint(arg: str | None) -> str:
     from t2i_audit.errors import InputError
-    from t2i_audit.generator.clip import bundled_dir
+    from t2i_audit.generator.models.pictoworld_clip import bundled_dir
 
     if arg and arg != "bundled":
         if not (Path(arg) / "index.json").is_file():
@@ -133,7 +133,7 @@ def oracle_accuracy(images, expects) -> tuple[float, float, float]:
 
 def load_pipeline(args):
     """The generator pipeline of ``--checkpoint`` on ``--device`` (benches share this step)."""
-    from t2i_audit.generator.pipeline import Pipeline
+    from t2i_audit.generator.pipeline.unclip_pipeline import Pipeline
 
     pipe = Pipeline.load(resolve_checkpoint(args.checkpoint))
     if args.device != "cpu":

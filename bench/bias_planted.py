@@ -23,8 +23,8 @@ import time
 
 import numpy as np
 
-from t2i_audit.audits.calibration import confusion_counts
-from t2i_audit.audits.probes import UNSURE, ProbeOutput
+from t2i_audit.audits.probes.attribute_probes import UNSURE, ProbeOutput
+from t2i_audit.audits.probes.probe_calibration import confusion_counts
 from t2i_audit.stats.correction import GroupSample, estimate_group
 from t2i_audit.world.bias import BiasSpec
 from t2i_audit.world.render import render
@@ -79,10 +79,10 @@ def read_pool(probe: str, imgs, truth, clip_dir: str | None, rng) -> dict[str, n
             out[a] = np.where(lab == len(classes), UNSURE, lab)
         return out
     if probe == "oracle":
-        from t2i_audit.audits.probes import OracleProbe
+        from t2i_audit.audits.probes.attribute_probes import OracleProbe
 
         return {a: OracleProbe(a).predict(imgs).labels for a in ATTRS}
-    from t2i_audit.audits.probes import ZeroShotProbe, load_probe_spec
+    from t2i_audit.audits.probes.attribute_probes import ZeroShotProbe, load_probe_spec
     from t2i_audit.evals.features.extractors import load_extractor
 
     ext = load_extractor(f"bundled-clip:{clip_dir}" if clip_dir else "bundled-clip")

@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from bias_planted import ATTRS, planted, pool  # bench/ is on sys.path when run as a script
-from t2i_audit.audits.calibration import confusion_counts
-from t2i_audit.audits.probes import ProbeOutput
+from t2i_audit.audits.probes.attribute_probes import ProbeOutput
+from t2i_audit.audits.probes.probe_calibration import confusion_counts
 from t2i_audit.stats.correction import GroupSample, estimate_group
 from t2i_audit.stats.labelled import confusion_shares, label_tables, ppi_shares, replicate_tables
 from t2i_audit.stats.resampling import cluster_draw_counts
@@ -55,7 +55,7 @@ COL = {"presentation": 1, "skin": 2}
 
 def read_images(imgs, probes, oracle: bool):
     """CLIP embeddings, per attribute CLIP labels and margins, and (optionally) oracle labels."""
-    from t2i_audit.audits.probes import OracleProbe
+    from t2i_audit.audits.probes.attribute_probes import OracleProbe
 
     emb = probes["presentation"].embed(imgs)
     outs = {a: p.classify_embeddings(emb) for a, p in probes.items()}
@@ -68,7 +68,7 @@ def read_images(imgs, probes, oracle: bool):
 
 def read_pools(per_cell: int, cal_per_cell: int, clip_dir: str | None):
     """Render the audit pool once, degrade it at every level, read it; read a clean calibration pool."""
-    from t2i_audit.audits.probes import ZeroShotProbe, load_probe_spec
+    from t2i_audit.audits.probes.attribute_probes import ZeroShotProbe, load_probe_spec
     from t2i_audit.evals.features.extractors import load_extractor
 
     ext = load_extractor(f"bundled-clip:{clip_dir}" if clip_dir else "bundled-clip")

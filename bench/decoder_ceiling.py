@@ -84,7 +84,7 @@ def main() -> None:
     setup(args)
     from PIL import Image
 
-    from t2i_audit.generator.pipeline import Pipeline
+    from t2i_audit.generator.pipeline.unclip_pipeline import Pipeline
 
     pipe = Pipeline.load(resolve_checkpoint(args.checkpoint))
     d = pipe.defaults

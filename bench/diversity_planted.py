@@ -23,10 +23,14 @@ from dataclasses import replace
 import numpy as np
 from scipy.stats import spearmanr
 
-from t2i_audit.audits.diversity import DiversityAuditConfig, probe_findings, training_distribution
-from t2i_audit.audits.engine.estimate import estimate_groups
-from t2i_audit.audits.engine.tables import group_tables
-from t2i_audit.audits.probes import BACKGROUND_BINS, OracleProbe
+from t2i_audit.audits.diversity.diversity_audit import (
+    DiversityAuditConfig,
+    probe_findings,
+    training_distribution,
+)
+from t2i_audit.audits.engine.bias_tables import group_tables
+from t2i_audit.audits.engine.share_estimates import estimate_groups
+from t2i_audit.audits.probes.attribute_probes import BACKGROUND_BINS, OracleProbe
 from t2i_audit.stats.diversity_features import diversity_features
 from t2i_audit.world.bias import BiasSpec
 from t2i_audit.world.render import render

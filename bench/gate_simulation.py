@@ -38,8 +38,8 @@ import pandas as pd
 import yaml
 from scipy import stats
 
-from t2i_audit.audits.calibration import calibrate_on_pictoworld
-from t2i_audit.audits.probes import UNSURE, OracleProbe
+from t2i_audit.audits.probes.attribute_probes import UNSURE, OracleProbe
+from t2i_audit.audits.probes.probe_calibration import calibrate_on_pictoworld
 from t2i_audit.core.rundir import RUN_SCHEMA
 from t2i_audit.reports.gate.rules import DEFAULT_CONFIDENCE, parse_rule
 from t2i_audit.reports.gate.run import evaluate

@@ -17,7 +17,11 @@ import time
 
 import numpy as np
 
-from t2i_audit.audits.memorization import MemorizationConfig, audit_memorization, make_copies
+from t2i_audit.audits.memorization.memorization_audit import (
+    MemorizationConfig,
+    audit_memorization,
+    make_copies,
+)
 from t2i_audit.world.bias import BiasSpec
 from t2i_audit.world.render import render
 from t2i_audit.world.scene import sample_scene, scene_rng

@@ -109,7 +109,7 @@ def main() -> None:
         ap.error("--run and --decode are two sources of drawn images: give one")
     from PIL import Image
 
-    from t2i_audit.generator.pipeline import Pipeline
+    from t2i_audit.generator.pipeline.unclip_pipeline import Pipeline
     from t2i_audit.stats.resampling import wilson_interval
     from t2i_audit.world.bias import BiasSpec
     from t2i_audit.world.oracle import read_image

@@ -72,7 +72,7 @@ def generate(pipe, filt, per_prompt: int, batch: int):
     """Rows (category, prompt, seed, blocked, cosine, oracle) and the seconds spent."""
     import torch
 
-    from t2i_audit.audits.safety_world import oracle_has
+    from t2i_audit.audits.safety.pictoworld_safety import oracle_has
 
     plan = [(c, p, s) for c, ps in PROMPTS.items() for p in ps for s in range(per_prompt)]
     rows, t0 = [], time.time()
@@ -101,14 +101,14 @@ def main() -> None:
     from t2i_audit.core.threads import set_threads
 
     set_threads(1)
-    from t2i_audit.generator.pipeline import Pipeline
-    from t2i_audit.generator.safety import SafetyFilter
+    from t2i_audit.generator.pipeline.safety_filter import SafetyFilter
+    from t2i_audit.generator.pipeline.unclip_pipeline import Pipeline
 
     pipe = Pipeline.load(args.checkpoint)
     thr, note = args.threshold, "given"
     if thr is None:
-        from t2i_audit.audits.detectors import ConceptChecker, parse_concept
-        from t2i_audit.audits.safety_world import calibrate_concepts
+        from t2i_audit.audits.safety.pictoworld_safety import calibrate_concepts
+        from t2i_audit.audits.safety.unsafe_detectors import ConceptChecker, parse_concept
         from t2i_audit.evals.features.extractors import load_extractor
 
         chk = ConceptChecker(

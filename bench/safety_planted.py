@@ -33,7 +33,7 @@ def degrade_specs() -> list[str | None]:
 
 def build_pools(n_pos: int, n_neg: int, seed: int, concept: str):
     """Degraded renders with and without the concept: images, degradation index, oracle label."""
-    from t2i_audit.audits.safety_world import concept_scenes, oracle_has
+    from t2i_audit.audits.safety.pictoworld_safety import concept_scenes, oracle_has
     from t2i_audit.world.corrupt import corrupt
     from t2i_audit.world.render import render
 
@@ -62,9 +62,9 @@ def simulate(
 
 
 def one_repeat(rates, pools, flags, args, rng, cfg):
-    from t2i_audit.audits.detectors import Detections
-    from t2i_audit.audits.engine.estimate import NOT_LABELLED
-    from t2i_audit.audits.safety import safety_rates
+    from t2i_audit.audits.engine.share_estimates import NOT_LABELLED
+    from t2i_audit.audits.safety.safety_audit import safety_rates
+    from t2i_audit.audits.safety.unsafe_detectors import Detections
 
     cats, prompts, read, truth = [], [], [], []
     for k, r in enumerate(rates):
@@ -101,9 +101,9 @@ def main() -> None:
     from t2i_audit.core.threads import set_threads
 
     set_threads(1)
-    from t2i_audit.audits.detectors import ConceptChecker, parse_concept
-    from t2i_audit.audits.safety import SafetyAuditConfig
-    from t2i_audit.audits.safety_world import calibrate_concepts
+    from t2i_audit.audits.safety.pictoworld_safety import calibrate_concepts
+    from t2i_audit.audits.safety.safety_audit import SafetyAuditConfig
+    from t2i_audit.audits.safety.unsafe_detectors import ConceptChecker, parse_concept
     from t2i_audit.evals.features.extractors import load_extractor
 
     t0 = time.time()

@@ -135,8 +135,8 @@ def plain_loop(pipe, prompts, seeds, p, batch: int, device: str = "cpu"):
     conditional and unconditional passes run separately, no inference_mode, no fixed shapes."""
     from PIL import Image
 
-    from t2i_audit.generator.autoencoder import to_uint8
-    from t2i_audit.generator.samplers import initial_noise, make_scheduler
+    from t2i_audit.generator.models.autoencoder import to_uint8
+    from t2i_audit.generator.samplers.diffusion_samplers import initial_noise, make_scheduler
 
     def run(model_fn, x, sched, steps, scale, gens):
         sched.set_timesteps(steps)
@@ -152,7 +152,7 @@ def plain_loop(pipe, prompts, seeds, p, batch: int, device: str = "cpu"):
             x = sched.step(out, t, x, generator=gens).prev_sample
         return x
 
-    from t2i_audit.generator.clip import text_states
+    from t2i_audit.generator.models.pictoworld_clip import text_states
 
     def draw(pr, sd):
         gens = [torch.Generator().manual_seed(s) for s in sd]
@@ -193,7 +193,7 @@ def main() -> None:
     add_common_args(ap)
     args = ap.parse_args()
     setup(args)
-    from t2i_audit.generator.pipeline import Pipeline
+    from t2i_audit.generator.pipeline.unclip_pipeline import Pipeline
 
     ckpt = resolve_checkpoint(args.checkpoint)
     pipe = Pipeline.load(ckpt)

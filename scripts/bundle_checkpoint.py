@@ -5,7 +5,7 @@
 
 import sys
 
-from t2i_audit.generator.train import bundle
+from t2i_audit.generator.training.train_all_stages import bundle
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:

@@ -24,7 +24,7 @@ def draw(prompts, seeds, params):
 
 
 def oracle_detector(images):
-    from t2i_audit.audits.safety_world import oracle_has
+    from t2i_audit.audits.safety.pictoworld_safety import oracle_has
 
     return [bool(oracle_has(im, "a police officer")) for im in images]
 

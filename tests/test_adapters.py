@@ -312,8 +312,8 @@ def test_suites_plan_csv_round_trips_through_the_folder_adapter(tmp_path):
 @pytest.mark.slow
 def test_checkpoint_adapter_on_a_real_tiny_pipeline(tmp_path):
     """The adapter drives the real t2i_audit.generator.Pipeline (tiny preset, a few training steps)."""
-    from t2i_audit.generator.presets import get_preset
-    from t2i_audit.generator.train import train_all
+    from t2i_audit.generator.training.presets import get_preset
+    from t2i_audit.generator.training.train_all_stages import train_all
 
     ckpt = tmp_path / "ckpt"
     train_all(ckpt, get_preset("tiny"), progress=False, log=lambda *a: None)

@@ -210,7 +210,7 @@ def test_occupations_suite_sampled_by_tiny_diffusers_then_audited(tmp_path, monk
 
 
 def test_bias_audit_config_round_trips():
-    from t2i_audit.audits.bias import BiasAuditConfig
+    from t2i_audit.audits.bias.bias_audit import BiasAuditConfig
 
     c = BiasAuditConfig(probes=["oracle-skin"], reference="r.csv", bootstrap=77, group_slots=("occupation",))
     assert BiasAuditConfig.from_dict(json.loads(c.to_json())) == c
@@ -221,8 +221,8 @@ def test_probe_agreement_on_images_both_probes_answered():
     shares differ (A 6/10 women, B 2/6); on the 6 images both answered they agree exactly."""
     from types import SimpleNamespace
 
-    from t2i_audit.audits.bias import probe_agreement
-    from t2i_audit.audits.probes import UNSURE, ProbeOutput
+    from t2i_audit.audits.bias.bias_audit import probe_agreement
+    from t2i_audit.audits.probes.attribute_probes import UNSURE, ProbeOutput
 
     classes = ("man", "woman")
     images = pd.DataFrame({"image_id": [f"i{j}" for j in range(12)], "prompt_id": ["p"] * 12,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from t2i_audit.audits.calibration import Calibration
+from t2i_audit.audits.probes.probe_calibration import Calibration
 from t2i_audit.stats.correction import (
     GroupSample,
     calibration_replicates,

@@ -65,7 +65,7 @@ def test_collapse_flagged(runs):
 @pytest.mark.slow
 def test_full_world_not_flagged(runs):
     _, full = runs
-    from t2i_audit.audits.diversity import DiversityAuditConfig, run_diversity_audit
+    from t2i_audit.audits.diversity.diversity_audit import DiversityAuditConfig, run_diversity_audit
 
     res = run_diversity_audit(full, DiversityAuditConfig(bootstrap=100, reference_min=64, progress=False))
     f = res["findings"].set_index(["attribute", "group", "statistic"])

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from t2i_audit.audits.bias import BiasAuditConfig, audit_outputs, image_table
-from t2i_audit.audits.engine.estimate import NOT_LABELLED, truths_from_labels
-from t2i_audit.audits.probes import ProbeOutput
+from t2i_audit.audits.bias.bias_audit import BiasAuditConfig, audit_outputs, image_table
+from t2i_audit.audits.engine.share_estimates import NOT_LABELLED, truths_from_labels
+from t2i_audit.audits.probes.attribute_probes import ProbeOutput
 from t2i_audit.cli import main
 from test_audit_cli import fabricate_run
 
@@ -72,7 +72,7 @@ def test_planted_probe_error_corrected_by_labels(run_dir):
     images = image_table(man, ("profession",))
     rng = np.random.default_rng(0)
     from t2i_audit.audits.engine.readings import load_images
-    from t2i_audit.audits.probes import OracleProbe
+    from t2i_audit.audits.probes.attribute_probes import OracleProbe
 
     truth = OracleProbe("presentation").predict(load_images(run_dir, man)).labels
     pred = np.where((truth == 1) & (rng.random(len(truth)) < 0.3), 0, truth)

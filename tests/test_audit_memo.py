@@ -6,9 +6,9 @@ import pytest
 import torch
 from PIL import Image
 
-from t2i_audit.audits.calibration import pictoworld_people
-from t2i_audit.audits.engine import memo
-from t2i_audit.audits.probes import OracleProbe, ProbeSpec, ZeroShotProbe, _normalise
+from t2i_audit.audits.engine import reading_memo as memo
+from t2i_audit.audits.probes.attribute_probes import OracleProbe, ProbeSpec, ZeroShotProbe, _normalise
+from t2i_audit.audits.probes.probe_calibration import pictoworld_people
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,11 @@
 import numpy as np
 import pytest
 
-from t2i_audit.audits.memorization import MemorizationConfig, audit_memorization, make_copies
+from t2i_audit.audits.memorization.memorization_audit import (
+    MemorizationConfig,
+    audit_memorization,
+    make_copies,
+)
 from t2i_audit.errors import InputError
 from t2i_audit.stats.resampling import wilson_interval
 from t2i_audit.world.bias import BiasSpec

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from t2i_audit.audits.calibration import calibrate, calibrate_on_pictoworld, pictoworld_people
-from t2i_audit.audits.probes import (
+from t2i_audit.audits.probes.attribute_probes import (
     NO_PERSON,
     UNSURE,
     CallableProbe,
@@ -20,6 +19,7 @@ from t2i_audit.audits.probes import (
     load_probe_spec,
     make_probe,
 )
+from t2i_audit.audits.probes.probe_calibration import calibrate, calibrate_on_pictoworld, pictoworld_people
 
 
 class WordExtractor:

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from t2i_audit.audits.detectors import Detections, parse_concept
-from t2i_audit.audits.safety import SafetyAuditConfig, safety_rates
+from t2i_audit.audits.safety.safety_audit import SafetyAuditConfig, safety_rates
+from t2i_audit.audits.safety.unsafe_detectors import Detections, parse_concept
 from t2i_audit.cli import main
 from t2i_audit.errors import InputError
 from t2i_audit.evals.suites.loader import load_redteam_csv
@@ -86,7 +86,7 @@ def test_nudenet_shipped_weights_on_skimage_samples(tmp_path):
 
 
 def test_nudenet_missing_is_one_actionable_line(monkeypatch):
-    from t2i_audit.audits.detectors import NudeNetDetector
+    from t2i_audit.audits.safety.unsafe_detectors import NudeNetDetector
 
     monkeypatch.setitem(sys.modules, "nudenet", None)
     with pytest.raises(InputError, match=r"t2i-audit\[nudenet\]") as e:

@@ -7,9 +7,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from t2i_audit.audits.calibration import pictoworld_people
-from t2i_audit.audits.engine.shift import calibration_shift, shift_warnings
-from t2i_audit.audits.probes import OracleProbe, ZeroShotProbe, load_probe_spec
+from t2i_audit.audits.engine.calibration_shift import calibration_shift, shift_warnings
+from t2i_audit.audits.probes.attribute_probes import OracleProbe, ZeroShotProbe, load_probe_spec
+from t2i_audit.audits.probes.probe_calibration import pictoworld_people
 from t2i_audit.cli import main
 from t2i_audit.world.corrupt import corrupt
 

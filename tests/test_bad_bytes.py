@@ -22,13 +22,13 @@ _PROBES = [SimpleNamespace(attribute="presentation", classes=("man", "woman"))]
 
 
 def _loaders():
-    from t2i_audit.audits.bias import read_reference
-    from t2i_audit.audits.calibration import load_labelled_folder
-    from t2i_audit.audits.labels import read_labels
-    from t2i_audit.audits.probes import ProbeSpec
+    from t2i_audit.audits.bias.bias_audit import read_reference
+    from t2i_audit.audits.labels.labelling import read_labels
+    from t2i_audit.audits.probes.attribute_probes import ProbeSpec
+    from t2i_audit.audits.probes.probe_calibration import load_labelled_folder
     from t2i_audit.evals.adapters.folder import FolderAdapter
     from t2i_audit.evals.suites.loader import load_suite
-    from t2i_audit.generator.presets import get_preset
+    from t2i_audit.generator.training.presets import get_preset
     from t2i_audit.reports.gate.rules import load_rules
     from t2i_audit.world.bias import BiasSpec
 

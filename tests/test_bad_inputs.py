@@ -91,10 +91,10 @@ def _random_clip(directory: Path, nan: bool = False, wrong_shape: bool = False) 
     import torch
     from safetensors.torch import save_file
 
-    from t2i_audit.generator.clip import build_open_clip, save_clip
-    from t2i_audit.generator.configs import ClipConfig
-    from t2i_audit.generator.presets import get_preset
-    from t2i_audit.generator.tokenizer import CompactTokenizer, world_vocabulary_texts
+    from t2i_audit.generator.models.component_configs import ClipConfig
+    from t2i_audit.generator.models.pictoworld_clip import build_open_clip, save_clip
+    from t2i_audit.generator.models.tokenizer import CompactTokenizer, world_vocabulary_texts
+    from t2i_audit.generator.training.presets import get_preset
 
     cfg = ClipConfig.from_dict(get_preset("tiny").clip)
     torch.manual_seed(0)
@@ -230,7 +230,7 @@ def build_cases():
 
     def preset_unknown_key(tmp, run):
         p = tmp / "preset.json"
-        from t2i_audit.generator.presets import get_preset
+        from t2i_audit.generator.training.presets import get_preset
 
         d = json.loads(get_preset("tiny").to_json())
         d["lerning_rate"] = 1

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from t2i_audit.audits.bias import BiasAuditConfig
-from t2i_audit.audits.diversity import DiversityAuditConfig
-from t2i_audit.audits.memorization import MemorizationConfig
-from t2i_audit.audits.safety import SafetyAuditConfig
+from t2i_audit.audits.bias.bias_audit import BiasAuditConfig
+from t2i_audit.audits.diversity.diversity_audit import DiversityAuditConfig
+from t2i_audit.audits.memorization.memorization_audit import MemorizationConfig
+from t2i_audit.audits.safety.safety_audit import SafetyAuditConfig
 from t2i_audit.core.config import ConfigBase
 from t2i_audit.errors import InputError
 from t2i_audit.evals.runs.sampling import SampleConfig
 from t2i_audit.evals.scoring.score import ScoreConfig
-from t2i_audit.generator.configs import (
+from t2i_audit.generator.models.component_configs import (
     AutoencoderConfig,
     ClipConfig,
     DiTConfig,
@@ -25,9 +25,9 @@ from t2i_audit.generator.configs import (
     SamplerParams,
     SchedulerConfig,
 )
-from t2i_audit.generator.presets import Preset
-from t2i_audit.generator.tokenizer import TokenizerConfig
-from t2i_audit.generator.unet import UNetConfig
+from t2i_audit.generator.models.tokenizer import TokenizerConfig
+from t2i_audit.generator.models.unet import UNetConfig
+from t2i_audit.generator.training.presets import Preset
 from t2i_audit.job import JobConfig
 from t2i_audit.reports.report import ReportConfig
 from t2i_audit.stats.power import PlanConfig

@@ -34,13 +34,13 @@ PARAMS = ["--param", "steps=2", "--param", "prior_steps=2"]
 def random_checkpoint(d: Path) -> Path:
     """A loadable t2i-audit checkpoint with random (untrained) tiny-preset weights: the real format,
     without the cost of training."""
-    from t2i_audit.generator.autoencoder import Autoencoder
-    from t2i_audit.generator.clip import load_clip
-    from t2i_audit.generator.configs import SamplerParams, SchedulerConfig
-    from t2i_audit.generator.pipeline import Pipeline
-    from t2i_audit.generator.presets import get_preset
-    from t2i_audit.generator.prior import Prior
-    from t2i_audit.generator.unet import build_decoder
+    from t2i_audit.generator.models.autoencoder import Autoencoder
+    from t2i_audit.generator.models.component_configs import SamplerParams, SchedulerConfig
+    from t2i_audit.generator.models.pictoworld_clip import load_clip
+    from t2i_audit.generator.models.prior import Prior
+    from t2i_audit.generator.models.unet import build_decoder
+    from t2i_audit.generator.pipeline.unclip_pipeline import Pipeline
+    from t2i_audit.generator.training.presets import get_preset
 
     preset = get_preset("tiny")
     clip = load_clip(_random_clip(d / "_clip"))
@@ -140,7 +140,7 @@ def test_reproduce_errors_are_one_line(ckpt, tmp_path):
 def test_bundled_default_is_batch_independent():
     """The shipped default (whitened prior, guidance-distilled decoder, its sampler.json): an image's
     bytes depend on its prompt and seed, not on the batch it was drawn in."""
-    from t2i_audit.generator.pipeline import Pipeline
+    from t2i_audit.generator.pipeline.unclip_pipeline import Pipeline
 
     torch.set_num_threads(1)
     pipe = Pipeline.load("bundled")
@@ -158,7 +158,7 @@ def test_prior_chunk_keeps_images_batch_independent(ckpt):
     """The prior runs on fixed chunks of prior_micro_batch rows and the decoder on micro_batch rows:
     an image drawn alone equals the same (prompt, seed) drawn across chunk boundaries of both."""
     from t2i_audit.errors import InputError
-    from t2i_audit.generator.pipeline import Pipeline
+    from t2i_audit.generator.pipeline.unclip_pipeline import Pipeline
 
     torch.set_num_threads(1)
     pipe = Pipeline.load(ckpt)

@@ -196,8 +196,8 @@ SCORE_ARGS = ["--metrics", "clip_score,skills,fd,kid", "--reference", "world", "
 def one_process(tmp_path_factory):
     """A tiny-preset checkpoint, and `sample` + `score` of 10 images in this one process."""
     from t2i_audit.cli import main
-    from t2i_audit.generator.presets import get_preset
-    from t2i_audit.generator.train import train_all
+    from t2i_audit.generator.training.presets import get_preset
+    from t2i_audit.generator.training.train_all_stages import train_all
 
     tmp = tmp_path_factory.mktemp("one_process")
     ckpt = tmp / "ckpt"

@@ -111,9 +111,9 @@ def test_inception_weights_round_trip(tmp_path):
 
 
 def test_bundled_clip_spec_loads_a_pictoworld_clip_directory(tmp_path):
-    gclip = pytest.importorskip("t2i_audit.generator.clip")
-    from t2i_audit.generator.configs import ClipConfig
-    from t2i_audit.generator.tokenizer import CompactTokenizer
+    gclip = pytest.importorskip("t2i_audit.generator.models.pictoworld_clip")
+    from t2i_audit.generator.models.component_configs import ClipConfig
+    from t2i_audit.generator.models.tokenizer import CompactTokenizer
 
     cfg = ClipConfig(embed_dim=16, vision_width=32, vision_layers=1, vision_head_width=16, text_width=32,
                      text_layers=1, text_heads=2, context_length=16)

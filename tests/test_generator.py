@@ -11,12 +11,12 @@ import torch
 from PIL import Image
 
 from t2i_audit.errors import InputError
-from t2i_audit.generator.configs import DiTConfig, SamplerParams
-from t2i_audit.generator.pipeline import Pipeline, candidate_seed
-from t2i_audit.generator.presets import get_preset
-from t2i_audit.generator.tokenizer import CompactTokenizer, world_vocabulary_texts
-from t2i_audit.generator.train import train_all
-from t2i_audit.generator.weights import load_state
+from t2i_audit.generator.models.component_configs import DiTConfig, SamplerParams
+from t2i_audit.generator.models.safetensors_io import load_state
+from t2i_audit.generator.models.tokenizer import CompactTokenizer, world_vocabulary_texts
+from t2i_audit.generator.pipeline.unclip_pipeline import Pipeline, candidate_seed
+from t2i_audit.generator.training.presets import get_preset
+from t2i_audit.generator.training.train_all_stages import train_all
 
 FAST = dict(steps=3, prior_steps=3)
 
@@ -123,9 +123,9 @@ def test_reranking_keeps_the_clip_best_candidate(pipe):
 
 
 def test_a_few_training_steps_lower_the_loss(tmp_path):
-    from t2i_audit.generator.autoencoder import Autoencoder, to_pixels
-    from t2i_audit.generator.configs import AutoencoderConfig
-    from t2i_audit.generator.training import world_batch
+    from t2i_audit.generator.models.autoencoder import Autoencoder, to_pixels
+    from t2i_audit.generator.models.component_configs import AutoencoderConfig
+    from t2i_audit.generator.training.training_state import world_batch
     from t2i_audit.world.bias import BiasSpec
 
     torch.manual_seed(0)
@@ -201,7 +201,7 @@ def test_tokenizer_truncates_explicitly():
 
 
 def test_decoder_configs_dispatch_on_architecture_and_round_trip():
-    from t2i_audit.generator.unet import UNetConfig, decoder_config_from_dict
+    from t2i_audit.generator.models.unet import UNetConfig, decoder_config_from_dict
 
     u = UNetConfig(block_out_channels=(16, 32), norm_num_groups=8)
     assert decoder_config_from_dict(json.loads(u.to_json())) == u
@@ -214,7 +214,7 @@ def test_decoder_configs_dispatch_on_architecture_and_round_trip():
 
 
 def test_a_dit_decoder_checkpoint_still_saves_and_loads(pipe, tmp_path):
-    from t2i_audit.generator.dit import DiT
+    from t2i_audit.generator.models.dit import DiT
 
     c = pipe.clip.config
     torch.manual_seed(0)
@@ -233,8 +233,8 @@ def test_a_dit_decoder_checkpoint_still_saves_and_loads(pipe, tmp_path):
 
 
 def test_object_mask_covers_exactly_the_drawn_object():
-    from t2i_audit.generator.train_decoder import object_mask
-    from t2i_audit.generator.training import world_batch
+    from t2i_audit.generator.training.train_decoder import object_mask
+    from t2i_audit.generator.training.training_state import world_batch
     from t2i_audit.world.bias import BiasSpec
 
     imgs, _, scenes = world_batch(7, 0, 6, BiasSpec.load(), 32, {"single": 1.0})
@@ -247,8 +247,8 @@ def test_object_mask_covers_exactly_the_drawn_object():
 
 
 def test_skin_mask_covers_the_persons_skin_and_nothing_on_shape_scenes():
-    from t2i_audit.generator.train_decoder import skin_mask
-    from t2i_audit.generator.training import world_batch
+    from t2i_audit.generator.training.train_decoder import skin_mask
+    from t2i_audit.generator.training.training_state import world_batch
     from t2i_audit.world.bias import BiasSpec
     from t2i_audit.world.vocab import SKIN_RGB
 

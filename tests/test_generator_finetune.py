@@ -11,9 +11,9 @@ from click.testing import CliRunner
 
 from t2i_audit.cli import main
 from t2i_audit.errors import InputError
-from t2i_audit.generator.presets import Preset, get_preset
-from t2i_audit.generator.train import train_all
-from t2i_audit.generator.weights import load_state
+from t2i_audit.generator.models.safetensors_io import load_state
+from t2i_audit.generator.training.presets import Preset, get_preset
+from t2i_audit.generator.training.train_all_stages import train_all
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +148,7 @@ def test_the_shipped_finetune_presets_round_trip(name):
 
 
 def test_uniform_decoder_people_train_on_the_unbiased_spec_and_are_recorded(base, tmp_path, monkeypatch):
-    import t2i_audit.generator.train_decoder as td
+    import t2i_audit.generator.training.train_decoder as td
     from t2i_audit.world.bias import BiasSpec
 
     seen, original = [], td.world_batch

@@ -6,14 +6,14 @@ import pytest
 import torch
 
 from t2i_audit.errors import InputError
-from t2i_audit.generator.safety import SafetyFilter
+from t2i_audit.generator.pipeline.safety_filter import SafetyFilter
 
 SPEC = "police officer=a police officer@0.6"
 
 
 @pytest.fixture(scope="module")
 def pipe():
-    from t2i_audit.generator.pipeline import Pipeline
+    from t2i_audit.generator.pipeline.unclip_pipeline import Pipeline
 
     return Pipeline.load("bundled")
 

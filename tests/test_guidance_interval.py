@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from t2i_audit.errors import InputError
-from t2i_audit.generator.samplers import check_interval, guided
+from t2i_audit.generator.samplers.diffusion_samplers import check_interval, guided
 
 
 def _model():
@@ -49,7 +49,7 @@ def test_bad_interval_is_an_input_error(bad):
 
 def test_interval_recorded_and_batch_independent(tmp_path):
     # A plain (not guidance-distilled) decoder: the bundled one has its guidance built in.
-    from t2i_audit.generator.pipeline import Pipeline
+    from t2i_audit.generator.pipeline.unclip_pipeline import Pipeline
     from test_determinism import random_checkpoint
 
     torch.set_num_threads(1)

@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from t2i_audit.cli import main
-from t2i_audit.generator.presets import get_preset
-from t2i_audit.generator.train import train_all
+from t2i_audit.generator.training.presets import get_preset
+from t2i_audit.generator.training.train_all_stages import train_all
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from t2i_audit.audits.labels import draw_label_sample, page_items, read_labels, write_labelling_page
+from t2i_audit.audits.labels.labelling import draw_label_sample, page_items, read_labels, write_labelling_page
 from t2i_audit.errors import InputError
 
 FIX = Path(__file__).parent / "fixtures"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from t2i_audit.audits.labels import draw_label_sample, page_items, read_labels, write_labelling_page
+from t2i_audit.audits.labels.labelling import draw_label_sample, page_items, read_labels, write_labelling_page
 
 FIX = Path(__file__).parent / "fixtures"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from t2i_audit.errors import InputError
-from t2i_audit.generator.presets import Preset, get_preset, read_preset_json
+from t2i_audit.generator.training.presets import Preset, get_preset, read_preset_json
 
 PRESETS = Path(__file__).resolve().parents[1] / "scripts" / "presets"
 

@@ -14,15 +14,15 @@ import pytest
 import torch
 
 from t2i_audit.errors import InputError
-from t2i_audit.generator.configs import PriorConfig
-from t2i_audit.generator.pipeline import Pipeline
-from t2i_audit.generator.presets import get_preset
-from t2i_audit.generator.prior import Prior
-from t2i_audit.generator.samplers import guided
-from t2i_audit.generator.train import train_all
-from t2i_audit.generator.train_distill import guided_target
-from t2i_audit.generator.train_prior import _start_in_space
-from t2i_audit.generator.weights import load_safetensors_into, save_safetensors
+from t2i_audit.generator.models.component_configs import PriorConfig
+from t2i_audit.generator.models.prior import Prior
+from t2i_audit.generator.models.safetensors_io import load_safetensors_into, save_safetensors
+from t2i_audit.generator.pipeline.unclip_pipeline import Pipeline
+from t2i_audit.generator.samplers.diffusion_samplers import guided
+from t2i_audit.generator.training.presets import get_preset
+from t2i_audit.generator.training.train_all_stages import train_all
+from t2i_audit.generator.training.train_distill import guided_target
+from t2i_audit.generator.training.train_prior import _start_in_space
 
 
 def _anisotropic_embeds(n: int = 400, d: int = 16, seed: int = 0) -> torch.Tensor:

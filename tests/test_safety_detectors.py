@@ -5,8 +5,8 @@ callable detector maps bools / names / scores, and a real-model run without thre
 import numpy as np
 import pytest
 
-from t2i_audit.audits.detectors import CallableDetector, ConceptChecker, Q16Probe, parse_concept
-from t2i_audit.audits.safety import SafetyAuditConfig, build_detector
+from t2i_audit.audits.safety.safety_audit import SafetyAuditConfig, build_detector
+from t2i_audit.audits.safety.unsafe_detectors import CallableDetector, ConceptChecker, Q16Probe, parse_concept
 from t2i_audit.errors import InputError
 
 AXES = {"a police officer": 0, "a red triangle": 1, "an inappropriate image": 2, "an appropriate image": 3}

@@ -69,7 +69,7 @@ def test_payload_is_live(tmp_path):
 @pytest.mark.parametrize("suffix", PICKLE_SUFFIXES)
 @pytest.mark.parametrize("zip_format", [False, True])
 def test_generator_weights_refuse_pickle_suffixes_unopened(tmp_path, marker, suffix, zip_format):
-    from t2i_audit.generator.weights import load_state
+    from t2i_audit.generator.models.safetensors_io import load_state
 
     f = write_payload(tmp_path / f"model{suffix}", marker, zip_format)
     with pytest.raises(InputError, match="refusing to load a pickle-format file.*arbitrary code"):
@@ -77,7 +77,7 @@ def test_generator_weights_refuse_pickle_suffixes_unopened(tmp_path, marker, suf
 
 
 def test_generator_weights_refuse_a_pickle_renamed_safetensors(tmp_path, marker):
-    from t2i_audit.generator.weights import load_state
+    from t2i_audit.generator.models.safetensors_io import load_state
 
     for zip_format in (False, True):
         f = write_payload(tmp_path / "model.safetensors", marker, zip_format)
@@ -87,7 +87,7 @@ def test_generator_weights_refuse_a_pickle_renamed_safetensors(tmp_path, marker)
 
 def _fake_checkpoint(root: Path, marker: Path, component: str) -> Path:
     """A checkpoint directory whose ``component`` weights are a pickle (renamed or beside configs)."""
-    from t2i_audit.generator.pipeline import CHECKPOINT_FORMAT
+    from t2i_audit.generator.pipeline.unclip_pipeline import CHECKPOINT_FORMAT
 
     (root / "index.json").parent.mkdir(parents=True, exist_ok=True)
     (root / "index.json").write_text(f'{{"format": "{CHECKPOINT_FORMAT}"}}')
@@ -98,15 +98,15 @@ def _fake_checkpoint(root: Path, marker: Path, component: str) -> Path:
 def test_pictoworld_clip_and_checkpoint_loaders_refuse_pickles(tmp_path, marker):
     """bundled-clip:DIR, checkpoint:DIR and the Pipeline loader read model.safetensors only; a pickle
     there (or a pytorch_model.bin beside it) is never unpickled."""
-    from t2i_audit.generator.clip import load_clip
-    from t2i_audit.generator.configs import ClipConfig
-    from t2i_audit.generator.pipeline import Pipeline
-    from t2i_audit.generator.presets import get_preset
+    from t2i_audit.generator.models.component_configs import ClipConfig
+    from t2i_audit.generator.models.pictoworld_clip import load_clip
+    from t2i_audit.generator.pipeline.unclip_pipeline import Pipeline
+    from t2i_audit.generator.training.presets import get_preset
 
     clip_dir = tmp_path / "ck" / "clip"
     clip_dir.mkdir(parents=True)
     ClipConfig.from_dict(get_preset("tiny").clip).save(clip_dir / "config.json")
-    from t2i_audit.generator.tokenizer import CompactTokenizer, world_vocabulary_texts
+    from t2i_audit.generator.models.tokenizer import CompactTokenizer, world_vocabulary_texts
 
     (clip_dir / "tokenizer.json").write_text(
         CompactTokenizer.build(world_vocabulary_texts(), context_length=16).config.to_json())

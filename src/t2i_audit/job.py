@@ -87,7 +87,7 @@ def run_job(cfg: JobConfig, echo=print) -> JobResult:
     bias_text = ""
     pictoworld = _pictoworld(run_dir)  # the run's domain, read once for both audits
     if cfg.bias:
-        from t2i_audit.audits.bias import run_bias_audit
+        from t2i_audit.audits.bias.bias_audit import run_bias_audit
 
         t = stage("bias audit")
         out = run_bias_audit(run_dir, job_bias_config(run_dir, cfg, pictoworld))
@@ -130,11 +130,11 @@ def _pictoworld(run_dir: Path) -> bool:
 def job_bias_config(run_dir: Path, cfg: JobConfig, pictoworld: bool):
     """On PictoWorld runs the job runs what a real-model user runs -- the CLIP probes plus labels on a
     stratified subset (here by the oracle) -- and reads every image with the oracle beside them."""
-    from t2i_audit.audits.bias import BiasAuditConfig, default_probes
+    from t2i_audit.audits.bias.bias_audit import BiasAuditConfig, default_probes
 
     if not (cfg.oracle_labels and pictoworld):
         return BiasAuditConfig(progress=cfg.progress)
-    from t2i_audit.audits.labels_run import label_run
+    from t2i_audit.audits.labels.run_labelling import label_run
 
     lab = label_run(run_dir, ["presentation", "skin"], n=cfg.oracle_labels, labeller="oracle", seed=0)
     return BiasAuditConfig(probes=default_probes("pictoworld") + ["oracle-presentation", "oracle-skin"],
@@ -142,7 +142,7 @@ def job_bias_config(run_dir: Path, cfg: JobConfig, pictoworld: bool):
 
 
 def diversity_stage(run_dir: Path, cfg: JobConfig, stage, times: dict) -> str:
-    from t2i_audit.audits.diversity import DiversityAuditConfig, run_diversity_audit
+    from t2i_audit.audits.diversity.diversity_audit import DiversityAuditConfig, run_diversity_audit
 
     t = stage("diversity audit")
     res = run_diversity_audit(run_dir, DiversityAuditConfig(progress=cfg.progress))
@@ -171,7 +171,7 @@ def bias_summary(out: dict) -> str:
                 ref = f" ref {x.reference:.2f}" if x.reference == x.reference else ""
                 cells.append(f"{x.cls} {v:.2f} [{lo:.2f},{hi:.2f}]{ref}")
             lines.append(f"    {grp:<20} n={int(g.iloc[0].n_images):<4} " + "; ".join(cells))
-    from t2i_audit.audits.engine.shift import shift_warnings
+    from t2i_audit.audits.engine.calibration_shift import shift_warnings
 
     lines += [f"WARNING: {w}" for w in shift_warnings(out["summary"].get("calibration_shift") or [])]
     return "\n".join(lines)

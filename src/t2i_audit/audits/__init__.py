@@ -1,8 +1,8 @@
-"""t2i_audit.audits: bias audits with classifier-error correction, memorization, planning.
+"""t2i_audit.audits: what share of the images show class c, per group of prompts -- asked of
+demographic attributes (``bias``), open attributes (``diversity``), unsafe content (``safety``).
 
-Modules: ``probes`` (attribute probes as data: zero-shot CLIP, PictoWorld oracle, any callable),
-``calibration`` (confusion matrices on labelled images), ``correction`` (simplex-constrained
-correction and the two-sample bootstrap), ``bias_stats`` (statistics and multiple testing),
-``tables`` (result rows), ``bias`` (the audit driver), ``planning`` (sample sizes and simulated
-power), ``memorization`` (near-copy search). Methodology: docs/audits.md.
+Role packages: ``engine`` (readings -> per-group estimates -> tables, shared by bias, diversity and
+safety), ``probes`` (attribute probes as data, their YAML beside them, and calibration), ``labels``
+(the labelling page and labels.csv), ``bias``, ``diversity``, ``safety``, ``memorization``.
+Methodology: docs/audits.md.
 """

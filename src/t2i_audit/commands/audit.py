@@ -58,7 +58,7 @@ def print_bias(res: dict, echo=click.echo) -> None:
     for k, c in summ["calibration"].items():
         echo(f"calibration {k}: accuracy {c['accuracy_answered']:.3f}, abstain {c['abstain_rate']:.3f}, "
              f"n={c['n']} ({c['source']})")
-    from t2i_audit.audits.engine.shift import shift_warnings
+    from t2i_audit.audits.engine.calibration_shift import shift_warnings
 
     for w in shift_warnings(summ.get("calibration_shift") or []):
         echo(f"WARNING: {w}")
@@ -98,7 +98,7 @@ def bias_cmd(run: Path, probes, clip, reference, calibration, calibration_n, tra
              bootstrap, seed, adjust, test, labels, no_progress) -> None:
     """Bias audit of RUN: per-group class shares, raw, corrected and (with --labels) label-calibrated,
     with 95% intervals."""
-    from t2i_audit.audits.bias import BiasAuditConfig, run_bias_audit
+    from t2i_audit.audits.bias.bias_audit import BiasAuditConfig, run_bias_audit
 
     cfg = BiasAuditConfig(probes=list(probes), clip=clip, reference=reference, calibration=calibration,
                           calibration_n=calibration_n, training_spec=training_spec, method=method,
@@ -122,7 +122,7 @@ def bias_cmd(run: Path, probes, clip, reference, calibration, calibration_n, tra
                    "(= --clip) or 'none'.")
 def diversity_cmd(run: Path, probes, clip, bootstrap, seed, missing_fraction, features) -> None:
     """Diversity audit of RUN: attributes the prompt leaves open, per group, vs training."""
-    from t2i_audit.audits.diversity import DiversityAuditConfig, run_diversity_audit
+    from t2i_audit.audits.diversity.diversity_audit import DiversityAuditConfig, run_diversity_audit
 
     res = run_diversity_audit(run, DiversityAuditConfig(probes=list(probes), clip=clip, bootstrap=bootstrap,
                                                         seed=seed, missing_fraction=missing_fraction,
@@ -192,7 +192,7 @@ def load_image_dir(d: Path):
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True)
 def memorization_cmd(run: Path, train_dir: Path, clip, space, target_fpr, pixel_size, seed, top) -> None:
     """Nearest training neighbours of RUN's images; near-copy rate with a 95% interval."""
-    from t2i_audit.audits.memorization import MemorizationConfig, audit_memorization
+    from t2i_audit.audits.memorization.memorization_audit import MemorizationConfig, audit_memorization
     from t2i_audit.core.io import atomic_write_json, atomic_write_parquet
     from t2i_audit.evals.runs.locking import RunLock
     from t2i_audit.evals.runs.sampling import load_run
@@ -302,7 +302,7 @@ def plan_cmd(simulate, labels_mode, agreement, width, images, **kw) -> None:
 def safety_cmd(run: Path, detector, concepts, clip, threshold, labels, bootstrap, seed) -> None:
     """Safety audit of RUN: unsafe rate per prompt category (among delivered, blocked, unsafe or
     blocked) with 95% cluster-bootstrap intervals; raw detector beside label-calibrated."""
-    from t2i_audit.audits.safety import SafetyAuditConfig, run_safety_audit
+    from t2i_audit.audits.safety.safety_audit import SafetyAuditConfig, run_safety_audit
 
     cfg = SafetyAuditConfig(detector=detector, concepts=list(concepts), clip=clip, threshold=threshold,
                             labels=labels, bootstrap=bootstrap, seed=seed)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from t2i_audit.generator.configs import SAMPLERS
+from t2i_audit.generator.models.component_configs import SAMPLERS
 
 
 @click.command("train")
@@ -31,8 +31,8 @@ def train(preset: str, out: Path, bias_spec: str, stages: tuple[str, ...], resum
     """Train CLIP, then the autoencoder, prior and decoder on PictoWorld; resumable."""
     from t2i_audit.core.threads import set_threads
     from t2i_audit.errors import InputError
-    from t2i_audit.generator.presets import STAGES, get_preset
-    from t2i_audit.generator.train import FINETUNABLE, train_all
+    from t2i_audit.generator.training.presets import STAGES, get_preset
+    from t2i_audit.generator.training.train_all_stages import FINETUNABLE, train_all
     from t2i_audit.world.bias import BiasSpec
 
     set_threads(threads)
@@ -63,7 +63,7 @@ def generate(prompt: str, n: int, seed: int, out: Path, checkpoint: str, sampler
              prior_sampler, prior_steps, prior_guidance, rerank, threads) -> None:
     """Draw N images for PROMPT; writes a captioned grid to OUT and the single images beside it."""
     from t2i_audit.core.threads import set_threads
-    from t2i_audit.generator.pipeline import Pipeline
+    from t2i_audit.generator.pipeline.unclip_pipeline import Pipeline
     from t2i_audit.world.sheet import contact_sheet
 
     set_threads(threads)

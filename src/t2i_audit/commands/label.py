@@ -28,7 +28,7 @@ def label(run: Path, attributes, probes, n, per_group, group_slots, seed, labell
     """Draw a random subset of RUN's images to label, stratified by group, and write a labelling page
     (keys 1..K classes, u unsure, n no person, Backspace undo; Export saves labels.csv), or with
     --labeller oracle write labels.csv from the PictoWorld oracle. Then: audit bias RUN --labels FILE."""
-    from t2i_audit.audits.labels_run import label_run
+    from t2i_audit.audits.labels.run_labelling import label_run
     from t2i_audit.errors import InputError
 
     if probes and len(probes) != len(attributes):

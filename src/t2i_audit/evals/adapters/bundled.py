@@ -10,12 +10,12 @@ from t2i_audit.errors import InputError
 
 
 def bundled_clip(path: str = "bundled"):
-    """The PictoWorld CLIP (``generator.clip.ClipBundle``: model, config, tokenizer, id) of the bundled
+    """The PictoWorld CLIP (``generator.models.pictoworld_clip.ClipBundle``: model, config, tokenizer, id) of the bundled
     checkpoint or of a checkpoint / CLIP directory."""
     try:
-        from t2i_audit.generator.clip import load_clip
+        from t2i_audit.generator.models.pictoworld_clip import load_clip
     except ImportError as e:
-        raise InputError("bundled-clip: the bundled CLIP (t2i_audit.generator.clip) is not available in this "
+        raise InputError("bundled-clip: the bundled CLIP (t2i_audit.generator.models.pictoworld_clip) is not available in this "
                          "installation; use --features open_clip:ARCH:WEIGHTS or hf-clip:DIR") from e
     try:
         return load_clip(path)

@@ -112,7 +112,7 @@ def _check_dir(path: str, what: str) -> Path:
 def _pipeline_module():
     """The generator's pipeline module, imported lazily (evals never imports the generator eagerly)."""
     try:
-        from t2i_audit.generator import pipeline
+        from t2i_audit.generator.pipeline import unclip_pipeline as pipeline
     except ImportError as e:
         raise InputError(f"the t2i-audit generator is not available in this install ({e})") from None
     return pipeline

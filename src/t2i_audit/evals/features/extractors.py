@@ -3,7 +3,7 @@
 A spec string picks the model (``--features``):
 
 =========================================  =====================================================
-``bundled-clip`` / ``bundled-clip:DIR``    the CLIP trained on PictoWorld (``generator.clip``)
+``bundled-clip`` / ``bundled-clip:DIR``    the CLIP trained on PictoWorld (``generator.models.pictoworld_clip``)
 ``open_clip:ARCH:WEIGHTS``                 an open_clip architecture (registered name, or a
                                            model-config JSON) with a local weights file
 ``open_clip:ARCH:PRETRAINED_TAG``          open_clip's pretrained tag (e.g. laion2b_s34b_b79k),

@@ -1,0 +1,158 @@
+"""Rows of bias.parquet and bias_stats.parquet from per-group estimates (see docs/audits.md)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import t2i_audit.stats.distribution as bs
+from t2i_audit.audits.probes.attribute_probes import JOINT_SEP, Probe
+from t2i_audit.audits.probes.probe_calibration import Calibration
+from t2i_audit.stats.correction import GroupSample, GroupShareEstimate
+from t2i_audit.stats.resampling import finite_percentile_interval
+
+
+def _training_shares(training, attribute: str, group: str, classes) -> np.ndarray | None:
+    if training is None or group not in training.joint:
+        return None
+    attrs = attribute.split(JOINT_SEP)
+    if len(attrs) == 2:
+        cells = training.joint[group]
+        return np.array([cells.get(tuple(c.split("|")), 0.0) for c in classes])
+    if attrs[0] not in ("presentation", "skin"):
+        return None
+    m = training.marginal(group, attrs[0])
+    return np.array([m[c] for c in classes])
+
+
+def expected_answered(r: np.ndarray, cal: Calibration | None) -> np.ndarray:
+    """Predicted-class shares among answered images if the truth were ``r`` (through the probe)."""
+    if cal is None:
+        return r
+    A, a = cal.conditional()
+    ra = r * (1 - a)
+    ra = ra / ra.sum()
+    return ra @ A
+
+
+def design_effect(est: GroupShareEstimate) -> float:
+    """First-order Rao-Scott design effect: bootstrap variance of the raw shares over the
+    binomial variance, averaged over classes, floored at 1."""
+    n = est.n_images * (1 - est.abstain)
+    ratios = []
+    for c, p in enumerate(est.raw):
+        if 0 < p < 1 and n > 0:
+            ratios.append(np.nanvar(est.raw_reps[:, c]) / (p * (1 - p) / n))
+    return float(max(1.0, np.mean(ratios))) if ratios else 1.0
+
+
+def group_tables(probe: Probe, ests: dict, samples: dict[tuple[str, str], GroupSample],
+                 cal: Calibration | None, reference: dict, training, cfg):
+    k = len(probe.classes)
+    bias_rows, stat_rows, tests = [], [], []
+
+    def stat(section, group, name, value, reps=None, n=0, basis=""):
+        lo, hi = finite_percentile_interval(reps) if reps is not None else (float("nan"), float("nan"))
+        stat_rows.append({"attribute": probe.attribute, "group": group, "statistic": name,
+                          "value": float(value), "ci_low": lo, "ci_high": hi, "n": int(n),
+                          "basis": basis, "section": section, "probe": probe.name})
+
+    for (section, group), est in ests.items():
+        ref = reference.get((probe.attribute, group)) or reference.get((probe.attribute, "*"))
+        r = np.array([ref[c] for c in probe.classes]) if ref else np.full(k, 1.0 / k)
+        train = _training_shares(training, probe.attribute, group, probe.classes) if section == "neutral" else None
+        rlo, rhi = est.ci(est.raw_reps)
+        if est.corrected is not None:
+            clo, chi = est.ci(est.corr_reps)
+        for c, cls in enumerate(probe.classes):
+            bias_rows.append({
+                "attribute": probe.attribute, "group": group, "cls": cls,
+                "raw": float(est.raw[c]), "raw_ci_low": float(rlo[c]), "raw_ci_high": float(rhi[c]),
+                "corrected": float(est.corrected[c]) if est.corrected is not None else float("nan"),
+                "corr_ci_low": float(clo[c]) if est.corrected is not None else float("nan"),
+                "corr_ci_high": float(chi[c]) if est.corrected is not None else float("nan"),
+                "reference": float(r[c]), "training": float(train[c]) if train is not None else float("nan"),
+                "n_images": est.n_images, "n_prompts": est.n_prompts, "abstain_rate": est.abstain,
+                "probe": probe.name, "section": section, "resampling": est.scheme,
+                **_label_columns(est, c),
+            })
+        basis, p, reps = est.headline()
+        n = est.n_images
+        stat(section, group, "abstain_rate", est.abstain, est.abstain_reps, n, "raw")
+        if section == "explicit":
+            asked = probe.classes.index(group.split("=", 1)[1])
+            stat(section, group, "adherence", p[asked], reps[:, asked], n, basis)
+            stat(section, group, "adherence_raw", est.raw[asked], est.raw_reps[:, asked], n, "raw")
+            continue
+        for name, v in bs.distribution_stats(p, r).items():
+            stat(section, group, name, v, bs.distribution_stats(reps, r)[name], n, basis)
+        if k == 2:
+            stat(section, group, "heim_abs_p_minus_half", abs(p[0] - 0.5), np.abs(reps[:, 0] - 0.5), n, basis)
+        if train is not None:
+            for c, cls in enumerate(probe.classes):
+                stat(section, group, f"amplification[{cls}]", p[c] - train[c], reps[:, c] - train[c], n, basis)
+            stat(section, group, "tv_to_training", bs.total_variation(p, train),
+                 bs.total_variation(reps, train), n, basis)
+        answered = samples[(section, group)].total[:k]
+        s, dof, pv = bs.goodness_of_fit(answered, expected_answered(r, cal), cfg.test)
+        deff = design_effect(est)
+        from scipy.stats import chi2
+
+        s_adj = s / deff if np.isfinite(s) else s
+        pv_adj = float(chi2.sf(s_adj, dof)) if dof > 0 and np.isfinite(s_adj) else pv
+        stat(section, group, f"{cfg.test}_statistic", s_adj, None, int(answered.sum()), "raw counts vs reference")
+        stat(section, group, "design_effect", deff, None, n, "bootstrap / binomial variance")
+        if group != "all":
+            tests.append((group, pv_adj, int(answered.sum())))
+        else:
+            stat(section, group, f"{cfg.test}_p", pv_adj, None, int(answered.sum()), "raw counts vs reference")
+    if tests:
+        adj = bs.ADJUST[cfg.adjust]([t[1] for t in tests])
+        for (g, pv, n), pa in zip(tests, adj):
+            stat("neutral", g, f"{cfg.test}_p", pv, None, n, "raw counts vs reference")
+            stat("neutral", g, f"{cfg.test}_p_{cfg.adjust}", pa, None, n, f"{cfg.adjust} across {len(tests)} groups")
+    return bias_rows, stat_rows
+
+
+def _label_columns(est: GroupShareEstimate, c: int) -> dict:
+    """Label-calibrated columns of one class row; absent when no labels were given (the table keeps
+    its earlier layout), NaN for a group with too few labels."""
+    if est.ppi is None and est.label_note is None:
+        return {}
+    out = {"n_labelled": est.n_labelled}
+    for name, point, reps in (("ppi", est.ppi, est.ppi_reps), ("label_confusion", est.lab_conf, est.lab_conf_reps)):
+        lo, hi = est.ci(reps) if reps is not None else (None, None)
+        out[name] = float(point[c]) if point is not None else float("nan")
+        out[f"{name}_ci_low"] = float(lo[c]) if lo is not None else float("nan")
+        out[f"{name}_ci_high"] = float(hi[c]) if hi is not None else float("nan")
+    return out
+
+
+def methodology_text(cfg, calibrated: bool, labelled: bool = False) -> dict:
+    extra = {"labels": (
+        "label-calibrated = estimates from human (or oracle) labels on a seeded stratified random subset of "
+        "the audited images plus the probe's reading of every image: ppi = prediction-powered inference, "
+        "PPI++ with power-tuned lambda per class (Angelopoulos et al. 2023); label_confusion = the probe's "
+        "confusion matrix measured on the group's labelled images, EM correction. Intervals: cluster "
+        "bootstrap over prompts, labelled and unlabelled images of a prompt resampled together. "
+        "Headline (statistics, amplification, gate): ppi, because it is unbiased whatever the probe's "
+        "errors on these images; the clean-calibrated 'corrected' column assumes the calibration set "
+        "matches the audited images.")} if labelled else {}
+    return {**extra,
+        "shares": "raw = share of each class among images the probe answered (abstentions excluded); "
+                  "abstain_rate = share of images read 'unsure' or 'no person'.",
+        "correction": (f"corrected = {cfg.method} estimate on the simplex through the probe's confusion matrix "
+                       "measured on labelled images, re-weighted by 1/(1 - per-class abstention)"
+                       if calibrated else "no calibration: corrected columns are empty (NaN)"),
+        "intervals": f"95% percentile bootstrap, {cfg.bootstrap} replicates, seed {cfg.seed}: audit images "
+                     f"resampled by prompt (cluster bootstrap; within prompts when a group has fewer than "
+                     f"{cfg.min_clusters} prompts) and calibration counts resampled within true class.",
+        "statistics": "parity_gap = max - min share; normalized_entropy = H/log K; tv_to_reference = "
+                      "1/2 sum |p - r|; kl_to_reference = sum p log(p/r) (nats); heim_deviation = mean |p - 1/K| "
+                      "(|p - 0.5| for two classes, HEIM); amplification[c] = p_c - training share; statistics "
+                      "use the corrected shares when calibrated, else raw.",
+        "tests": f"{cfg.test} goodness of fit of answered raw counts against the reference pushed through "
+                 f"the probe's confusion matrix, divided by a first-order Rao-Scott design effect; p-values "
+                 f"adjusted across groups by {cfg.adjust}.",
+        "groups": f"group = first of slots {list(cfg.group_slots)} present, else the prompt category; prompts "
+                  "stating an attribute are 'explicit' (adherence), the rest 'neutral'; 'all' pools neutral.",
+    }

@@ -1,0 +1,3 @@
+"""Memorization: nearest training neighbours of generated images and near-copy detection.
+One audit driver (``memorization_audit``).
+"""

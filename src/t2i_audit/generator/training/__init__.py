@@ -1,0 +1,3 @@
+"""Training: presets, resumable training state and one module per stage (CLIP, autoencoder, prior,
+decoder, distillation), assembled by ``train_all_stages``.
+"""
