@@ -88,7 +88,7 @@ class _Builder:
         self.by_check: dict[str, str] = {}
 
     def add(self, text: str, skill: str, check: dict, focus: list, parents=(), atom: str | None = None) -> str:
-        key = json.dumps(check, sort_keys=True)
+        key = skill + json.dumps(check, sort_keys=True)
         if key in self.by_check:  # two objects of one shape share the entity question
             return self.by_check[key]
         qid = f"{self.pid}:q{len(self.out) + 1}"

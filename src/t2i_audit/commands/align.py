@@ -1,0 +1,56 @@
+"""`t2i-audit align RUN --judge SPEC`: question-based alignment of a run (thin over evals.alignment.pipeline)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command("align")
+@click.argument("run", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--judge", "judge_spec", required=True, help="oracle, bundled[:CLIP_DIR], openai:URL#MODEL, hf:DIR, "
+              "python:MODULE:CALLABLE.")
+@click.option("--questions", default=None, help="Question or benchmark file [default: the run's expectations; "
+              "whole-prompt VQAScore questions for prompts without one].")
+@click.option("--questions-format", default=None, help="tifa, dsg, geneval2, geneval, parti, drawbench, lines, "
+              "questions [default: from the file].")
+@click.option("--labels", default=None, help="CSV image,question_id,label (yes/no/unsure): PPI++ per question type.")
+@click.option("--judge-calibration", default=None, help="JSON {skill: {accuracy, n}}: warn when this run differs.")
+@click.option("--reps", type=click.IntRange(min=0), default=2000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--no-progress", is_flag=True)
+def align(run: Path, judge_spec: str, questions: str | None, questions_format: str | None, labels: str | None,
+          judge_calibration: str | None, reps: int, seed: int, no_progress: bool) -> None:
+    """Score RUN's prompt adherence with a judge: writes RUN/alignment/{answers,scores}.parquet, summary.json."""
+    from t2i_audit.evals.alignment import calibrate, pipeline
+    from t2i_audit.evals.judges.base import load_judge
+    from t2i_audit.evals.runs.rundir import load_run
+
+    _, manifest = load_run(run)
+    qs = pipeline.run_questions(manifest, questions, questions_format)
+    judge = load_judge(judge_spec)
+    answers, usage = pipeline.answer_run(run, manifest, qs, judge, cache=None, progress=not no_progress)
+    info = {"n_labels": 0}
+    if labels:
+        answers, unmatched = calibrate.attach_labels(answers, calibrate.read_labels(labels))
+        t = answers["truth"]
+        info = {"file": str(labels), "n_labels": int((t != calibrate.NOT_LABELLED).sum()),
+                "n_unsure": int((t == -1).sum()), "unmatched": unmatched}
+    cal = json.loads(Path(judge_calibration).read_text()) if judge_calibration else None
+    summary, img = pipeline.summarise(answers, judge, usage, info, reps, seed, cal)
+    pipeline.write(run / "alignment", answers, img, summary)
+    click.echo(f"judge {judge.spec} (revision {judge.revision}, P(yes) normalisation {judge.normalisation}); "
+               f"{summary['n_pairs']} (image, question) pairs, {summary['n_images']} images, {summary['n_prompts']} prompts")
+    for name, e in summary["scores"].items():
+        click.echo(f"  {name:<13} {e['value']:.3f} [{e['ci_low']:.3f}, {e['ci_high']:.3f}] n={e['n']} images, "
+                   f"{e['n_prompts']} prompts")
+    for r in summary.get("calibrated", []):
+        click.echo(f"  {r['skill']:<16} judge-raw {r['raw']:.3f}  label-calibrated {r['calibrated']:.3f} "
+                   f"[{r['calibrated_ci_low']:.3f}, {r['calibrated_ci_high']:.3f}]  judge accuracy "
+                   f"{r['judge_accuracy']:.3f} (n={r['n_labelled']} labels)")
+    for w in summary.get("warnings", []):
+        click.echo(w)
+    click.echo(f"estimand: {summary['estimand']}")
+    click.echo(f"wrote {run / 'alignment'}")
