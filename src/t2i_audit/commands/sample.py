@@ -43,9 +43,14 @@ def parse_params(items: tuple[str, ...]) -> dict:
 @click.option("--skip-missing", is_flag=True,
               help="folder: sample the prompts the folder covers instead of refusing.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.option("--perturb", "perturb", multiple=True, metavar="NAME[:ARG]",
+              help="Sample perturbed prompts instead (repeatable): typo:RATE, swap:presentation|skin|gender|a=b, "
+                   "synonym:MAP, dialect:MAP, case:upper|lower|title, punct:strip|period (docs/robustness.md).")
+@click.option("--perturb-seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the random perturbations (typos).")
 def sample(suite: str, out: Path, generator: str, images_per_prompt: int | None, limit: int | None,
            batch_size: int | None, threads: int | None, params: tuple[str, ...], skip_missing: bool,
-           no_progress: bool) -> None:
+           no_progress: bool, perturb: tuple[str, ...], perturb_seed: int) -> None:
     """Sample SUITE with a generator into OUT (run.json, manifest.parquet, images/).
 
     Re-running the same command resumes: images whose sha256 checks out are kept. Under
@@ -61,10 +66,20 @@ def sample(suite: str, out: Path, generator: str, images_per_prompt: int | None,
     cfg = SampleConfig(suite=suite, out=str(out), generator=generator, images_per_prompt=images_per_prompt,
                        limit=limit, batch_size=batch_size, params=parse_params(params),
                        skip_missing=skip_missing, progress=not no_progress)
-    r = run_sample(cfg)
+    derived = None
+    if perturb:
+        from t2i_audit.evals.suites.loader import load_suite
+        from t2i_audit.evals.suites.perturb_suite import perturb_suite, write_prompt_table
+
+        derived = perturb_suite(load_suite(suite), perturb, perturb_seed)
+    r = run_sample(cfg, suite=derived)
     dist = distributed.current()
     if not dist.is_main:
         return
+    if derived is not None:
+        write_prompt_table(out, derived)
+        for note in derived.notes():
+            click.echo(note, err=True)
     if r.stale_lock is not None:
         click.echo(f"recovered a stale lock (pid {r.stale_lock.get('pid')} is gone)", err=True)
     rate = r.n_generated / r.seconds if r.seconds > 0 else 0.0
