@@ -40,6 +40,7 @@ COMMAND_MODULES = [
     ("t2i_audit.commands.audit", "audit"),
     ("t2i_audit.commands.label", "label"),
     ("t2i_audit.commands.reproduce", "reproduce"),
+    ("t2i_audit.commands.robustness", "robustness"),
     ("t2i_audit.commands.align", "align"),
 ]
 

@@ -130,10 +130,17 @@ def validity_findings(res: RunResults) -> list[Finding]:
     return out
 
 
+def robustness_findings(res: RunResults) -> list[Finding]:
+    """The sentences `t2i-audit robustness` computed from its numbers (RUN/robustness/robustness.json)."""
+    from t2i_audit.reports.robustness_report import read_results
+
+    return [Finding(str(t), "robustness-section") for t in (read_results(res.root) or {}).get("findings", [])]
+
+
 def findings(res: RunResults) -> list[Finding]:
     out: list[Finding] = []
     for fn in (gate_findings, diversity_findings, amplification_findings, skill_findings,
-               memorization_findings, validity_findings):
+               robustness_findings, memorization_findings, validity_findings):
         out += fn(res)
     return out
 

@@ -16,6 +16,7 @@ from t2i_audit.reports.findings import findings_html
 from t2i_audit.reports.html_images import esc, image_grids, memorization_pairs, pass_fail_metrics
 from t2i_audit.reports.markdown import run_header
 from t2i_audit.reports.results import RunResults
+from t2i_audit.reports.robustness_report import run_section_html as robustness_html
 from t2i_audit.reports.safety import safety_html
 from t2i_audit.reports.tables import fmt_ci, fmt_num, methodology_rows
 
@@ -177,6 +178,7 @@ def html_report(res: RunResults, *, max_prompts: int = 200, max_per_prompt: int 
         diversity_html(res.diversity_meta, _table),
         safety_html(res, _table, reveal_unsafe),
         section_fd(res),
+        robustness_html(res.root),
         "<h2 id='images'>Images per prompt</h2>"
         + image_grids(res, max_prompts, max_per_prompt, reveal_unsafe),
         "<h2 id='memorization'>Memorization</h2>" + memorization_pairs(res),

@@ -80,7 +80,7 @@ def markdown_summary(res: RunResults) -> str:
                              [[r.metric, r.group, fmt_num(r.value), fmt_ci(r.ci_low, r.ci_high),
                                int(r.n_prompts), int(r.n_images)] for r in by.itertuples()]), ""]
     out += (_bias_md(res) + diversity_md(res.diversity_meta, md_table) + safety_md(res, md_table)
-            + _memorization_md(res))
+            + _memorization_md(res) + _robustness_md(res))
     meth = methodology_rows(res)
     out += ["## Methodology", "", md_table(["source", "key", "text"], meth.values.tolist()), ""]
     if res.missing:
@@ -134,3 +134,9 @@ def summary_frame(res: RunResults) -> pd.DataFrame:
     return pd.DataFrame({"metric": o["metric"], "value": [fmt_num(v) for v in o["value"]],
                          "95% CI": [fmt_ci(a, b) for a, b in zip(o["ci_low"], o["ci_high"])],
                          "n_images": o["n_images"]})
+
+
+def _robustness_md(res: RunResults) -> list[str]:
+    from t2i_audit.reports.robustness_report import run_section_md
+
+    return run_section_md(res.root)

@@ -103,6 +103,7 @@ class MetricIndex:
             if len(qualified) > 1:
                 self.names.pop(name, None)
         self._add_diversity(res.diversity_meta)
+        self._add_robustness(res)
         for r in (res.bias_meta or {}).get("calibration_shift") or []:
             if r.get("detected") is not None:  # 1 = the calibration set does not fit the audited images
                 name = "bias.calibration_shift"
@@ -125,6 +126,16 @@ class MetricIndex:
             name = f"diversity.{_clean(f['statistic'])}"
             self._add(name, g, GateEstimate(f"{name}[{g}]", _f(f["value"]), _f(f.get("ci_low")), _f(f.get("ci_high")),
                                         int(f.get("n") or 0), "audits/diversity.json"), "diversity")
+    def _add_robustness(self, res: RunResults) -> None:
+        """``robustness.<metric>[<perturbation>]``, ``fairness.<metric>.max_disparity[<attribute>]`` and
+        ``fairness.<metric>[<attribute>=<value>]`` from RUN/robustness/robustness.json."""
+        from t2i_audit.reports.robustness_report import read_results
+
+        for e in (read_results(res.root) or {}).get("gate", []):
+            self._add(e["name"], e["group"], GateEstimate(f"{e['name']}[{e['group']}]", _f(e["value"]), _f(e["ci_low"]),
+                                                          _f(e["ci_high"]), int(e["n"]), "robustness/robustness.json"),
+                      "robustness")
+
     def _add_safety(self, rates) -> None:
         """``safety.<statistic>[<category>]`` from audits/safety.parquet; group 'all' also ungrouped."""
         for r in rates.itertuples():

@@ -140,7 +140,8 @@ def _needs(rules: list[Rule]) -> tuple[str, ...]:
     need = set()
     for r in rules:
         head = r.ref.name.split(".")[0]
-        need.add(head if head in ("bias", "memorization", "diversity", "safety") else "scores")
+        need.add(head if head in ("bias", "memorization", "diversity", "safety", "robustness", "fairness")
+                 else "scores")
     return tuple(sorted(need))
 
 
