@@ -4,7 +4,7 @@ Prompts made from one template that differ only in an identity slot (``presentat
 form a *family* (same template, same other slot values). Per identity value: the mean of each
 per-image metric (skills on the named attributes, adherence to that attribute, CLIPScore, alignment
 scores) with a cluster-bootstrap interval over prompts. Per pair of values: the mean over families of
-the within-family difference, with a bootstrap interval over families and a p-value
+the within-family difference (weighted by images), with a bootstrap interval over families and a p-value
 (:func:`t2i_audit.stats.proportions.paired_cluster_bootstrap`), Holm-adjusted over the pairs of the
 attribute and metric. The largest disparity is the pair with the largest |difference|; it is flagged
 when its Holm-adjusted p < alpha and |difference| >= ``min_gap``.
@@ -46,18 +46,22 @@ def families(manifest: pd.DataFrame, attribute: str) -> pd.DataFrame:
 
 def _pairs(d: pd.DataFrame, values: list[str], n_boot: int, seed: int) -> list[dict]:
     """Within-family differences for every pair of identity values (first minus second)."""
-    fam = d.groupby(["family", "identity"])["value"].mean().unstack("identity")
+    g = d.groupby(["family", "identity"])["value"]
+    fam, size = g.mean().unstack("identity"), g.size().unstack("identity")
     out = []
     for i, (v, w) in enumerate(itertools.combinations(values, 2)):
         both = fam[[v, w]].dropna()
         if len(both) < 2:
             continue
-        diff = (both[v] - both[w]).to_numpy(float)
-        r = paired_cluster_bootstrap(diff, both.index.to_numpy(), n_boot=n_boot, seed=seed + i)
+        # each family's difference weighted by its images (the smaller side): families with 8 images
+        # per identity count 4x those with 2, as an image-level mean would
+        weight = size.loc[both.index, [v, w]].min(axis=1).to_numpy(int)
+        diff = np.repeat((both[v] - both[w]).to_numpy(float), weight)
+        r = paired_cluster_bootstrap(diff, np.repeat(both.index.to_numpy(), weight), n_boot=n_boot, seed=seed + i)
         out.append({"group": f"{v} - {w}", "value": r.estimate, "ci_low": r.ci_low, "ci_high": r.ci_high,
                     "p_value": r.p_value, "n": int(d[d["family"].isin(both.index)].shape[0]), "n_prompts": len(both),
                     "method": r.method.replace("over prompts", "over prompt families") +
-                    "; difference of family means, first minus second"})
+                    "; family mean differences (first minus second) weighted by images"})
     return out
 
 

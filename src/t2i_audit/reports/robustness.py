@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from t2i_audit.core.rundir import read_run
@@ -110,7 +109,19 @@ def paired_deltas(source_run: str | Path, perturbed_run: str | Path, *, n_boot: 
     if want and have and want != have:
         raise InputError(f"{source_run}: suite hash {have} but {perturbed_run} perturbed suite hash {want}; "
                          "give the run the perturbed one was derived from")
-    a, b = item_values(source_run), item_values(perturbed_run)
+    deltas = compute_deltas(item_values(source_run), item_values(perturbed_run), table, n_boot=n_boot, seed=seed)
+    if deltas.empty:
+        raise InputError(f"{perturbed_run}: no image pairs with {source_run} on (source prompt, seed) and a metric "
+                         "both runs hold; sample both with the same --images-per-prompt and --limit, and score both")
+    summary = {"source_run": str(src_meta.get("run_id")), "perturbations": pmeta.get("perturbations", []),
+               "perturb_seed": pmeta.get("seed"), "counts": pmeta.get("counts", {}), "notes": pmeta.get("notes", [])}
+    return deltas, summary
+
+
+def compute_deltas(a: pd.DataFrame, b: pd.DataFrame, table: pd.DataFrame, *, n_boot: int = 2000,
+                   seed: int = 0) -> pd.DataFrame:
+    """DELTA_COLUMNS from source items ``a``, perturbed items ``b`` (prompt_id, seed, category, metric,
+    value) and the prompt table (prompt_id, source_prompt_id, perturbation, changed, category)."""
     link = table[table["changed"].astype(bool)][["prompt_id", "source_prompt_id", "perturbation"]]
     b = b.merge(link, on="prompt_id", how="inner")
     a = a.rename(columns={"prompt_id": "source_prompt_id", "value": "value_src"})
@@ -132,14 +143,4 @@ def paired_deltas(source_run: str | Path, perturbed_run: str | Path, *, n_boot: 
                          "delta": r.estimate, "ci_low": r.ci_low, "ci_high": r.ci_high, "p_value": r.p_value,
                          "n": r.n, "n_prompts": r.n_clusters, "n_unchanged": n_unch, "n_unpaired": n_unpaired,
                          "method": r.method + "; clusters: source prompts"})
-    if not rows:
-        raise InputError(f"{perturbed_run}: no image pairs with {source_run} on (source prompt, seed) and a metric "
-                         "both runs hold; sample both with the same --images-per-prompt and --limit, and score both")
-    summary = {"source_run": str(src_meta.get("run_id")), "perturbations": pmeta.get("perturbations", []),
-               "perturb_seed": pmeta.get("seed"), "counts": pmeta.get("counts", {}), "notes": pmeta.get("notes", [])}
-    return pd.DataFrame(rows, columns=list(DELTA_COLUMNS)), summary
-
-
-def delta_sign_flags(deltas: pd.DataFrame) -> np.ndarray:
-    """True where the 95% interval excludes 0."""
-    return ((deltas["ci_low"] > 0) | (deltas["ci_high"] < 0)).to_numpy()
+    return pd.DataFrame(rows, columns=list(DELTA_COLUMNS))
