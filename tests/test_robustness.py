@@ -143,3 +143,21 @@ def test_holm_adjustment():
     adj = holm(p)
     assert np.allclose(adj[:3], [0.03, 0.06, 0.06]) and np.isnan(adj[3])
     assert np.all(adj[:3] >= p[:3])
+
+
+def test_report_findings_render_in_headless_chromium(runs, tmp_path):
+    import subprocess
+
+    from system_tools import require_tool
+
+    exe = require_tool("chromium", "chromium-browser", "google-chrome", install="apt-get install -y chromium",
+                       env="T2I_AUDIT_CHROMIUM")
+    src, pert = runs
+    assert CliRunner().invoke(main, ["robustness", str(src), str(pert), "--reps", "300"]).exit_code == 0
+    assert CliRunner().invoke(main, ["report", str(pert), "--format", "html"]).exit_code == 0
+    for page in (pert / "robustness" / "report.html", pert / "report" / "report.html"):
+        dom = subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                              f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()],
+                             capture_output=True, text=True, timeout=120).stdout
+        assert "<ol class=\"findings\">" in dom and "typo:0.1 lowers skills" in dom, page
+        assert "Paired deltas" in dom
