@@ -122,7 +122,11 @@ def compute_deltas(a: pd.DataFrame, b: pd.DataFrame, table: pd.DataFrame, *, n_b
                    seed: int = 0) -> pd.DataFrame:
     """DELTA_COLUMNS from source items ``a``, perturbed items ``b`` (prompt_id, seed, category, metric,
     value) and the prompt table (prompt_id, source_prompt_id, perturbation, changed, category)."""
-    link = table[table["changed"].astype(bool)][["prompt_id", "source_prompt_id", "perturbation"]]
+    link = table[table["changed"].astype(bool)][["prompt_id", "source_prompt_id", "perturbation"]].copy()
+    # identity swaps run both ways (man→woman and woman→man): each direction is a group of its own,
+    # since a gap between identities cancels in the pooled delta
+    link["direction"] = [_direction(pert, ch) for pert, ch in
+                         zip(link["perturbation"], table.loc[link.index, "changes"] if "changes" in table else [None] * len(link))]
     b = b.merge(link, on="prompt_id", how="inner")
     a = a.rename(columns={"prompt_id": "source_prompt_id", "value": "value_src"})
     m = b.merge(a[["source_prompt_id", "seed", "metric", "value_src"]], on=["source_prompt_id", "seed", "metric"],
@@ -130,10 +134,12 @@ def compute_deltas(a: pd.DataFrame, b: pd.DataFrame, table: pd.DataFrame, *, n_b
     rows = []
     for (pert, metric), d in m.groupby(["perturbation", "metric"], sort=True):
         unchanged = table[(table["perturbation"] == pert) & ~table["changed"].astype(bool)]
-        for group, g in [("all", d), *((f"category={c}", x) for c, x in d.groupby("category", sort=True))]:
+        dirs = [(f"change={c}", x) for c, x in d.groupby("direction", sort=True) if c]
+        for group, g in [("all", d), *((f"category={c}", x) for c, x in d.groupby("category", sort=True)), *dirs]:
             ok = g[g["value_src"].notna()]
             n_unpaired = int(len(g) - len(ok))
-            n_unch = int(len(unchanged) if group == "all" else (unchanged["category"] == group[9:]).sum())
+            n_unch = int(len(unchanged) if group == "all" else (unchanged["category"] == group[9:]).sum()
+                         if group.startswith("category=") else 0)
             if ok.empty:
                 continue
             diff = ok["value"].to_numpy(float) - ok["value_src"].to_numpy(float)
@@ -144,3 +150,14 @@ def compute_deltas(a: pd.DataFrame, b: pd.DataFrame, table: pd.DataFrame, *, n_b
                          "n": r.n, "n_prompts": r.n_clusters, "n_unchanged": n_unch, "n_unpaired": n_unpaired,
                          "method": r.method + "; clusters: source prompts"})
     return pd.DataFrame(rows, columns=list(DELTA_COLUMNS))
+
+
+def _direction(perturbation: str, changes) -> str:
+    """``man→woman`` for a swap that changed one kind of word (lower case); '' otherwise."""
+    if not str(perturbation).startswith("swap") or not isinstance(changes, str):
+        return ""
+    try:
+        kinds = {c.lower() for c in json.loads(changes)}
+    except ValueError:
+        return ""
+    return kinds.pop() if len(kinds) == 1 else ""

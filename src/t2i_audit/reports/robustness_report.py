@@ -38,7 +38,7 @@ def gate_estimates(deltas: pd.DataFrame | None, fairness: pd.DataFrame | None) -
     """Gateable numbers: {name, group, value, ci_low, ci_high, n}."""
     out = []
     for r in (deltas.itertuples() if deltas is not None else ()):
-        group = r.perturbation if r.group == "all" else f"{r.perturbation}:{r.group.split('=', 1)[1]}"
+        group = r.perturbation if r.group == "all" else f"{r.perturbation}:{r.group.split('=', 1)[1]}"  # category or change
         out.append({"name": f"robustness.{r.metric}", "group": group, "value": _f(r.delta), "ci_low": _f(r.ci_low),
                     "ci_high": _f(r.ci_high), "n": int(r.n)})
     for r in (fairness.itertuples() if fairness is not None else ()):
@@ -87,8 +87,8 @@ def findings(deltas: pd.DataFrame | None, fairness: pd.DataFrame | None) -> list
             size = [abs(x.delta) if _pct(x.metric) else abs(x.delta) / max(abs(x.source), 1e-9) for x in g.itertuples()]
             r = g.iloc[max(range(len(size)), key=size.__getitem__)]
             way = "lowers" if r.delta < 0 else "raises"
-            out.append(f"Perturbation {pert} {way} {r.metric} by {_num(abs(r.delta), r.metric, False)}"
-                       f"{' points' if not _pct(r.metric) else ''} ({_num(r.source, r.metric)} → {_num(r.perturbed, r.metric)}; "
+            by = f"{100 * abs(r.delta):.1f} pp" if _pct(r.metric) else f"{abs(r.delta):.3g}"
+            out.append(f"Perturbation {pert} {way} {r.metric} by {by} ({_num(r.source, r.metric)} → {_num(r.perturbed, r.metric)}; "
                        f"paired delta {_num(r.delta, r.metric, True)} {_ci(r.ci_low, r.ci_high, r.metric)}, "
                        f"n={int(r.n)} image pairs over {int(r.n_prompts)} source prompts).")
     if fairness is not None and len(fairness):
