@@ -75,7 +75,7 @@ def _ci(lo, hi, metric: str) -> str:
     return fmt_ci(lo, hi)
 
 
-def findings(deltas: pd.DataFrame | None, fairness: pd.DataFrame | None) -> list[str]:
+def findings(deltas: pd.DataFrame | None, fairness: pd.DataFrame | None, source_run: str | None = None) -> list[str]:
     """Sentences from numbers: per perturbation the largest material delta whose interval excludes 0,
     and per attribute the flagged largest disparity."""
     out = []
@@ -96,7 +96,7 @@ def findings(deltas: pd.DataFrame | None, fairness: pd.DataFrame | None) -> list
         for r in f.itertuples():
             out.append(f"{r.metric} differs by {r.attribute}: {r.group} = {_num(r.value, r.metric, True)} "
                        f"{_ci(r.ci_low, r.ci_high, r.metric)} (Holm p = {r.p_holm:.3g}, n={int(r.n)} images in "
-                       f"{int(r.n_prompts)} prompt families).")
+                       f"{int(r.n_prompts)} prompt families{f'; run {source_run}' if source_run else ''}).")
     return out
 
 
@@ -110,7 +110,7 @@ def write_results(out: str | Path, deltas: pd.DataFrame | None, fairness: pd.Dat
     if fairness is not None:
         atomic_write_parquet(out / "fairness.parquet", fairness)
     meta = {"schema": SCHEMA, **summary, "gate": gate_estimates(deltas, fairness),
-            "findings": findings(deltas, fairness)}
+            "findings": findings(deltas, fairness, summary.get("source_run"))}
     atomic_write_json(out / "robustness.json", meta)
     atomic_write_text(out / "report.md", markdown(deltas, fairness, meta), fsync=False)
     atomic_write_text(out / "report.html", html_page(deltas, fairness, meta), fsync=False)
