@@ -49,9 +49,9 @@ def robustness(source: Path, perturbed: Path | None, out: Path | None, reps: int
     for n in summary["notes"]:
         click.echo(n)
     if deltas is not None:
-        click.echo(f"{'perturbation':<24}{'metric':<24}{'source':>8}{'perturbed':>10}{'delta':>9}  95% CI            n  prompts")
+        click.echo(f"{'perturbation':<36}{'metric':<24}{'source':>8}{'perturbed':>10}{'delta':>9}  95% CI            n  prompts")
         for r in deltas[deltas["group"] == "all"].itertuples():
-            click.echo(f"{r.perturbation:<24}{r.metric:<24}{r.source:>8.3f}{r.perturbed:>10.3f}{r.delta:>+9.3f}  "
+            click.echo(f"{r.perturbation:<36}{r.metric:<24}{r.source:>8.3f}{r.perturbed:>10.3f}{r.delta:>+9.3f}  "
                        f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}] {r.n:>5} {r.n_prompts:>7}")
     if len(fair):
         click.echo(f"{'attribute':<14}{'metric':<24}{'largest disparity':<22}{'value':>8}  95% CI            Holm p     n")
