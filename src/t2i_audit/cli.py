@@ -42,6 +42,7 @@ COMMAND_MODULES = [
     ("t2i_audit.commands.reproduce", "reproduce"),
     ("t2i_audit.commands.robustness", "robustness"),
     ("t2i_audit.commands.align", "align"),
+    ("t2i_audit.commands.judge", "judge"),
 ]
 
 
