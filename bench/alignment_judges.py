@@ -12,7 +12,9 @@ the count questions whose count is wrong).
 Judge answers, oracle truth and labels are computed once on the pool; each of REPEATS simulated runs
 draws the suite's prompts with replacement (each draw a cluster, all its images), labels 150 random
 pairs per skill with the oracle and estimates each skill's share of right pairs: raw (the judge) and
-label-calibrated (PPI++ per skill, ``evals.alignment.calibrate``; 95% cluster-bootstrap interval).
+label-calibrated (PPI++ per skill, ``evals.alignment.calibrate``, with the judge's soft P(right) as
+the prediction, as ``align`` does for a soft judge; ``--prediction hard`` for the hard answer; 95%
+cluster-bootstrap interval).
 MAE is against the run's oracle truth; coverage is of the pool's truth (the estimand: prompts as a
 sample of the ways to ask). Nothing is tuned here: the judge's temperature is its CLIP's logit scale.
 
@@ -88,7 +90,7 @@ def planted_answers(judge, reqs, qs, p_yes: np.ndarray, truth_yes: np.ndarray) -
     return p, len(idx)
 
 
-def simulate(pred_wrong, truth, skills, pids, args, rng):
+def simulate(pred_wrong, f_right, truth, skills, pids, args, rng):
     """Per skill: lists of raw/calibrated errors, coverage and widths over the repeats."""
     uniq, code = np.unique(pids, return_inverse=True)
     rows_of = [np.flatnonzero(code == c) for c in range(len(uniq))]
@@ -105,7 +107,8 @@ def simulate(pred_wrong, truth, skills, pids, args, rng):
             lab = np.full(len(rr), -9)
             pick = rng.choice(len(rr), min(args.labels, len(rr)), replace=False)
             lab[pick] = truth[rr][pick]
-            est = ppi_right_share(pred_wrong[rr], lab, cc, args.bootstrap, int(rng.integers(2**31)))
+            est = ppi_right_share(pred_wrong[rr], lab, cc, args.bootstrap, int(rng.integers(2**31)),
+                                  f_right[rr] if args.prediction == "soft" else None)
             t_run = 1 - truth[rr][readable[rr]].mean()
             raw = cluster_bootstrap_proportion(pred_wrong[rr] == 0, cc, reps=args.bootstrap, seed=r)
             d = res[s]
@@ -137,6 +140,9 @@ def main() -> int:
     ap.add_argument("--bootstrap", type=int, default=400)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--prediction", choices=("soft", "hard"), default="soft",
+                    help="PPI++ prediction: the judge's soft P(right) (what align uses for a soft judge) or its "
+                         "hard answer (what it uses for a text-only judge)")
     args = ap.parse_args()
     from t2i_audit.core.threads import set_threads
     from t2i_audit.evals.alignment.bundled_judge import make_bundled_judge
@@ -159,12 +165,14 @@ def main() -> int:
     truth = np.where(unsure, -1, np.where(right, 0, 1))
     print(f"pool: pictoworld-skills, {len(set(pids))} prompts x {args.images} renders (planted errors 0.25, "
           f"{DEGRADE}), {len(qs)} (image, question) pairs, oracle unsure on {int(unsure.sum())}; "
-          f"{args.labels} oracle labels per skill per run; bootstrap {args.bootstrap}; built in {t_pool:.0f}s")
+          f"{args.labels} oracle labels per skill per run; bootstrap {args.bootstrap}; PPI++ prediction: "
+          f"{args.prediction}; built in {t_pool:.0f}s")
     print(f"planted judge: {n_swapped} relation answers with left/right swapped, 'yes' (0.95) to 10% of wrong counts")
     rng = np.random.default_rng(args.seed)
     ok = True
     for name, p in (("bundled", p_bundled), ("planted", p_planted)):
-        pred_wrong = (np.where(expect_yes, p, 1 - p) < 0.5).astype(int)
+        f_right = np.where(expect_yes, p, 1 - p)
+        pred_wrong = (f_right < 0.5).astype(int)
         acc = {}
         for s in np.unique(skills):
             m = (skills == s) & (truth >= 0)
@@ -172,7 +180,7 @@ def main() -> int:
             lo, hi = wilson_interval(k, n)
             acc[s] = k / n
             print(f"  {name} judge accuracy on the pool, {s}: {k / n:.3f} [{lo:.3f}, {hi:.3f}] n={n}")
-        res, pop = simulate(pred_wrong, truth, skills, pids, args, rng)
+        res, pop = simulate(pred_wrong, f_right, truth, skills, pids, args, rng)
         mae, cov = report(name, res, pop, acc)
         good = np.isfinite(mae) and np.isfinite(cov) and mae <= 2.0 and 0.90 <= cov <= 0.98
         ok &= bool(good)

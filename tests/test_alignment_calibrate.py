@@ -93,3 +93,30 @@ def test_labels_errors(tmp_path):
     p.write_text("img,question_id,label\n")
     with pytest.raises(InputError, match=r"l\.csv:1: need columns"):
         read_labels(p)
+
+
+def test_soft_ppi_equals_table_ppi_on_hard_predictions_and_is_unbiased():
+    """ppi_soft with f in {0, 1} is exactly stats.labelled.ppi_shares on the two-class tables; with a
+    soft f it still recovers the planted share (PPI++ is unbiased for any prediction)."""
+    from t2i_audit.evals.alignment.ppi_soft import prompt_sums, right_share
+    from t2i_audit.stats.labelled import label_tables, ppi_shares
+
+    rng = np.random.default_rng(3)
+    for _ in range(10):
+        n = 600
+        pw, pr = rng.integers(0, 2, n), rng.integers(0, 40, n)
+        truth = np.full(n, -9)
+        idx = rng.choice(n, 150, replace=False)
+        truth[idx] = rng.choice([0, 1, -1], 150, p=[0.6, 0.35, 0.05])
+        t = label_tables(pw, truth, pr, 2)
+        want = ppi_shares(t.L.sum(0), t.U.sum(0))[0]
+        assert abs(right_share(prompt_sums(1 - pw, truth, pr).sum(0)) - want) < 1e-12
+    est = []
+    for _ in range(200):  # a soft, miscalibrated prediction; true share 0.7
+        y = rng.random(4000) < 0.7
+        f = np.clip(0.3 + 0.4 * y + rng.normal(0, 0.2, 4000), 0, 1)
+        truth = np.full(4000, -9)
+        lab = rng.choice(4000, 300, replace=False)
+        truth[lab] = np.where(y[lab], 0, 1)
+        est.append(right_share(prompt_sums(f, truth, np.arange(4000)).sum(0)))
+    assert abs(np.mean(est) - 0.7) < 0.005

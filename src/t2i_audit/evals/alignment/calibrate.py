@@ -2,12 +2,13 @@
 
 Labels file (CSV): ``image`` (image id or path as in the manifest), ``question_id``, ``label`` in
 {yes, no, unsure}. A pair is *right* when the image shows what the question asks (the label equals the
-question's expected answer). Per question type (skill), with the judge's reading f = 1[judge's answer
-is the expected one] on every pair and the label Y = 1[right] on the labelled ones, the share of right
-pairs is estimated by PPI++ (``stats.labelled.ppi_shares``, the bias engine's estimator, two classes:
-right / wrong; 'unsure' labels count in neither class, so the estimand is the share among pairs a
-labeller can read). Interval: 95% percentile cluster bootstrap over prompts, labelled and unlabelled
-pairs of a prompt moving together (``stats.labelled.replicate_tables``).
+question's expected answer). Per question type (skill), with the judge's prediction f on every pair
+(its soft P(right) = p_right where it gives token probabilities, else the hard reading 1[its answer is
+the expected one]) and the label Y = 1[right] on the labelled ones, the share of right pairs is
+estimated by PPI++ (``ppi_soft``: the bias engine's estimator ``stats.labelled.ppi_shares``, two
+classes right / wrong, extended to a soft f; 'unsure' labels count in neither class, so the estimand
+is the share among pairs a labeller can read). Interval: 95% percentile cluster bootstrap over
+prompts, labelled and unlabelled pairs of a prompt moving together.
 
 The judge's measured accuracy per skill (agreement with the labels, Wilson interval) is reported, and
 compared with the accuracy it was calibrated at, when given: a difference of two independent
@@ -23,14 +24,16 @@ import numpy as np
 import pandas as pd
 
 from t2i_audit.errors import InputError
-from t2i_audit.stats.labelled import MIN_LABELS, label_tables, ppi_shares, replicate_tables
+from t2i_audit.evals.alignment.ppi_soft import prompt_sums, right_share
+from t2i_audit.stats.labelled import MIN_LABELS
 from t2i_audit.stats.proportions import independent_difference
 from t2i_audit.stats.resampling import cluster_draw_counts, finite_percentile_interval, wilson_interval
 
 LABELS = ("yes", "no", "unsure")
 NOT_LABELLED = -9
-METHOD = ("PPI++ (power-tuned lambda, stats.labelled.ppi_shares) of the share of right (image, question) "
-          "pairs among readable ones; 95% percentile cluster bootstrap over prompts ({reps} reps)")
+METHOD = ("PPI++ (power-tuned lambda, per skill; prediction: the judge's soft P(right) where it gives one, else "
+          "its hard answer) of the share of right (image, question) pairs among readable ones; 95% percentile "
+          "cluster bootstrap over prompts ({reps} reps)")
 
 
 def read_labels(path: str | Path) -> pd.DataFrame:
@@ -80,17 +83,20 @@ def attach_labels(answers: pd.DataFrame, labels: pd.DataFrame) -> tuple[pd.DataF
     return a, unmatched
 
 
-def ppi_right_share(pred_wrong: np.ndarray, truth: np.ndarray, prompts: np.ndarray, reps: int, seed: int) -> dict:
-    """PPI++ share of right pairs with its cluster interval; ``pred_wrong`` 0/1 (judge says right/wrong)."""
-    t = label_tables(pred_wrong.astype(np.int64), truth, prompts, 2)
-    if t.n_labelled < MIN_LABELS:
-        return {"value": np.nan, "ci_low": np.nan, "ci_high": np.nan, "n_labelled": t.n_labelled,
-                "note": f"too few labels: n={t.n_labelled}; need >= {MIN_LABELS}"}
-    L, U = t.L.sum(0), t.U.sum(0)
-    counts = np.concatenate(list(cluster_draw_counts(t.U.shape[0], reps, seed)))
-    r = replicate_tables(t, counts)
-    lo, hi = finite_percentile_interval(ppi_shares(r.L, r.U)[..., 0])
-    return {"value": float(ppi_shares(L, U)[0]), "ci_low": lo, "ci_high": hi, "n_labelled": t.n_labelled}
+def ppi_right_share(pred_wrong: np.ndarray, truth: np.ndarray, prompts: np.ndarray, reps: int, seed: int,
+                    f_right: np.ndarray | None = None) -> dict:
+    """PPI++ share of right pairs with its cluster interval. The prediction is ``f_right`` (the judge's
+    soft P(right), ``ppi_soft``) when given, else the hard reading 1 - ``pred_wrong``."""
+    f = 1.0 - np.asarray(pred_wrong, dtype=np.float64) if f_right is None else np.asarray(f_right, np.float64)
+    truth = np.asarray(truth, dtype=np.int64)
+    n_lab = int(((truth == 0) | (truth == 1)).sum())
+    if n_lab < MIN_LABELS:
+        return {"value": np.nan, "ci_low": np.nan, "ci_high": np.nan, "n_labelled": n_lab,
+                "note": f"too few labels: n={n_lab}; need >= {MIN_LABELS}"}
+    sums = prompt_sums(f, truth, prompts)
+    counts = np.concatenate(list(cluster_draw_counts(sums.shape[0], reps, seed)))
+    lo, hi = finite_percentile_interval(right_share(counts @ sums))
+    return {"value": float(right_share(sums.sum(0))), "ci_low": lo, "ci_high": hi, "n_labelled": n_lab}
 
 
 def calibrated_table(answers: pd.DataFrame, reps: int = 2000, seed: int = 0,
@@ -107,13 +113,16 @@ def calibrated_table(answers: pd.DataFrame, reps: int = 2000, seed: int = 0,
         pred_wrong = (g["correct"].to_numpy() < 0.5).astype(np.int64)
         truth = g["truth"].to_numpy()
         prompts = g["prompt_id"].astype(str).to_numpy()
-        est = ppi_right_share(pred_wrong, truth, prompts, reps, seed + 31 * i)
+        soft = g["soft"].to_numpy(bool) if "soft" in g.columns else np.zeros(len(g), bool)
+        f = np.where(soft, g["p_right"].to_numpy(), 1.0 - pred_wrong)  # soft P(right) where the judge gives it
+        est = ppi_right_share(pred_wrong, truth, prompts, reps, seed + 31 * i, f)
         lab = truth >= 0
         agree = int((pred_wrong[lab] == truth[lab]).sum())
         acc_lo, acc_hi = wilson_interval(agree, int(lab.sum()), nan_if_empty=True)
         row = {"skill": s, "n_pairs": len(g), "n_prompts": len(set(prompts)), "raw": float(1 - pred_wrong.mean()),
                "calibrated": est["value"], "calibrated_ci_low": est["ci_low"], "calibrated_ci_high": est["ci_high"],
-               "n_labelled": est["n_labelled"], "n_unsure": int((truth == -1).sum()),
+               "n_labelled": est["n_labelled"], "prediction": "soft P(right)" if soft.all() else (
+                   "hard answer" if not soft.any() else "soft P(right) where available"), "n_unsure": int((truth == -1).sum()),
                "judge_accuracy": agree / lab.sum() if lab.any() else np.nan, "judge_accuracy_ci_low": acc_lo,
                "judge_accuracy_ci_high": acc_hi, "note": est.get("note", "")}
         row.update(_shift(row, (calibration or {}).get(s), alpha / max(1, len(skills))))
