@@ -265,3 +265,70 @@ def test_csp_blocks_a_tampered_script_and_the_check_sees_it(page, tmp_path):
     page.key("1")
     assert state(page)["progress"] == "0 / 3"
     assert any("Content Security Policy" in json.dumps(e) for e in page.problems()), page.problems()
+
+
+def reload_until(page: Page, progress: str, timeout: float = 30):
+    """Reload until the page shows ``progress``: as in wait_stored, a reload can start before the
+    browser process holds the renderer's last localStorage writes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        page.reload()
+        if state(page)["progress"] == progress:
+            return
+        assert time.monotonic() < deadline, f"the reloaded page never showed {progress}: {state(page)}"
+        time.sleep(0.05)
+
+
+def labelled_ids(page: Page) -> list:
+    return page.eval("Object.keys(JSON.parse(localStorage.getItem('t2i-audit-labels/run_a/presentation')"
+                     " || '{}')).sort()")
+
+
+def test_undo_removes_the_last_label_given_across_reloads_and_pages(page, tmp_path):
+    """Backspace undoes labels newest first, whichever sitting or page gave them: a page written
+    again with more images (its earlier labels scattered among new ones) undoes the new labels,
+    then the earlier sitting's, never the image that happens to sit before the current one."""
+    sample = draw_label_sample(pd.read_parquet(FIX / "run_a" / "manifest.parquet"), profession, 3,
+                               per_group=True, seed=3)
+    all_items = page_items(FIX / "run_a", sample)
+    ids = list(sample["image_id"])
+    first = write_labelling_page(tmp_path / "a" / "label.html", [all_items[i] for i in (1, 4, 7)],
+                                 "presentation", CLASSES, "run_a")
+    page.goto(first.as_uri())
+    page.key("1")
+    wait_stored(page, first.as_uri(), 1)
+    reload_until(page, "1 / 3")  # a second sitting on the same page
+    for k in ("2", "u"):
+        page.key(k)
+    assert state(page)["done"], state(page)
+    wait_stored(page, first.as_uri(), 3)
+    reload_until(page, "3 / 3")
+    page.key("Backspace")  # the last label given: the third image, labelled just before the reload
+    s = state(page)
+    assert (s["progress"], s["alt"]) == ("2 / 3", "image 3 of 3"), s
+    page.key("u")
+    wait_stored(page, first.as_uri(), 3)
+
+    more = write_labelling_page(tmp_path / "b" / "label.html", all_items, "presentation", CLASSES, "run_a")
+    page.goto(more.as_uri())  # ids[1], ids[4], ids[7] are labelled already
+    s = state(page)
+    assert (s["progress"], s["alt"]) == ("3 / 9", "image 1 of 9"), s
+    page.key("2")  # ids[0]
+    page.key("1")  # ids[2] (ids[1] is labelled)
+    assert state(page)["alt"] == "image 4 of 9"
+    wait_stored(page, more.as_uri(), 5)
+    reload_until(page, "5 / 9")
+    page.key("Backspace")
+    page.key("Backspace")  # ids[2], then ids[0]: never ids[1], which merely sits before them
+    s = state(page)
+    assert (s["progress"], s["alt"]) == ("3 / 9", "image 1 of 9"), s
+    assert labelled_ids(page) == sorted([ids[1], ids[4], ids[7]])
+    page.key("Backspace")  # then the earlier sitting's last label: ids[7], relabelled "unsure" above
+    s = state(page)
+    assert (s["progress"], s["alt"]) == ("2 / 9", "image 8 of 9"), s
+    for _ in range(2):
+        page.key("Backspace")
+    assert labelled_ids(page) == [] and state(page)["alt"] == "image 2 of 9"
+    page.key("Backspace")
+    assert page.eval("document.getElementById('status').textContent") == "nothing to undo"
+    assert page.problems() == []

@@ -165,9 +165,10 @@ def write_labelling_page(path: str | Path, items: Sequence[tuple[str, bytes, str
     """Write ONE self-contained HTML page for labelling ``items`` with ``attribute``; return its path.
 
     One image at a time, upscaled without smoothing; keys 1..K pick the classes, ``u`` unsure,
-    ``n`` no person, Backspace steps back one image and clears its label; "Export labels.csv" (or
-    Ctrl/Cmd+S) downloads ``image_id,attribute,label`` rows in display order. Labels persist in the
-    browser's localStorage under the run id and attribute. Captions are embedded only when
+    ``n`` no person, Backspace clears the last label given and shows its image; "Export labels.csv"
+    (or Ctrl/Cmd+S) downloads ``image_id,attribute,label`` rows in display order. Labels persist in the
+    browser's localStorage under the run id and attribute, with the order they were given in, so
+    undo reaches across reloads and sessions. Captions are embedded only when
     ``show_prompt`` is set. Images are inlined as data URIs, all text is escaped, and the CSP
     allows only the page's own inline script and style (by hash) and data: images.
     """

@@ -36,14 +36,23 @@ JS = r"""
   var items = D.items, n = items.length, STORE = "t2i-audit-labels/" + D.run_id + "/" + D.attribute;
   var has = function (o, k) { return Object.prototype.hasOwnProperty.call(o, k); };
   var $ = function (id) { return document.getElementById(id); };
-  var keymap = {u: "unsure", n: "no person"}, labels = {}, saved = true;
+  var keymap = {u: "unsure", n: "no person"}, labels = {}, order = [], saved = true;
   D.classes.forEach(function (c, i) { keymap[String(i + 1)] = c; });
   try {
     var stored = JSON.parse(window.localStorage.getItem(STORE) || "{}");
     if (stored && typeof stored === "object") { labels = stored; }
+    var kept = JSON.parse(window.localStorage.getItem(STORE + "/order") || "[]");
+    if (Array.isArray(kept)) { order = kept.filter(function (id) { return has(labels, id); }); }
   } catch (e) { saved = false; }
-  function save() {
-    try { window.localStorage.setItem(STORE, JSON.stringify(labels)); } catch (e) { saved = false; }
+  // labels kept before the order was (an older page): oldest first, in page order
+  order = Object.keys(labels).filter(function (id) { return order.indexOf(id) < 0; }).sort(function (a, b) {
+    return index(a) - index(b); }).concat(order);
+  function index(id) { for (var i = 0; i < n; i++) { if (items[i].id === id) { return i; } } return -1; }
+  function save() {  // the order first: a reader that sees a label also sees its place in the order
+    try {
+      window.localStorage.setItem(STORE + "/order", JSON.stringify(order));
+      window.localStorage.setItem(STORE, JSON.stringify(labels));
+    } catch (e) { saved = false; }
   }
   function nextUnlabelled(from) {
     for (var k = 0; k < n; k++) { var i = (from + k) % n; if (!has(labels, items[i].id)) { return i; } }
@@ -68,19 +77,27 @@ JS = r"""
   }
   function label(value) {
     if (pos >= n) { say("all images are labelled: press Backspace to undo the last one"); return; }
-    labels[items[pos].id] = value;
+    var id = items[pos].id;
+    labels[id] = value;
+    order = order.filter(function (o) { return o !== id; }).concat([id]);
     save();
     say("image " + (pos + 1) + ": " + value);
     pos = nextUnlabelled(pos + 1);
     render();
   }
-  function undo() {
-    if (pos === 0) { say("nothing to undo"); return; }
-    pos -= 1;
-    delete labels[items[pos].id];
-    save();
-    say("image " + (pos + 1) + ": label cleared");
-    render();
+  function undo() {  // the last label given on this page's images, in this sitting or an earlier one
+    for (var k = order.length - 1; k >= 0; k--) {
+      var i = index(order[k]);
+      if (i < 0) { continue; }
+      order.splice(k, 1);
+      delete labels[items[i].id];
+      save();
+      pos = i;
+      say("image " + (pos + 1) + ": label cleared");
+      render();
+      return;
+    }
+    say("nothing to undo");
   }
   function field(s) { return /[",\r\n]/.test(s) ? "\"" + s.replace(/"/g, "\"\"") + "\"" : s; }
   function csv() {
@@ -133,7 +150,7 @@ PAGE = """<!DOCTYPE html>
 <main><figure><img id="img" alt="" width="384" height="384"><figcaption id="caption"></figcaption></figure>
 <p id="current"></p><p id="done" hidden>All {n} images labelled: export labels.csv.</p></main>
 <aside><ul id="legend">{legend}</ul>
-<p class="hint"><kbd>Backspace</kbd>undo: back one image and clear its label</p>
+<p class="hint"><kbd>Backspace</kbd>undo: clear the last label given (earlier sessions too) and show its image</p>
 <p><button id="export" type="button">Export labels.csv</button> <span class="hint">or Ctrl/Cmd+S</span></p>
 <p id="status" role="status"></p>
 <p class="hint">Labels are kept in this browser (per run and attribute) until exported.</p>
