@@ -43,8 +43,9 @@ def top_logprobs(p_yes: float) -> list[dict]:
 
 def completion(p_yes: float, model: str, prompt_tokens: int, with_logprobs: bool) -> dict:
     top = top_logprobs(p_yes)
-    text = top[0]["token"].strip() if top[0]["token"] != "Maybe" else top[1]["token"].strip()
-    logprobs = {"content": [{**top[0], "top_logprobs": top}], "refusal": None} if with_logprobs else None
+    text = "Yes" if p_yes >= 0.5 else "No"  # the answer decoded: yes when the yes mass is the larger
+    first = next((d for d in top if d["token"] == text), top[0])
+    logprobs = {"content": [{**first, "top_logprobs": top}], "refusal": None} if with_logprobs else None
     return {"id": f"chatcmpl-{time.monotonic_ns()}", "object": "chat.completion", "created": int(time.time()),
             "model": model, "system_fingerprint": None,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
