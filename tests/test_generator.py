@@ -149,8 +149,9 @@ def test_training_resumes_without_losing_progress(tmp_path):
     one_go = load_state(tmp_path / "a" / "train_state_clip.safetensors")
     preset.steps["clip"] = 2
     train_all(tmp_path / "b", preset, stages=("clip",), progress=False, log=lambda *a: None)
-    preset.steps["clip"] = 4
-    train_all(tmp_path / "b", preset, stages=("clip",), progress=False, log=lambda *a: None)
+    preset.steps["clip"] = 4  # more steps change the recipe (the LR schedule): a deliberate change
+    train_all(tmp_path / "b", preset, stages=("clip",), progress=False, log=lambda *a: None,
+              allow_preset_change=True)
     resumed = load_state(tmp_path / "b" / "train_state_clip.safetensors")
     # the LR schedule depends on the total steps, so compare runs that share it
     preset.steps["clip"] = 4

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from t2i_audit.commands.options import long_running
 from t2i_audit.generator.models.component_configs import SAMPLERS
 
 
@@ -24,23 +25,24 @@ from t2i_audit.generator.models.component_configs import SAMPLERS
 @click.option("--teacher", default=None, metavar="CHECKPOINT",
               help="Plain teacher decoder for a distilling preset whose --init-from decoder is "
                    "already distilled (the distillation then continues from it).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads (measure: 1 can beat 2).")
-@click.option("--progress/--no-progress", default=True)
+@click.option("--allow-preset-change", is_flag=True,
+              help="Resume OUT with another preset than it was trained with, deliberately (recorded in index.json).")
+@long_running()
 def train(preset: str, out: Path, bias_spec: str, stages: tuple[str, ...], resume: bool,
-          init_from: str | None, teacher: str | None, threads: int | None, progress: bool) -> None:
+          init_from: str | None, teacher: str | None, allow_preset_change: bool, threads: int | None,
+          progress: bool) -> None:
     """Train CLIP, then the autoencoder, prior and decoder on PictoWorld; resumable."""
-    from t2i_audit.core.threads import set_threads
     from t2i_audit.errors import InputError
     from t2i_audit.generator.training.presets import STAGES, get_preset
     from t2i_audit.generator.training.train_all_stages import FINETUNABLE, train_all
     from t2i_audit.world.bias import BiasSpec
 
-    set_threads(threads)
     if not resume and out.exists() and any(out.iterdir()):
         raise InputError(f"{out}: directory is not empty; pass --resume to continue it or choose a new --out")
     default_stages = FINETUNABLE if init_from else STAGES
     train_all(out, get_preset(preset), spec=BiasSpec.load(bias_spec), stages=stages or default_stages,
-              progress=progress, log=click.echo, init_from=init_from, teacher_from=teacher)
+              progress=progress, log=click.echo, init_from=init_from, teacher_from=teacher,
+              allow_preset_change=allow_preset_change)
     if (out / "index.json").is_file():
         click.echo(f"checkpoint ready: {out} (load with --checkpoint {out})")
 
@@ -58,15 +60,13 @@ def train(preset: str, out: Path, bias_spec: str, stages: tuple[str, ...], resum
 @click.option("--prior-steps", type=click.IntRange(min=1), default=None)
 @click.option("--prior-guidance", type=float, default=None)
 @click.option("--rerank", type=click.IntRange(min=1), default=None, help="Keep the CLIP-best of K candidates.")
-@click.option("--threads", type=click.IntRange(min=1), default=None)
+@long_running()
 def generate(prompt: str, n: int, seed: int, out: Path, checkpoint: str, sampler, steps, guidance,
-             prior_sampler, prior_steps, prior_guidance, rerank, threads) -> None:
+             prior_sampler, prior_steps, prior_guidance, rerank, progress, threads) -> None:
     """Draw N images for PROMPT; writes a captioned grid to OUT and the single images beside it."""
-    from t2i_audit.core.threads import set_threads
     from t2i_audit.generator.pipeline.unclip_pipeline import Pipeline
     from t2i_audit.world.sheet import contact_sheet
 
-    set_threads(threads)
     pipe = Pipeline.load(checkpoint)
     seeds = [seed + i for i in range(n)]
     res = pipe([prompt] * n, seeds, sampler=sampler, steps=steps, guidance=guidance, prior_sampler=prior_sampler,

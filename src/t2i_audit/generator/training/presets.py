@@ -86,6 +86,13 @@ class Preset(_JsonConfig):
         """A preset file, with its ``"base"`` chain resolved (see :func:`read_preset_json`)."""
         return cls.from_dict(read_preset_json(path), str(path))
 
+    @property
+    def hash(self) -> str:
+        """sha256 (first 16 hex) of the resolved preset as sorted JSON: the recipe, name included."""
+        import hashlib
+
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
     def decoder_spec(self, spec: BiasSpec) -> BiasSpec:
         """The bias spec the decoder's people are drawn from, given the training ``spec``."""
         return BiasSpec.uniform() if self.decoder_people == "uniform" else spec

@@ -12,6 +12,7 @@ from t2i_audit.generator.models.component_configs import AutoencoderConfig, Samp
 from t2i_audit.generator.models.pictoworld_clip import load_clip
 from t2i_audit.generator.models.safetensors_io import load_safetensors_into
 from t2i_audit.generator.training.presets import STAGES, Preset
+from t2i_audit.generator.training.stage_configs import stage_config
 from t2i_audit.generator.training.training_state import stage_meta_path
 from t2i_audit.world.bias import BiasSpec
 
@@ -67,7 +68,7 @@ def seed_from_checkpoint(out: Path, src: Path, stages: tuple[str, ...], teacher:
     init_path.write_text(json.dumps(init, indent=2) + "\n")
 
 
-def _distill(out: Path, src: Path | None, preset: Preset, spec: BiasSpec, common: dict,
+def _distill(out: Path, src: Path | None, preset: Preset, spec: BiasSpec, progress: bool,
              teacher_from: Path | None = None) -> None:
     """The decoder stage of a preset with ``decoder_distill_guidance``: distil the source
     checkpoint's decoder (the teacher) at that guidance scale. Where the source decoder is itself
@@ -94,20 +95,65 @@ def _distill(out: Path, src: Path | None, preset: Preset, spec: BiasSpec, common
     elif teacher_from is not None:
         raise InputError(f"--teacher is for continuing a distilled decoder; {src}'s decoder is plain "
                          "and is itself the teacher")
-    common = {k: v for k, v in common.items() if k != "init_weights"}
-    distill_guidance(out, clip, load_autoencoder(out / "autoencoder"), source, scale=scale,
-                     data_seed=preset.decoder_data_seed, kind_weights=preset.decoder_kind_weights,
-                     student=student, **{**common, "spec": preset.decoder_spec(spec)})
+    distill_guidance(out, clip, load_autoencoder(out / "autoencoder"), source, stage_config(preset, "distill"),
+                     spec=preset.decoder_spec(spec), progress=progress, student=student)
+
+
+def recorded_preset(out: Path) -> tuple[str, str] | None:
+    """(name, hash) of the preset ``out`` was last trained with: the last deliberate change in
+    preset_changes.json, else the hash its stages' train states record (a checkpoint from before
+    they recorded one: the hash of its preset.json); None for a directory not trained yet."""
+    changes = out / PRESET_CHANGES
+    if changes.is_file():
+        last = json.loads(changes.read_text())[-1]["to"]
+        return last["name"], last["hash"]
+    metas = [json.loads(stage_meta_path(out, s).read_text()) for s in STAGES if stage_meta_path(out, s).is_file()]
+    if not metas:
+        return None
+    saved = Preset.load(out / "preset.json") if (out / "preset.json").is_file() else None
+    hashes = [m["preset_hash"] for m in metas if m.get("preset_hash")]
+    if hashes:
+        return (saved.name if saved is not None else "?"), hashes[-1]
+    return None if saved is None else (saved.name, saved.hash)
+
+
+PRESET_CHANGES = "preset_changes.json"
+
+
+def check_preset(out: Path, preset: Preset, allow_change: bool, log=print) -> None:
+    """Refuse to resume ``out`` with another preset than it was trained with (an InputError naming
+    both hashes), unless ``allow_change``: then the change is appended to preset_changes.json,
+    with the step each stage had reached, and index.json records it."""
+    from t2i_audit.errors import InputError
+
+    before = recorded_preset(out)
+    if before is None or before[1] == preset.hash:
+        return
+    name, old = before
+    if not allow_change:
+        raise InputError(f"{out} was trained with preset {name!r} (hash {old}); preset {preset.name!r} has "
+                         f"hash {preset.hash}: resume with the same preset, choose a new --out, or pass "
+                         "--allow-preset-change to change the recipe deliberately (recorded in index.json)")
+    path = out / PRESET_CHANGES
+    changes = json.loads(path.read_text()) if path.is_file() else []
+    steps = {s: json.loads(stage_meta_path(out, s).read_text()).get("step") for s in STAGES
+             if stage_meta_path(out, s).is_file()}
+    changes.append({"from": {"name": name, "hash": old}, "to": {"name": preset.name, "hash": preset.hash},
+                    "steps": steps})
+    path.write_text(json.dumps(changes, indent=2) + "\n")
+    log(f"preset changed deliberately: {name} ({old}) -> {preset.name} ({preset.hash}) at steps {steps}")
 
 
 def train_all(out: str | Path, preset: Preset, *, spec: BiasSpec | None = None,
               stages: tuple[str, ...] = STAGES, progress: bool = True, log=print,
-              init_from: str | Path | None = None, teacher_from: str | Path | None = None) -> Path:
+              init_from: str | Path | None = None, teacher_from: str | Path | None = None,
+              allow_preset_change: bool = False) -> Path:
     """Run the requested stages in order (completed stages are skipped, interrupted ones resume)
     and assemble ``out`` into a loadable checkpoint once all four components exist.
 
     ``init_from`` (a checkpoint directory or ``"bundled"``) fine-tunes: the trained stages (prior
-    and/or decoder) start from that checkpoint's weights and the others are copied from it."""
+    and/or decoder) start from that checkpoint's weights and the others are copied from it.
+    Resuming ``out`` with another preset is refused unless ``allow_preset_change`` (check_preset)."""
     from t2i_audit.generator.training.train_autoencoder import train_autoencoder
     from t2i_audit.generator.training.train_clip import train_clip
     from t2i_audit.generator.training.train_decoder import train_decoder
@@ -116,6 +162,7 @@ def train_all(out: str | Path, preset: Preset, *, spec: BiasSpec | None = None,
     spec = spec or BiasSpec.load()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    check_preset(out, preset, allow_preset_change, log)
     (out / "preset.json").write_text(preset.to_json() + "\n")
     (out / "bias_spec.json").write_text(json.dumps(spec.to_dict(), indent=2) + "\n")
     src = teacher = None
@@ -132,30 +179,24 @@ def train_all(out: str | Path, preset: Preset, *, spec: BiasSpec | None = None,
     for stage in STAGES:
         if stage not in stages:
             continue
-        steps, batch = preset.steps[stage], preset.batch[stage]
+        steps = preset.steps[stage]
         if stage_done(out, stage, steps):
             log(f"{stage}: done ({steps} steps), skipping")
             continue
-        common = dict(steps=steps, batch=batch, spec=spec, save_every=preset.save_every, progress=progress)
-        if stage in preset.lr:
-            common["lr"] = preset.lr[stage]
-        if src is not None:
-            common["init_weights"] = src / stage / "model.safetensors"
+        init = {"init_weights": src / stage / "model.safetensors"} if src is not None else {}
         if stage == "clip":
-            train_clip(out, cfg=preset.clip_config(), **common)
+            train_clip(out, stage_config(preset, "clip"), spec=spec, progress=progress)
         elif stage == "autoencoder":
-            train_autoencoder(out, cfg=preset.autoencoder_config(), **common)
+            train_autoencoder(out, stage_config(preset, "autoencoder"), spec=spec, progress=progress)
         elif stage == "prior":
-            train_prior(out, load_clip(out / "clip"), cfg=preset.prior_config(),
-                        kind_weights=preset.prior_kind_weights, data_seed=preset.prior_data_seed, **common)
+            train_prior(out, load_clip(out / "clip"), stage_config(preset, "prior"), spec=spec,
+                        progress=progress, **init)
         elif stage == "decoder" and preset.decoder_distill_guidance:
-            _distill(out, src, preset, spec, common, teacher)
+            _distill(out, src, preset, spec, progress, teacher)
         elif stage == "decoder":
-            common["spec"] = preset.decoder_spec(spec)
             train_decoder(out, load_clip(out / "clip"), load_autoencoder(out / "autoencoder"),
-                          cfg=preset.decoder_config(), object_weight=preset.object_weight,
-                          skin_weight=preset.skin_weight, kind_weights=preset.decoder_kind_weights,
-                          data_seed=preset.decoder_data_seed, **common)
+                          stage_config(preset, "decoder"), spec=preset.decoder_spec(spec), progress=progress,
+                          **init)
     if all((out / s / "model.safetensors").is_file() for s in STAGES):
         assemble(out, preset, spec)
     return out
@@ -219,6 +260,8 @@ def assemble(out: Path, preset: Preset, spec: BiasSpec, defaults: SamplerParams 
         index["training"]["init_from"] = {k: init[k] for k in ("id", "finetuned", "steps", "init_from",
                                                                       "distill_teacher")
                                           if k in init}
+    if (out / PRESET_CHANGES).is_file():
+        index["training"]["preset_changes"] = json.loads((out / PRESET_CHANGES).read_text())
     for stage in FINETUNABLE:  # a stage copied from the source keeps the source's record, not this preset's
         copied = init is not None and stage not in init["finetuned"]
         record = init.get("stage_training", {}) if copied else stage_record(preset, spec)

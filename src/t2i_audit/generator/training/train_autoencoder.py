@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from t2i_audit.generator.models.autoencoder import Autoencoder, to_pixels
-from t2i_audit.generator.models.component_configs import AutoencoderConfig
 from t2i_audit.generator.models.safetensors_io import save_safetensors
+from t2i_audit.generator.training.stage_configs import AutoencoderStageConfig
 from t2i_audit.generator.training.training_state import run_stage, world_batch
 from t2i_audit.world.bias import BiasSpec
 
@@ -29,11 +29,13 @@ def calibrate_scaling(model: Autoencoder, spec: BiasSpec, n: int = 512, data_see
     model.config.scaling = float(1.0 / z.std())
 
 
-def train_autoencoder(out, *, cfg: AutoencoderConfig | None = None, steps: int = 3000, batch: int = 64,
-                      lr: float = 2e-3, seed: int = 2, spec: BiasSpec | None = None,
-                      save_every: int = 250, progress: bool = True, data_seed: int = 202) -> Autoencoder:
+def train_autoencoder(out, config: AutoencoderStageConfig | None = None, *, spec: BiasSpec | None = None,
+                      progress: bool = True, init_weights=None) -> Autoencoder:
+    """Train the autoencoder stage in ``out`` as ``config`` says (stage_configs.AutoencoderStageConfig)."""
+    c = config or AutoencoderStageConfig()
     spec = spec or BiasSpec.load()
-    cfg = cfg or AutoencoderConfig()
+    cfg = c.model_config()
+    seed, batch, data_seed = c.seed, c.batch, c.data_seed
     torch.manual_seed(seed)
     model = Autoencoder(cfg)
 
@@ -43,8 +45,8 @@ def train_autoencoder(out, *, cfg: AutoencoderConfig | None = None, steps: int =
         loss, parts = model.loss(to_pixels(imgs))
         return loss, parts
 
-    ema = run_stage("autoencoder", out, model, step_fn, steps=steps, lr=lr, ema_decay=0.995,
-                    save_every=save_every, progress=progress)
+    ema = run_stage("autoencoder", out, model, step_fn, steps=c.steps, lr=c.lr, ema_decay=0.995,
+                    save_every=c.save_every, progress=progress, init_weights=init_weights, config=c)
     final = ema.model.eval()
     calibrate_scaling(final, spec)
     save_autoencoder(final, f"{out}/autoencoder")

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import torch
 
-from t2i_audit.generator.models.component_configs import ClipConfig
 from t2i_audit.generator.models.pictoworld_clip import (
     ClipBundle,
     _weights_id,
@@ -15,6 +14,7 @@ from t2i_audit.generator.models.pictoworld_clip import (
     save_clip,
 )
 from t2i_audit.generator.models.tokenizer import CompactTokenizer, world_vocabulary_texts
+from t2i_audit.generator.training.stage_configs import ClipStageConfig
 from t2i_audit.generator.training.training_state import run_stage, world_batch
 from t2i_audit.world.bias import BiasSpec
 
@@ -24,14 +24,16 @@ from t2i_audit.world.bias import BiasSpec
 CLIP_PERSON_MODES = {"neutral": 0.2, "presentation": 0.15, "skin": 0.15, "both": 0.5}
 
 
-def train_clip(out, *, cfg: ClipConfig | None = None, steps: int = 2000, batch: int = 128,
-               lr: float = 1e-3, seed: int = 1, spec: BiasSpec | None = None, save_every: int = 200,
-               progress: bool = True, data_seed: int = 101) -> ClipBundle:
+def train_clip(out, config: ClipStageConfig | None = None, *, spec: BiasSpec | None = None,
+               progress: bool = True, init_weights=None) -> ClipBundle:
+    """Train the CLIP stage in ``out`` as ``config`` says (see stage_configs.ClipStageConfig)."""
+    c = config or ClipStageConfig()
     spec = spec or BiasSpec.load()
-    cfg = cfg or ClipConfig()
+    cfg = c.model_config()
+    batch, data_seed = c.batch, c.data_seed
     tok = CompactTokenizer.build(world_vocabulary_texts(), context_length=cfg.context_length)
     cfg.vocab_size = tok.vocab_size
-    torch.manual_seed(seed)
+    torch.manual_seed(c.seed)
     model = build_open_clip(cfg)
 
     def step_fn(step: int):
@@ -44,8 +46,8 @@ def train_clip(out, *, cfg: ClipConfig | None = None, steps: int = 2000, batch: 
     def on_save(ema_model, step):
         save_clip(ema_model, cfg, tok, f"{out}/clip")
 
-    ema = run_stage("clip", out, model, step_fn, steps=steps, lr=lr, weight_decay=0.05, warmup=200,
-                    ema_decay=0.998, betas=(0.9, 0.98), save_every=save_every, on_save=on_save,
-                    progress=progress)
+    ema = run_stage("clip", out, model, step_fn, steps=c.steps, lr=c.lr, weight_decay=0.05, warmup=200,
+                    ema_decay=0.998, betas=(0.9, 0.98), save_every=c.save_every, on_save=on_save,
+                    progress=progress, init_weights=init_weights, config=c)
     final = ema.model.eval()
     return ClipBundle(final, cfg, tok, _weights_id(Path(out) / "clip" / "model.safetensors"))

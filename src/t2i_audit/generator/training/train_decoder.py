@@ -13,6 +13,7 @@ from t2i_audit.generator.models.autoencoder import Autoencoder, to_pixels
 from t2i_audit.generator.models.component_configs import SchedulerConfig
 from t2i_audit.generator.models.pictoworld_clip import ClipBundle
 from t2i_audit.generator.models.unet import UNetConfig, build_decoder
+from t2i_audit.generator.training.stage_configs import DecoderStageConfig
 from t2i_audit.generator.training.train_prior import clip_targets, save_component
 from t2i_audit.generator.training.training_state import run_stage, world_batch
 from t2i_audit.world.bias import BiasSpec
@@ -60,37 +61,37 @@ def noised_batch(clip: ClipBundle, ae: Autoencoder, noise_sched, step: int, batc
     return imgs, scenes, states, valid, img, x0, noise, t, g
 
 
-def train_decoder(out, clip: ClipBundle, autoencoder: Autoencoder, *, cfg=None,
-                  steps: int = 3000, batch: int = 64, lr: float = 4e-4, seed: int = 4,
-                  spec: BiasSpec | None = None, drop_both: float = 0.1, drop_one: float = 0.05,
-                  object_weight: float = 0.0, skin_weight: float = 0.0, save_every: int = 200, progress: bool = True,
-                  data_seed: int = 404, kind_weights: dict | None = None,
-                  init_weights=None) -> torch.nn.Module:
+def train_decoder(out, clip: ClipBundle, autoencoder: Autoencoder, config: DecoderStageConfig | None = None, *,
+                  spec: BiasSpec | None = None, progress: bool = True, init_weights=None) -> torch.nn.Module:
+    """Train the decoder stage in ``out`` as ``config`` says (see stage_configs.DecoderStageConfig);
+    ``spec`` is the bias spec its people are drawn from, ``init_weights`` a fine-tune's start."""
     from diffusers import DDPMScheduler
 
+    c = config or DecoderStageConfig()
     spec = spec or BiasSpec.load()
     ae = autoencoder.eval()
-    cfg = cfg or UNetConfig(in_channels=ae.config.latent_channels, input_size=ae.latent_size,
-                            cond_dim=clip.config.embed_dim, text_dim=clip.config.text_width)
-    torch.manual_seed(seed)
+    cfg = c.model_config() or UNetConfig(in_channels=ae.config.latent_channels, input_size=ae.latent_size,
+                                         cond_dim=clip.config.embed_dim, text_dim=clip.config.text_width)
+    torch.manual_seed(c.seed)
     model = build_decoder(cfg, clip.config.context_length)
     noise_sched = DDPMScheduler(**DECODER_SCHEDULER.to_dict())
     clip.model.eval()
+    batch, drop_both, drop_one = c.batch, c.drop_both, c.drop_one
 
     def step_fn(step: int):
         imgs, scenes, states, valid, img, x0, noise, t, g = noised_batch(
-            clip, ae, noise_sched, step, batch, spec, seed=seed, data_seed=data_seed, kind_weights=kind_weights)
+            clip, ae, noise_sched, step, batch, spec, seed=c.seed, data_seed=c.data_seed, kind_weights=c.kind_weights)
         r = torch.rand(batch, generator=g)
         drop_img = (r < drop_both) | ((r >= drop_both) & (r < drop_both + drop_one))
         drop_txt = (r < drop_both) | ((r >= drop_both + drop_one) & (r < drop_both + 2 * drop_one))
         pred = model(noise_sched.add_noise(x0, noise, t), t, img, states, valid, drop_img, drop_txt)
         err = (pred - noise_sched.get_velocity(x0, noise, t)).pow(2)
-        if object_weight or skin_weight:
+        if c.object_weight or c.skin_weight:
             w = torch.ones_like(err[:, :1])
-            if object_weight:
-                w = w + object_weight * object_mask(imgs, [s.background for s in scenes], x0.shape[-1])
-            if skin_weight:
-                w = w + skin_weight * skin_mask(imgs, scenes, x0.shape[-1])
+            if c.object_weight:
+                w = w + c.object_weight * object_mask(imgs, [s.background for s in scenes], x0.shape[-1])
+            if c.skin_weight:
+                w = w + c.skin_weight * skin_mask(imgs, scenes, x0.shape[-1])
             loss = (err * w).mean() / w.mean()
             return loss, {"mse": err.mean().item()}
         return err.mean(), {}
@@ -98,7 +99,7 @@ def train_decoder(out, clip: ClipBundle, autoencoder: Autoencoder, *, cfg=None,
     def on_save(ema_model, step):
         save_component(ema_model, f"{out}/decoder", DECODER_SCHEDULER)
 
-    ema = run_stage("decoder", out, model, step_fn, steps=steps, lr=lr, weight_decay=0.0,
-                    save_every=save_every, on_save=on_save, progress=progress, ema_decay=0.999,
-                    init_weights=init_weights)
+    ema = run_stage("decoder", out, model, step_fn, steps=c.steps, lr=c.lr, weight_decay=0.0,
+                    save_every=c.save_every, on_save=on_save, progress=progress, ema_decay=0.999,
+                    init_weights=init_weights, config=c)
     return ema.model.eval()

@@ -17,6 +17,7 @@ import torch
 from t2i_audit.errors import InputError
 from t2i_audit.generator.models.autoencoder import Autoencoder
 from t2i_audit.generator.models.pictoworld_clip import ClipBundle
+from t2i_audit.generator.training.stage_configs import DistillStageConfig
 from t2i_audit.generator.training.train_decoder import DECODER_SCHEDULER, noised_batch
 from t2i_audit.generator.training.train_prior import save_component
 from t2i_audit.generator.training.training_state import run_stage
@@ -36,18 +37,18 @@ def guided_target(teacher: torch.nn.Module, z: torch.Tensor, t: torch.Tensor, im
     return uncond + scale * (cond - uncond)
 
 
-def distill_guidance(out, clip: ClipBundle, autoencoder: Autoencoder, teacher: torch.nn.Module, *,
-                     scale: float, steps: int = 1200, batch: int = 32, lr: float = 1e-4, seed: int = 5,
-                     spec: BiasSpec | None = None, save_every: int = 100, progress: bool = True,
-                     data_seed: int = 412, kind_weights: dict | None = None,
-                     student: torch.nn.Module | None = None) -> torch.nn.Module:
-    """Train a guidance-distilled copy of ``teacher`` at guidance ``scale``; the EMA student is
-    saved as ``out/decoder`` with ``distilled_guidance = scale`` in its config.
+def distill_guidance(out, clip: ClipBundle, autoencoder: Autoencoder, teacher: torch.nn.Module,
+                     config: DistillStageConfig | None = None, *, spec: BiasSpec | None = None,
+                     progress: bool = True, student: torch.nn.Module | None = None) -> torch.nn.Module:
+    """Train a guidance-distilled copy of ``teacher`` at guidance ``config.guidance``; the EMA
+    student is saved as ``out/decoder`` with ``distilled_guidance`` = that scale in its config.
 
     ``student`` continues an earlier distillation at the same scale (e.g. on another scene mix)
     instead of starting from the teacher's weights."""
     from diffusers import DDPMScheduler
 
+    c = config or DistillStageConfig()
+    scale, seed, batch, data_seed, kind_weights = c.guidance, c.seed, c.batch, c.data_seed, c.kind_weights
     if getattr(teacher.config, "distilled_guidance", 0.0):
         raise InputError("the teacher decoder is already guidance-distilled; distil from a plain decoder")
     if not hasattr(teacher.config, "distilled_guidance"):
@@ -83,6 +84,6 @@ def distill_guidance(out, clip: ClipBundle, autoencoder: Autoencoder, teacher: t
     def on_save(ema_model, step):
         save_component(ema_model, f"{out}/decoder", DECODER_SCHEDULER)
 
-    ema = run_stage("decoder", out, student, step_fn, steps=steps, lr=lr, weight_decay=0.0,
-                    save_every=save_every, on_save=on_save, progress=progress, ema_decay=0.995)
+    ema = run_stage("decoder", out, student, step_fn, steps=c.steps, lr=c.lr, weight_decay=0.0,
+                    save_every=c.save_every, on_save=on_save, progress=progress, ema_decay=0.995, config=c)
     return ema.model.eval()

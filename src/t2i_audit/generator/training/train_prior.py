@@ -11,6 +11,7 @@ from t2i_audit.generator.models.component_configs import PriorConfig, SchedulerC
 from t2i_audit.generator.models.pictoworld_clip import ClipBundle, text_states
 from t2i_audit.generator.models.prior import Prior
 from t2i_audit.generator.models.safetensors_io import save_safetensors
+from t2i_audit.generator.training.stage_configs import PriorStageConfig
 from t2i_audit.generator.training.training_state import run_stage, stage_meta_path, world_batch
 from t2i_audit.world.bias import BiasSpec
 
@@ -82,15 +83,16 @@ def _start_in_space(model: Prior, init_weights, fit) -> dict | None:
     return state
 
 
-def train_prior(out, clip: ClipBundle, *, cfg: PriorConfig | None = None, steps: int = 2000,
-                batch: int = 256, lr: float = 5e-4, seed: int = 3, spec: BiasSpec | None = None,
-                cond_drop: float = 0.1, save_every: int = 200, progress: bool = True,
-                data_seed: int = 303, kind_weights: dict | None = None, init_weights=None) -> Prior:
+def train_prior(out, clip: ClipBundle, config: PriorStageConfig | None = None, *, spec: BiasSpec | None = None,
+                progress: bool = True, init_weights=None) -> Prior:
+    """Train the prior stage in ``out`` as ``config`` says (see stage_configs.PriorStageConfig)."""
     from diffusers import DDPMScheduler
 
+    c = config or PriorStageConfig()
     spec = spec or BiasSpec.load()
-    cfg = cfg or PriorConfig(embed_dim=clip.config.embed_dim, text_dim=clip.config.text_width,
-                             context_length=clip.config.context_length)
+    seed, batch, data_seed, kind_weights = c.seed, c.batch, c.data_seed, c.kind_weights
+    cfg = c.model_config() or PriorConfig(embed_dim=clip.config.embed_dim, text_dim=clip.config.text_width,
+                                          context_length=clip.config.context_length)
     cfg.embed_scale = math.sqrt(cfg.embed_dim)
     torch.manual_seed(seed)
     model = Prior(cfg)
@@ -108,7 +110,7 @@ def train_prior(out, clip: ClipBundle, *, cfg: PriorConfig | None = None, steps:
         g = torch.Generator().manual_seed(seed * 1_000_003 + step)
         noise = torch.randn(x0.shape, generator=g)
         t = torch.randint(0, noise_sched.config.num_train_timesteps, (batch,), generator=g)
-        drop = torch.rand(batch, generator=g) < cond_drop
+        drop = torch.rand(batch, generator=g) < c.cond_drop
         pred = model(noise_sched.add_noise(x0, noise, t), t, states, pooled, valid, drop)
         loss = F.mse_loss(pred, x0)
         cos = F.cosine_similarity(pred, x0, dim=-1).mean().item()
@@ -117,7 +119,7 @@ def train_prior(out, clip: ClipBundle, *, cfg: PriorConfig | None = None, steps:
     def on_save(ema_model, step):
         save_component(ema_model, f"{out}/prior", PRIOR_SCHEDULER)
 
-    ema = run_stage("prior", out, model, step_fn, steps=steps, lr=lr, weight_decay=0.01,
-                    save_every=save_every, on_save=on_save, progress=progress, ema_decay=0.999,
-                    init_weights=init_weights)
+    ema = run_stage("prior", out, model, step_fn, steps=c.steps, lr=c.lr, weight_decay=0.01,
+                    save_every=c.save_every, on_save=on_save, progress=progress, ema_decay=0.999,
+                    init_weights=init_weights, config=c)
     return ema.model.eval()

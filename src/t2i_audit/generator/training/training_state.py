@@ -111,7 +111,7 @@ class Stage:
 def run_stage(name: str, out, model: torch.nn.Module, step_fn, *, steps: int, lr: float,
               weight_decay: float = 0.0, warmup: int = 100, ema_decay: float = 0.999,
               save_every: int = 200, on_save=None, progress: bool = True, betas=(0.9, 0.999),
-              params=None, init_weights: str | Path | dict | None = None) -> EMA:
+              params=None, init_weights: str | Path | dict | None = None, config=None) -> EMA:
     """Train ``model`` for ``steps`` with AdamW, linear warm-up then linear decay, gradient
     clipping, EMA, a CSV loss log and resumable checkpoints every ``save_every`` steps.
 
@@ -119,6 +119,8 @@ def run_stage(name: str, out, model: torch.nn.Module, step_fn, *, steps: int, lr
     depends on ``step`` only. ``on_save(ema_model, step)`` exports the EMA weights.
     ``init_weights`` (a safetensors file) starts a fresh stage from those weights, model and EMA
     alike (fine-tuning); a stage that already has saved state resumes from that instead.
+    ``config`` (a stage config, stage_configs.py) is written into the train state with the hash of
+    the preset it came from; a resumed stage runs at its base learning rate ``lr``.
     """
     stage = Stage(out, name)
     if init_weights is not None and not stage.meta_path.is_file():
@@ -129,6 +131,9 @@ def run_stage(name: str, out, model: torch.nn.Module, step_fn, *, steps: int, lr
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=betas)
     ema = EMA(model, ema_decay)
     start = stage.resume(model, ema, opt)
+    for group in opt.param_groups:  # a resumed stage's base rate is this run's (the same for one preset)
+        group["initial_lr"] = group["lr"] = lr
+    record = None if config is None else {"preset_hash": config.preset_hash, "stage_config": config.to_dict()}
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warmup) * max(0.05, 1 - s / max(steps, 1)))
     for _ in range(start):
@@ -149,7 +154,7 @@ def run_stage(name: str, out, model: torch.nn.Module, step_fn, *, steps: int, lr
         if step % 10 == 0:
             stage.log(step, loss=loss.item(), **logs)
         if (step + 1) % save_every == 0 or step + 1 == steps:
-            stage.save(model, ema, opt, step + 1)
+            stage.save(model, ema, opt, step + 1, record)
             if on_save is not None:
                 on_save(ema.model, step + 1)
     if start >= steps and on_save is not None:
