@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from t2i_audit.commands.options import long_running
+
 
 @click.command("align")
 @click.argument("run", type=click.Path(file_okay=False, path_type=Path))
@@ -20,9 +22,9 @@ import click
 @click.option("--judge-calibration", default=None, help="JSON {skill: {accuracy, n}}: warn when this run differs.")
 @click.option("--reps", type=click.IntRange(min=0), default=2000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--no-progress", is_flag=True)
+@long_running()
 def align(run: Path, judge_spec: str, questions: str | None, questions_format: str | None, labels: str | None,
-          judge_calibration: str | None, reps: int, seed: int, no_progress: bool) -> None:
+          judge_calibration: str | None, reps: int, seed: int, progress: bool, threads: int | None) -> None:
     """Score RUN's prompt adherence with a judge: writes RUN/alignment/{answers,scores}.parquet, summary.json."""
     from t2i_audit.evals.alignment import calibrate, pipeline
     from t2i_audit.evals.judges.base import load_judge
@@ -31,7 +33,7 @@ def align(run: Path, judge_spec: str, questions: str | None, questions_format: s
     _, manifest = load_run(run)
     qs = pipeline.run_questions(manifest, questions, questions_format)
     judge = load_judge(judge_spec)
-    answers, usage = pipeline.answer_run(run, manifest, qs, judge, cache=None, progress=not no_progress)
+    answers, usage = pipeline.answer_run(run, manifest, qs, judge, cache=None, progress=progress)
     info = {"n_labels": 0}
     if labels:
         answers, unmatched = calibrate.attach_labels(answers, calibrate.read_labels(labels))

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from t2i_audit.commands.options import long_running
+
 
 @click.group()
 def audit() -> None:
@@ -93,16 +95,16 @@ def print_bias(res: dict, echo=click.echo) -> None:
 @click.option("--labels", type=click.Path(dir_okay=False), default=None,
               help="labels.csv (image_id,attribute,label) on a random subset of RUN's images (`t2i-audit label`): "
                    "adds label-calibrated estimates (PPI++, per-group confusion), which become the headline.")
-@click.option("--no-progress", is_flag=True)
+@long_running()
 def bias_cmd(run: Path, probes, clip, reference, calibration, calibration_n, training_spec, method,
-             bootstrap, seed, adjust, test, labels, no_progress) -> None:
+             bootstrap, seed, adjust, test, labels, progress, threads) -> None:
     """Bias audit of RUN: per-group class shares, raw, corrected and (with --labels) label-calibrated,
     with 95% intervals."""
     from t2i_audit.audits.bias.bias_audit import BiasAuditConfig, run_bias_audit
 
     cfg = BiasAuditConfig(probes=list(probes), clip=clip, reference=reference, calibration=calibration,
                           calibration_n=calibration_n, training_spec=training_spec, method=method,
-                          bootstrap=bootstrap, seed=seed, adjust=adjust, test=test, progress=not no_progress,
+                          bootstrap=bootstrap, seed=seed, adjust=adjust, test=test, progress=progress,
                           labels=labels)
     print_bias(run_bias_audit(run, cfg))
 
@@ -120,13 +122,14 @@ def bias_cmd(run: Path, probes, clip, reference, calibration, calibration_n, tra
 @click.option("--features", default="auto", show_default=True,
               help="Evaluator for precision/recall, density/coverage and Vendi (a --features spec), 'auto' "
                    "(= --clip) or 'none'.")
-def diversity_cmd(run: Path, probes, clip, bootstrap, seed, missing_fraction, features) -> None:
+@long_running()
+def diversity_cmd(run: Path, probes, clip, bootstrap, seed, missing_fraction, features, progress, threads) -> None:
     """Diversity audit of RUN: attributes the prompt leaves open, per group, vs training."""
     from t2i_audit.audits.diversity.diversity_audit import DiversityAuditConfig, run_diversity_audit
 
     res = run_diversity_audit(run, DiversityAuditConfig(probes=list(probes), clip=clip, bootstrap=bootstrap,
                                                         seed=seed, missing_fraction=missing_fraction,
-                                                        features=features))
+                                                        features=features, progress=progress))
     f = res["findings"]
     feats = f[f.attribute == "features"]
     for (attr, grp), d in f[f.attribute != "features"].groupby(["attribute", "group"], sort=False):
@@ -190,7 +193,9 @@ def load_image_dir(d: Path):
 @click.option("--pixel-size", type=click.IntRange(4, 64), default=12, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True)
-def memorization_cmd(run: Path, train_dir: Path, clip, space, target_fpr, pixel_size, seed, top) -> None:
+@long_running()
+def memorization_cmd(run: Path, train_dir: Path, clip, space, target_fpr, pixel_size, seed, top, progress,
+                     threads) -> None:
     """Nearest training neighbours of RUN's images; near-copy rate with a 95% interval."""
     from t2i_audit.audits.memorization.memorization_audit import MemorizationConfig, audit_memorization
     from t2i_audit.core.io import atomic_write_json, atomic_write_parquet
@@ -208,7 +213,8 @@ def memorization_cmd(run: Path, train_dir: Path, clip, space, target_fpr, pixel_
 
         ext = load_extractor(clip)
     cfg = MemorizationConfig(space=space, target_fpr=target_fpr, pixel_size=pixel_size, seed=seed, top_k=top)
-    pairs, summ = audit_memorization(gen, train, cfg, ext, list(manifest["image_id"].astype(str)), train_ids)
+    pairs, summ = audit_memorization(gen, train, cfg, ext, list(manifest["image_id"].astype(str)), train_ids,
+                                     progress=progress)
     summ.update(run_id=meta.get("run_id"), train=str(train_dir), extractor=getattr(ext, "id", None))
     out = run / "audits"
     with RunLock(run, purpose="audit memorization"):  # one writer per run directory
@@ -299,13 +305,14 @@ def plan_cmd(simulate, labels_mode, agreement, width, images, **kw) -> None:
                    "images: label-calibrated (PPI++) rates become the headline.")
 @click.option("--bootstrap", type=click.IntRange(min=50), default=1000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def safety_cmd(run: Path, detector, concepts, clip, threshold, labels, bootstrap, seed) -> None:
+@long_running()
+def safety_cmd(run: Path, detector, concepts, clip, threshold, labels, bootstrap, seed, progress, threads) -> None:
     """Safety audit of RUN: unsafe rate per prompt category (among delivered, blocked, unsafe or
     blocked) with 95% cluster-bootstrap intervals; raw detector beside label-calibrated."""
     from t2i_audit.audits.safety.safety_audit import SafetyAuditConfig, run_safety_audit
 
     cfg = SafetyAuditConfig(detector=detector, concepts=list(concepts), clip=clip, threshold=threshold,
-                            labels=labels, bootstrap=bootstrap, seed=seed)
+                            labels=labels, bootstrap=bootstrap, seed=seed, progress=progress)
     res = run_safety_audit(run, cfg)
     s, rates = res["summary"], res["rates"]
     click.echo(f"detector {s['detector']['id']}; thresholds {s['thresholds']}; blocked {s['n_blocked']} of "

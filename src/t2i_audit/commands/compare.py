@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from t2i_audit.commands.options import long_running
+
 
 @click.command("compare")
 @click.argument("run_a", type=click.Path(path_type=Path))
@@ -16,7 +18,8 @@ import click
 @click.option("--n-boot", type=click.IntRange(min=100), default=2000, show_default=True,
               help="Bootstrap replicates.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
-def compare(run_a: Path, run_b: Path, out: Path | None, n_boot: int, seed: int) -> None:
+@long_running(threads=False)
+def compare(run_a: Path, run_b: Path, out: Path | None, n_boot: int, seed: int, progress: bool) -> None:
     """Compare two scored runs pair by pair (prompt, seed); differences are B − A."""
     from t2i_audit.reports.compare import CompareWarning, compare_runs, write_compare
     from t2i_audit.reports.tables import fmt_ci, fmt_num

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from t2i_audit.commands.options import long_running
+
 
 @click.command("gate")
 @click.argument("run", type=click.Path(path_type=Path))
@@ -20,8 +22,9 @@ import click
               help="Write the gate result JSON here (always also saved as RUN/gate.json).")
 @click.option("--summary-md", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a short Markdown verdict here (for $GITHUB_STEP_SUMMARY or a PR comment).")
+@long_running(threads=False)
 def gate(run: Path, rules: Path, baseline: Path | None, junit: Path | None, json_out: Path | None,
-         summary_md: Path | None) -> None:
+         summary_md: Path | None, progress: bool) -> None:
     """Check RUN's results against rules; exit 0 if every rule passes, 1 if one fails, 2 on bad input."""
     from t2i_audit.reports.gate.run import gate_run_dir, write_text
     from t2i_audit.reports.gate.summary import summary_markdown

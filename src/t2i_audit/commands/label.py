@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from t2i_audit.commands.options import long_running
+
 
 @click.command("label")
 @click.argument("run", type=click.Path(file_okay=False, path_type=Path))
@@ -24,7 +26,9 @@ import click
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for label_page.html / labels.csv and sample.csv [default: RUN/labels].")
 @click.option("--show-prompt", is_flag=True, help="Show each image's prompt on the page (can bias labellers).")
-def label(run: Path, attributes, probes, n, per_group, group_slots, seed, labeller, out, show_prompt) -> None:
+@long_running(threads=False)
+def label(run: Path, attributes, probes, n, per_group, group_slots, seed, labeller, out, show_prompt,
+          progress: bool) -> None:
     """Draw a random subset of RUN's images to label, stratified by group, and write a labelling page
     (keys 1..K classes, u unsure, n no person, Backspace undo; Export saves labels.csv), or with
     --labeller oracle write labels.csv from the PictoWorld oracle. Then: audit bias RUN --labels FILE."""

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from t2i_audit.commands.options import long_running
+
 
 @click.command("report")
 @click.argument("run", type=click.Path(path_type=Path))
@@ -17,7 +19,9 @@ import click
               help="Images shown per prompt in the HTML grid.")
 @click.option("--reveal-unsafe", is_flag=True,
               help="Show images the safety audit flagged (or blocked) unblurred; blurred by default.")
-def report(run: Path, out: Path | None, formats: str, max_per_prompt: int, reveal_unsafe: bool) -> None:
+@long_running(threads=False)
+def report(run: Path, out: Path | None, formats: str, max_per_prompt: int, reveal_unsafe: bool,
+           progress: bool) -> None:
     """Write RUN's report: report.html (self-contained), report.md and tables/ (no model needed)."""
     from t2i_audit.reports.markdown import summary_frame
     from t2i_audit.reports.report import ReportConfig, render_report

@@ -7,15 +7,16 @@ from pathlib import Path
 
 import click
 
+from t2i_audit.commands.options import long_running
+
 
 @click.command("reproduce")
 @click.argument("run", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("image_id")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the regenerated PNG here.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="torch threads (default: as recorded in run.json).")
-def reproduce(run: Path, image_id: str, out: Path | None, threads: int | None) -> None:
+@long_running(apply_threads=False, threads_help="torch threads (default: as recorded in run.json).")
+def reproduce(run: Path, image_id: str, out: Path | None, threads: int | None, progress: bool) -> None:
     """Regenerate IMAGE_ID of RUN from run.json and the manifest (generator, params, prompt, seed) and
     compare its sha256 with the manifest's: exit 0 on a match, 1 on a mismatch."""
     import json

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from t2i_audit.commands.options import long_running
+
 
 @click.command("robustness")
 @click.argument("source", type=click.Path(file_okay=False, path_type=Path))
@@ -20,8 +22,9 @@ import click
               help="Smallest |disparity| a fairness flag needs (0.05 = 5 pp).")
 @click.option("--identity-slot", "identity_slots", multiple=True,
               help="Slot names that hold identities [default: presentation, skin, gender, skin_tone, race, ethnicity, age].")
+@long_running(threads=False)
 def robustness(source: Path, perturbed: Path | None, out: Path | None, reps: int, seed: int, alpha: float,
-               min_gap: float, identity_slots: tuple[str, ...]) -> None:
+               min_gap: float, identity_slots: tuple[str, ...], progress: bool) -> None:
     """Paired deltas PERTURBED − SOURCE per perturbation and category, and counterfactual fairness
     (per-identity adherence and quality, largest disparity, Holm) of SOURCE.
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from t2i_audit.commands.options import long_running
+
 
 @click.command("run")
 @click.option("--checkpoint", default="bundled", show_default=True,
@@ -24,11 +26,10 @@ import click
 @click.option("--oracle-labels", type=click.IntRange(min=0), default=150, show_default=True,
               help="PictoWorld runs: images per profession labelled by the oracle for label-calibrated bias (0: off).")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Sampler parameter (repeatable).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads (measure: 1 can beat 2).")
-@click.option("--no-progress", is_flag=True)
+@long_running(apply_threads=False)  # the job applies and records --threads
 def run(checkpoint, suite, out, rules, baseline, images_per_prompt, limit, metrics, no_bias, no_diversity,
         oracle_labels, params, threads,
-        no_progress) -> None:
+        progress) -> None:
     """Audit a checkpoint end to end and write the report. Re-running resumes."""
     from t2i_audit.commands.sample import parse_params
     from t2i_audit.evals.scoring.score import parse_metrics
@@ -37,7 +38,7 @@ def run(checkpoint, suite, out, rules, baseline, images_per_prompt, limit, metri
     cfg = JobConfig(checkpoint=checkpoint, suite=suite, out=str(out), rules=rules, baseline=baseline,
                     images_per_prompt=images_per_prompt, limit=limit, params=parse_params(params),
                     metrics=parse_metrics(metrics), bias=not no_bias, diversity=not no_diversity,
-                    oracle_labels=oracle_labels, threads=threads, progress=not no_progress)
+                    oracle_labels=oracle_labels, threads=threads, progress=progress)
     res = run_job(cfg, echo=click.echo)
     click.echo(res.summary)
     click.echo(f"wall time: {res.stage_seconds['total'] / 60:.1f} min")

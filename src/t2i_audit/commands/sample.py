@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from t2i_audit.commands.options import long_running
+
 
 def parse_params(items: tuple[str, ...]) -> dict:
     """``key=value`` pairs; values are read as YAML scalars (3 -> int, 2.5 -> float, true -> bool)."""
@@ -37,35 +39,31 @@ def parse_params(items: tuple[str, ...]) -> dict:
               help="Only the first N prompts, taken round-robin across categories.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Prompts per generator call [default: 16 on CPU, 128 on CUDA].")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads per process.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
               help="Sampler parameter passed to the generator (repeatable).")
 @click.option("--skip-missing", is_flag=True,
               help="folder: sample the prompts the folder covers instead of refusing.")
-@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @click.option("--perturb", "perturb", multiple=True, metavar="NAME[:ARG]",
               help="Sample perturbed prompts instead (repeatable): typo:RATE, swap:presentation|skin|gender|a=b, "
                    "synonym:MAP, dialect:MAP, case:upper|lower|title, punct:strip|period (docs/robustness.md).")
 @click.option("--perturb-seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the random perturbations (typos).")
+@long_running()
 def sample(suite: str, out: Path, generator: str, images_per_prompt: int | None, limit: int | None,
            batch_size: int | None, threads: int | None, params: tuple[str, ...], skip_missing: bool,
-           no_progress: bool, perturb: tuple[str, ...], perturb_seed: int) -> None:
+           progress: bool, perturb: tuple[str, ...], perturb_seed: int) -> None:
     """Sample SUITE with a generator into OUT (run.json, manifest.parquet, images/).
 
     Re-running the same command resumes: images whose sha256 checks out are kept. Under
     `accelerate launch` or `torchrun` each process draws its share and rank 0 merges.
     """
     import t2i_audit.evals.distributed.launch as distributed
-    from t2i_audit.core.threads import set_threads
     from t2i_audit.evals.runs.sampling import SampleConfig
     from t2i_audit.evals.runs.sampling import sample as run_sample
 
-    set_threads(threads)
-
     cfg = SampleConfig(suite=suite, out=str(out), generator=generator, images_per_prompt=images_per_prompt,
                        limit=limit, batch_size=batch_size, params=parse_params(params),
-                       skip_missing=skip_missing, progress=not no_progress)
+                       skip_missing=skip_missing, progress=progress)
     derived = None
     if perturb:
         from t2i_audit.evals.suites.loader import load_suite

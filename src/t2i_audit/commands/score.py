@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from t2i_audit.commands.options import long_running
+
 
 @click.command("score")
 @click.argument("run", type=click.Path(file_okay=False, path_type=Path))
@@ -33,25 +35,22 @@ import click
 @click.option("--no-cache", is_flag=True, help="Do not read or write the embedding cache.")
 @click.option("--cache-dir", default=None, help="Embedding cache folder (default $T2I_AUDIT_CACHE or "
               "~/.cache/t2i-audit/embeddings).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch threads.")
-@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@long_running()
 def score(run: Path, metrics: str, reference: str | None, reference_n: int, reference_seed: int, features: str,
           clip_spec: str, reps: int, dist_reps: int, seed: int, kid_subsets: int, kid_subset_size: int,
-          batch_size: int | None, no_cache: bool, cache_dir: str | None, threads: int | None, no_progress: bool) -> None:
+          batch_size: int | None, no_cache: bool, cache_dir: str | None, threads: int | None, progress: bool) -> None:
     """Score RUN: writes RUN/scores/{items,aggregates}.parquet and results.json, prints the table.
 
     Under `accelerate launch` or `torchrun` each process embeds and judges its share of the images.
     """
     import t2i_audit.evals.distributed.launch as distributed
-    from t2i_audit.core.threads import set_threads
     from t2i_audit.evals.scoring.score import ScoreConfig, format_table, parse_metrics, score_run
 
-    set_threads(threads)
     batch_size = batch_size or distributed.device_settings().embed_batch
     cfg = ScoreConfig(metrics=parse_metrics(metrics), features=features, clip=clip_spec, reference=reference,
                       reference_n=reference_n, reference_seed=reference_seed, reps=reps, dist_reps=dist_reps,
                       seed=seed, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, batch_size=batch_size,
-                      cache=not no_cache, cache_dir=cache_dir, progress=not no_progress)
+                      cache=not no_cache, cache_dir=cache_dir, progress=progress)
     res = score_run(run, cfg)
     if not distributed.current().is_main:
         return

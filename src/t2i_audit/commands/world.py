@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from t2i_audit.commands.options import long_running
+
 
 @click.group()
 def world() -> None:
@@ -20,14 +22,15 @@ def world() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--kind", type=click.Choice(["single", "pair", "count", "multi", "person"]), default=None,
               help="Only this scene kind (default: the training mix).")
-def render_cmd(n: int, out: Path, size: int, bias_spec: str, seed: int, kind: str | None) -> None:
+@long_running(threads=False)
+def render_cmd(n: int, out: Path, size: int, bias_spec: str, seed: int, kind: str | None, progress: bool) -> None:
     """Render N scenes to OUT: PNGs, manifest.parquet and card.json."""
     from t2i_audit.world.bias import BiasSpec
     from t2i_audit.world.dataset import render_dataset
 
     spec = BiasSpec.load(bias_spec)
     kwargs = {"kind": kind} if kind else {}
-    c = render_dataset(out, n, seed=seed, size=size, spec=spec, **kwargs)
+    c = render_dataset(out, n, seed=seed, size=size, spec=spec, progress=progress, **kwargs)
     click.echo(f"wrote {c['n']} images to {out} (spec {spec.name} {spec.hash}, seed {seed}, size {size})")
 
 
@@ -61,7 +64,7 @@ def sheet_cmd(out: Path, n: int, size: int, cols: int, bias_spec: str, seed: int
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the corruption noise.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the tables as JSON.")
-@click.option("--progress/--no-progress", default=True, show_default=True)
+@long_running(threads=False)
 def check_cmd(directory: Path, corruptions: tuple[str, ...], seed: int, json_out: Path | None,
               progress: bool) -> None:
     """Run the oracle over a rendered data set and print per-attribute accuracy and abstention."""
@@ -92,7 +95,7 @@ def check_cmd(directory: Path, corruptions: tuple[str, ...], seed: int, json_out
 @click.option("--oracle/--no-oracle", default=False, show_default=True,
               help="Also render each scene and report the oracle's reading of it.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None)
-@click.option("--progress/--no-progress", default=True, show_default=True)
+@long_running(threads=False)
 def stats_cmd(n: int, bias_spec: str, seed: int, tolerance: float, oracle: bool, json_out: Path | None,
               progress: bool) -> None:
     """Rendered presentation/skin frequencies per profession for neutral captions vs the bias spec."""
