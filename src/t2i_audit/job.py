@@ -34,6 +34,7 @@ class JobConfig(ConfigBase):
     bias: bool = True
     oracle_labels: int = 150  # PictoWorld runs: oracle labels per profession for label-calibrated bias; 0 off
     diversity: bool = True
+    alignment: bool = True  # PictoWorld runs: the bundled judge on the suite's questions + 150 oracle labels per skill
     threads: int | None = None
     progress: bool = True
 
@@ -66,7 +67,7 @@ def run_job(cfg: JobConfig, echo=print) -> JobResult:
     run_dir = Path(cfg.out)
     times: dict[str, float] = {}
     stages = ["sample", "score"] + (["bias audit"] if cfg.bias else []) + (
-        ["diversity audit"] if cfg.diversity else []) + ["report"] + (["gate"] if cfg.rules else [])
+        ["diversity audit"] if cfg.diversity else []) + (["alignment"] if cfg.alignment else []) + ["report"] + (["gate"] if cfg.rules else [])
 
     def stage(name: str):
         echo(f"[{stages.index(name) + 1}/{len(stages)}] {name} ...")
@@ -95,6 +96,8 @@ def run_job(cfg: JobConfig, echo=print) -> JobResult:
         bias_text = bias_summary(out)
     if cfg.diversity:
         bias_text += diversity_stage(run_dir, cfg, stage, times) if pictoworld else ""
+    if cfg.alignment and pictoworld:
+        bias_text += "\n" + alignment_stage(run_dir, cfg, stage, times)
 
     t = stage("report")
     gate_exit = None
@@ -149,6 +152,15 @@ def diversity_stage(run_dir: Path, cfg: JobConfig, stage, times: dict) -> str:
     times["diversity audit"] = time.perf_counter() - t
     lines = res["summary"]["sentences"] or ["no attribute left open by the prompts is collapsed or shifted"]
     return "\ndiversity (attributes the prompts leave open, vs training):\n" + "\n".join(f"  {s}" for s in lines)
+
+
+def alignment_stage(run_dir: Path, cfg: JobConfig, stage, times: dict) -> str:
+    from t2i_audit.evals.alignment.main_job import score_alignment, summary_text
+
+    t = stage("alignment")
+    s = score_alignment(run_dir, progress=cfg.progress)
+    times["alignment"] = time.perf_counter() - t
+    return summary_text(s)
 
 
 def bias_summary(out: dict) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from t2i_audit.reports import plots
+from t2i_audit.reports.alignment import alignment_html
 from t2i_audit.reports.diversity import diversity_html, label_cells
 from t2i_audit.reports.findings import findings_html
 from t2i_audit.reports.html_images import esc, image_grids, memorization_pairs, pass_fail_metrics
@@ -176,6 +177,7 @@ def html_report(res: RunResults, *, max_prompts: int = 200, max_per_prompt: int 
         section_categories(res),
         section_bias(res),
         diversity_html(res.diversity_meta, _table),
+        alignment_html(res.root, _table),
         safety_html(res, _table, reveal_unsafe),
         section_fd(res),
         robustness_html(res.root),
@@ -186,7 +188,7 @@ def html_report(res: RunResults, *, max_prompts: int = 200, max_per_prompt: int 
     ]
     nav = " · ".join(f"<a href='#{a}'>{t}</a>" for a, t in (
         ("findings", "findings"), ("summary", "summary"), ("skills", "categories"), ("bias", "bias"),
-        ("diversity", "diversity"), ("fd", "FD vs N"),
+        ("diversity", "diversity"), ("alignment", "alignment"), ("fd", "FD vs N"),
         ("images", "images"), ("memorization", "memorization"), ("methodology", "methodology")))
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"

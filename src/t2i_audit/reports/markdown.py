@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from t2i_audit.reports.alignment import alignment_md
 from t2i_audit.reports.diversity import diversity_md, label_cells
 from t2i_audit.reports.findings import findings_md
 from t2i_audit.reports.results import RunResults, expected_images, memorization_summary
@@ -79,7 +80,8 @@ def markdown_summary(res: RunResults) -> str:
                     md_table(["metric", "group", "value", "95% CI", "n prompts", "n images"],
                              [[r.metric, r.group, fmt_num(r.value), fmt_ci(r.ci_low, r.ci_high),
                                int(r.n_prompts), int(r.n_images)] for r in by.itertuples()]), ""]
-    out += (_bias_md(res) + diversity_md(res.diversity_meta, md_table) + safety_md(res, md_table)
+    out += (_bias_md(res) + diversity_md(res.diversity_meta, md_table) + alignment_md(res.root, md_table)
+            + safety_md(res, md_table)
             + _memorization_md(res) + _robustness_md(res))
     meth = methodology_rows(res)
     out += ["## Methodology", "", md_table(["source", "key", "text"], meth.values.tolist()), ""]

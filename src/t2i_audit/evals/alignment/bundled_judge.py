@@ -111,6 +111,8 @@ class BundledJudge:
         self.spec, self.ex, self.t = spec, extractor, float(temperature)
         self.revision = f"{extractor.id};T={self.t:.6g}"
         self._text: dict[str, np.ndarray] = {}
+        self._img: dict[str, np.ndarray] = {}
+        self.cache_dir = None  # the embedding cache's directory (None: default; False: no cache)
 
     def _texts(self, captions: list[str]) -> np.ndarray:
         new = [c for c in dict.fromkeys(captions) if c not in self._text]
@@ -121,14 +123,27 @@ class BundledJudge:
         return np.stack([self._text[c] for c in captions])
 
     def _images(self, requests) -> dict[str, np.ndarray]:
-        keys = list(dict.fromkeys(r.image_sha256 for r in requests))
-        path = {r.image_sha256: r.image_path for r in requests}
-        ims = []
-        for k in keys:
-            with Image.open(path[k]) as im:
-                ims.append(im.convert("RGB"))
-        e = self.ex.embed_images(ims).float().numpy() if ims else np.zeros((0, 1))
-        return dict(zip(keys, e / np.linalg.norm(e, axis=1, keepdims=True)))
+        """Unit image embeddings by content hash: from this judge's memo, else the on-disk embedding
+        cache (``evals.features.cache``: the score stage's CLIPScore has already embedded a run's images
+        with this CLIP, keyed by the same sha256), else embedded in batches of 64 and cached."""
+        from t2i_audit.evals.features.cache import EmbeddingCache, embed_cached
+
+        keys = [k for k in dict.fromkeys(r.image_sha256 for r in requests) if k not in self._img]
+        if keys:
+            path = {r.image_sha256: r.image_path for r in requests}
+
+            def load(i: int):
+                with Image.open(path[keys[i]]) as im:
+                    return im.convert("RGB")
+
+            cache = EmbeddingCache(self.cache_dir, enabled=self.cache_dir is not False)
+            try:
+                e = embed_cached(cache, self.ex.id, keys, load, self.ex.embed_images, 64)
+            finally:
+                cache.close()
+            for k, v in zip(keys, e / np.linalg.norm(e, axis=1, keepdims=True)):
+                self._img[k] = v
+        return self._img
 
     def p_field(self, img: np.ndarray, ctx: dict, focus: list) -> float:
         caps = [caption(ctx)] + contrasts(ctx, focus)

@@ -54,10 +54,9 @@ def _rebase(q, pid: str):
     return replace(q, question_id=rid(q.question_id), prompt_id=pid, parents=tuple(rid(p) for p in q.parents))
 
 
-def answer_run(run_dir: Path, manifest: pd.DataFrame, questions: list, judge, cache, progress: bool):
-    """answers frame + usage for every (image, question) of the run."""
+def pair_requests(run_dir: Path, manifest: pd.DataFrame, questions: list) -> tuple[list[dict], list]:
+    """One row (image, question fields) and one JudgeRequest per (image, question) pair of the run."""
     from t2i_audit.evals.judges.base import JudgeRequest
-    from t2i_audit.evals.judges.runner import judge_requests
 
     by_prompt: dict[str, list] = {}
     for q in questions:
@@ -72,12 +71,24 @@ def answer_run(run_dir: Path, manifest: pd.DataFrame, questions: list, judge, ca
                          "parents": list(q.parents), "question": q.text})
     if not reqs:
         raise InputError(f"{run_dir}: no (image, question) pairs: the questions match none of the run's images")
-    answers, usage = judge_requests(judge, reqs, cache=cache, progress=progress)
+    return rows, reqs
+
+
+def answers_frame(rows: list[dict], answers: list) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     df["p_yes"] = [a.p_yes for a in answers]
     df["text"] = [a.text for a in answers]
     df["soft"] = [a.soft for a in answers]
-    return df, usage
+    return df
+
+
+def answer_run(run_dir: Path, manifest: pd.DataFrame, questions: list, judge, cache, progress: bool):
+    """answers frame + usage for every (image, question) of the run."""
+    from t2i_audit.evals.judges.runner import judge_requests
+
+    rows, reqs = pair_requests(run_dir, manifest, questions)
+    answers, usage = judge_requests(judge, reqs, cache=cache, progress=progress)
+    return answers_frame(rows, answers), usage
 
 
 def summarise(answers: pd.DataFrame, judge, usage, labels_info: dict, reps: int, seed: int,
@@ -104,6 +115,10 @@ def write(out_dir: Path, answers: pd.DataFrame, img: pd.DataFrame, summary: dict
     a["parents"] = a["parents"].map(lambda p: json.dumps(list(p)))
     a.to_parquet(out_dir / "answers.parquet", index=False)
     img.to_parquet(out_dir / "scores.parquet", index=False)
+    write_summary(out_dir, summary)
+
+
+def write_summary(out_dir: Path, summary: dict) -> None:
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=_json))
 
 
