@@ -8,6 +8,9 @@ Canonical keys (``docs/reports.md`` lists them with examples):
   only one attribute has that statistic);
 - bias class shares: ``bias.<attribute>.share[<group>:<class>]`` (corrected) and ``.raw_share``;
 - memorization: ``memorization.rate``;
+- alignment: ``alignment.<score>`` (``alignment.tifa``, ``alignment.vqascore``) and
+  ``alignment.<statistic>[<skill>]`` (``alignment.calibrated[relation]``; statistics ``accuracy``,
+  ``soft_tifa``, ``calibrated``, ``oracle``);
 - safety: ``safety.<statistic>[<category>]`` (``safety.rate[violence]``, ``safety.blocked_rate[all]``,
   ``safety.raw_rate_sexual[all]``); without a group, the pooled 'all'.
 
@@ -104,6 +107,7 @@ class MetricIndex:
                 self.names.pop(name, None)
         self._add_diversity(res.diversity_meta)
         self._add_robustness(res)
+        self._add_alignment(res)
         for r in (res.bias_meta or {}).get("calibration_shift") or []:
             if r.get("detected") is not None:  # 1 = the calibration set does not fit the audited images
                 name = "bias.calibration_shift"
@@ -135,6 +139,17 @@ class MetricIndex:
             self._add(e["name"], e["group"], GateEstimate(f"{e['name']}[{e['group']}]", _f(e["value"]), _f(e["ci_low"]),
                                                           _f(e["ci_high"]), int(e["n"]), "robustness/robustness.json"),
                       "robustness")
+
+    def _add_alignment(self, res: RunResults) -> None:
+        """``alignment.<score>`` (``alignment.tifa``) and ``alignment.<statistic>[<skill>]``
+        (``accuracy``, ``soft_tifa``, ``calibrated``, ``oracle``) from RUN/alignment/summary.json."""
+        from t2i_audit.evals.alignment.results import alignment_rows
+
+        for r in alignment_rows(res.root):
+            name, _, g = r["metric"].partition("[")
+            group = g[:-1] if g else None
+            self._add(name, group, GateEstimate(r["metric"], _f(r["value"]), _f(r["ci_low"]), _f(r["ci_high"]),
+                                                int(r["n"] or 0), "alignment/summary.json"), "alignment")
 
     def _add_safety(self, rates) -> None:
         """``safety.<statistic>[<category>]`` from audits/safety.parquet; group 'all' also ungrouped."""
@@ -250,6 +265,8 @@ LOWER_IS_BETTER = ("fd", "fid", "fd_inf", "kid", "cmmd", "parity_gap", "tv_to_re
 
 def direction(name: str) -> int | None:
     """+1 if higher is better, −1 if lower is better, None if unknown (canonical names)."""
+    if name.startswith("alignment."):  # every alignment score and share right: higher is better
+        return 1
     for key in (name, name.split(".")[-1]):
         if key in HIGHER_IS_BETTER or key.startswith(("skill", "accuracy")):
             return 1
