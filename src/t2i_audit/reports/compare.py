@@ -55,6 +55,10 @@ def _items(r: RunResults) -> pd.DataFrame:
                           ("safety.blocked", s["reading"] == "blocked")):
             parts.append(pd.DataFrame({"prompt_id": s["prompt_id"], "seed": s["seed"], "metric": metric,
                                        "value": v.astype(float), "category": s["category"]}))
+    from t2i_audit.evals.alignment.results import alignment_items
+
+    al = alignment_items(r.root, r.manifest)  # alignment.<score> and alignment.accuracy[<skill>] per image
+    parts += [] if al is None or al.empty else [al]
     if not parts:
         raise InputError(f"{r.root}: scores/items.parquet is missing; run `t2i-audit score` (or "
                          "`audit safety`) on it first")

@@ -86,3 +86,33 @@ def methodology(s: dict) -> list[str]:
         out.append(f"oracle truth: {s['oracle_truth'][0]['method']}")
     out.append(f"estimand: {s.get('estimand', '')}")
     return out
+
+
+def alignment_items(run_dir: str | Path, manifest) -> object:
+    """Per-image alignment values as compare's items (prompt_id, seed, metric, value, category):
+    ``alignment.<score>`` from RUN/alignment/scores.parquet and ``alignment.accuracy[<skill>]`` (the
+    image's share of the skill's questions the judge answers as expected) from answers.parquet, so
+    ``compare`` pairs them per (prompt, seed) like any other per-image metric. None: no alignment."""
+    import numpy as np
+    import pandas as pd
+
+    d = Path(run_dir) / "alignment"
+    if manifest is None or not (d / "scores.parquet").is_file():
+        return None
+    m = manifest[["image_id", "prompt_id", "seed"] + (["category"] if "category" in manifest else [])]
+    img = pd.read_parquet(d / "scores.parquet")
+    scores = [c for c in ("vqascore", "tifa", "dsg", "dsg_gated", "soft_tifa_am", "soft_tifa_gm") if c in img]
+    long = img.melt(id_vars=["image_id"], value_vars=scores, var_name="metric", value_name="value")
+    long["metric"] = "alignment." + long["metric"]
+    parts = [long]
+    if (d / "answers.parquet").is_file():
+        a = pd.read_parquet(d / "answers.parquet", columns=["image_id", "skill", "answer", "p_yes"])
+        yes = a["answer"].astype(str).str.lower().eq("yes").to_numpy()
+        a["value"] = (np.where(yes, a["p_yes"], 1 - a["p_yes"]) >= 0.5).astype(float)
+        acc = a.groupby(["image_id", "skill"], sort=True)["value"].mean().reset_index()
+        acc["metric"] = "alignment.accuracy[" + acc["skill"] + "]"
+        parts.append(acc[["image_id", "metric", "value"]])
+    out = pd.concat(parts, ignore_index=True).dropna(subset=["value"]).merge(m, on="image_id")
+    if "category" not in out:
+        out["category"] = "all"
+    return out[["prompt_id", "seed", "metric", "value", "category"]]
