@@ -74,7 +74,7 @@ def test_full_world_not_flagged(runs):
     assert res["summary"]["sentences"] == []
 
 
-def test_real_run_needs_a_probe(tmp_path):
+def test_real_run_uses_the_default_real_probes_and_says_so(tmp_path):
     run = make_run(tmp_path / "r", ("purple",), per_prof=4, profs=("chef",))
     meta = json.loads((run / "run.json").read_text())
     meta["suite"]["name"] = "my-suite"
@@ -82,8 +82,15 @@ def test_real_run_needs_a_probe(tmp_path):
     m = pd.read_parquet(run / "manifest.parquet")
     m["slots"] = json.dumps({"occupation": "baker"})
     m.to_parquet(run / "manifest.parquet", index=False)
-    r = CliRunner().invoke(main, ["audit", "diversity", str(run)])
-    assert r.exit_code == 2 and "name the attributes to audit with --probe" in r.output
+    r = CliRunner().invoke(main, ["audit", "diversity", str(run), "--no-progress", "--features", "none"])
+    assert r.exit_code == 0, r.output
+    assert "probes: real-background, real-age-group, real-clothing-colour (the defaults" in r.output
+    summary = json.loads((run / "audits" / "diversity.json").read_text())
+    assert summary["default_probes"] == ["real-background", "real-age-group", "real-clothing-colour"]
+    assert {p["name"] for p in summary["probe"]} == set(summary["default_probes"])
+    r = CliRunner().invoke(main, ["audit", "diversity", str(run), "--no-progress", "--features", "none",
+                                  "--probe", "real-background"])
+    assert r.exit_code == 0 and "probes:" not in r.output  # named probes: no defaults to announce
 
 
 def test_gate_on_diversity(runs, tmp_path):

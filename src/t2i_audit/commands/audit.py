@@ -30,7 +30,7 @@ def print_bias(res: dict, echo=click.echo) -> None:
             f"{c + ' raw → corrected':<36}" for c in classes)
         echo(head)
         st = stats[(stats.probe == probe)]
-        if "ppi" in d:
+        if "ppi" in d and neu["n_labelled"].notna().any():  # this probe's attribute has labels
             echo("  label-calibrated (PPI++, headline) per group: " + "; ".join(
                 f"{grp} " + ", ".join(f"{r.cls} {_fmt(r.ppi, r.ppi_ci_low, r.ppi_ci_high)}" for r in g.itertuples())
                 + f" (labels n={int(g.n_labelled.iloc[0])})" for grp, g in neu.groupby("group", sort=False)))
@@ -113,7 +113,8 @@ def bias_cmd(run: Path, probes, clip, reference, calibration, calibration_n, tra
 @click.argument("run", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--probe", "probes", multiple=True,
               help="Attribute probe (oracle-clothing, oracle-background, a zero-shot probe YAML); repeatable. "
-                   "Default for PictoWorld runs: oracle-clothing and oracle-background.")
+                   "Default for PictoWorld runs: oracle-clothing and oracle-background; for real runs the "
+                   "zero-shot real-background, real-age-group and real-clothing-colour (with --clip).")
 @click.option("--clip", default="bundled-clip", show_default=True, help="Evaluator for zero-shot probes.")
 @click.option("--bootstrap", type=click.IntRange(min=50), default=1000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -130,6 +131,9 @@ def diversity_cmd(run: Path, probes, clip, bootstrap, seed, missing_fraction, fe
     res = run_diversity_audit(run, DiversityAuditConfig(probes=list(probes), clip=clip, bootstrap=bootstrap,
                                                         seed=seed, missing_fraction=missing_fraction,
                                                         features=features, progress=progress))
+    if res["summary"].get("default_probes"):
+        click.echo(f"probes: {', '.join(res['summary']['default_probes'])} (the defaults for this run; "
+                   "choose others with --probe)")
     f = res["findings"]
     feats = f[f.attribute == "features"]
     for (attr, grp), d in f[f.attribute != "features"].groupby(["attribute", "group"], sort=False):

@@ -45,4 +45,6 @@ def label_cells(r) -> list[str]:
     """'label-calibrated [95% CI]' cell of a bias row, or none when the run has no labels."""
     if not hasattr(r, "ppi"):
         return []
+    if r.n_labelled != r.n_labelled:  # NaN: labels.csv names other attributes than this probe's
+        return ["— (no labels)"]
     return [f"{fmt_num(r.ppi)} {fmt_ci(r.ppi_ci_low, r.ppi_ci_high)} (labels n={int(r.n_labelled)})"]

@@ -329,7 +329,9 @@ def labels_summary(path: str | None, labels: pd.DataFrame | None, truths: dict |
     if "n_labelled" in bias:
         neu = bias[bias.section == "neutral"].drop_duplicates(["probe", "group"])
         for probe, d in neu.groupby("probe"):
-            per_group[probe] = {str(g): int(n) for g, n in zip(d["group"], d["n_labelled"])}
+            d = d[d["n_labelled"].notna()]  # a probe without labels (labels.csv names other attributes)
+            if len(d):
+                per_group[probe] = {str(g): int(n) for g, n in zip(d["group"], d["n_labelled"])}
     return {"source": str(path), "n_rows": int(len(labels)),
             "n_valid": {k: int((v >= 0).sum()) for k, v in (truths or {}).items()},
             "per_group": per_group, "headline": "label-calibrated (PPI++)",

@@ -34,7 +34,7 @@ SCHEMA = "t2i-audit/diversity/1"
 
 @dataclass
 class DiversityAuditConfig(ConfigBase):
-    probes: list[str] = field(default_factory=list)  # empty: oracle-clothing, oracle-background (PictoWorld)
+    probes: list[str] = field(default_factory=list)  # empty: DEFAULT_PROBES of the run's domain
     clip: str = "bundled-clip"
     reference: str | None = None  # CSV attribute,group,cls,share; None: the training distribution
     bootstrap: int = 1000
@@ -52,6 +52,12 @@ class DiversityAuditConfig(ConfigBase):
     k_dc: int = 5
     progress: bool = True
 
+
+
+# The attributes prompts usually leave open, audited when no probe is named: the PictoWorld oracle's
+# readings, or for real runs zero-shot CLIP probes (audits/probes/real-*.yaml).
+DEFAULT_PROBES = {"pictoworld": ["oracle-clothing", "oracle-background"],
+                  "real": ["real-background", "real-age-group", "real-clothing-colour"]}
 
 
 def training_distribution(attribute: str, classes) -> np.ndarray | None:
@@ -125,10 +131,10 @@ def run_diversity_audit(run_dir: str | Path, cfg: DiversityAuditConfig | None = 
     cfg = cfg or DiversityAuditConfig()
     run_dir, meta, manifest, domain = open_run(run_dir)
     if probes is None:
-        names = cfg.probes or (["oracle-clothing", "oracle-background"] if domain == "pictoworld" else [])
+        names = cfg.probes or DEFAULT_PROBES.get(domain, [])
         if not names:
-            raise InputError(f"{run_dir}: not a PictoWorld run; name the attributes to audit with --probe "
-                             "(a zero-shot probe YAML with the classes the prompt leaves open)")
+            raise InputError(f"{run_dir}: no default probes for a {domain!r} run; name the attributes to "
+                             "audit with --probe (a zero-shot probe YAML with the classes the prompt leaves open)")
         if extractor is None and any(not n.startswith("oracle") for n in names):
             from t2i_audit.evals.features.extractors import load_extractor
 
@@ -169,6 +175,7 @@ def _tables(run_dir: Path, meta: dict, probes, outputs, images: pd.DataFrame, cf
     flagged = fdf[fdf.flagged & (fdf.group != "all")]
     sentences = [sentence(d) for _, d in flagged.groupby(["attribute", "group"], sort=False)]
     summary = {"schema": SCHEMA, "run_id": meta.get("run_id"), "probe": [p.describe() for p in probes],
+               "default_probes": [] if cfg.probes else [p.name for p in probes],
                "reference": cfg.reference or "training distribution (PictoWorld: uniform)", "config": cfg.to_dict(),
                "rule": (f"flagged = {cfg.adjust}-adjusted {cfg.test} p < {cfg.alpha} and (a missing mode, or the "
                         f"TV-to-training interval above {cfg.tv_flag}); missing mode = upper 95% bound of the "
