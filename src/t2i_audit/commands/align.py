@@ -48,10 +48,12 @@ def align(run: Path, judge_spec: str, questions: str | None, questions_format: s
     for name, e in summary["scores"].items():
         click.echo(f"  {name:<13} {e['value']:.3f} [{e['ci_low']:.3f}, {e['ci_high']:.3f}] n={e['n']} images, "
                    f"{e['n_prompts']} prompts")
-    for r in summary.get("calibrated", []):
-        click.echo(f"  {r['skill']:<16} judge-raw {r['raw']:.3f}  label-calibrated {r['calibrated']:.3f} "
-                   f"[{r['calibrated_ci_low']:.3f}, {r['calibrated_ci_high']:.3f}]  judge accuracy "
-                   f"{r['judge_accuracy']:.3f} (n={r['n_labelled']} labels)")
+    from t2i_audit.evals.alignment.results import SIDE_HEADER, side_by_side
+
+    click.echo("  per question type, share of pairs right: " + " | ".join(SIDE_HEADER[1:]))
+    for r in side_by_side(summary):
+        click.echo(f"  {r[0]:<16} n={r[1]:<5} judge-raw {r[2]} {r[3]}  label-calibrated {r[4]} {r[5]} "
+                   f"(n={r[6]} labels; judge accuracy on them {r[7]})")
     for w in summary.get("warnings", []):
         click.echo(w)
     click.echo(f"estimand: {summary['estimand']}")

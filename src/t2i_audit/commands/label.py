@@ -12,8 +12,10 @@ from t2i_audit.commands.options import long_running
 
 @click.command("label")
 @click.argument("run", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--attribute", "attributes", multiple=True, required=True,
+@click.option("--attribute", "attributes", multiple=True,
               help="Attribute to label (presentation, skin); repeat for several. Classes come from --probe.")
+@click.option("--questions", is_flag=True, help="Label (image, question) pairs of the run's questions instead: --n "
+              "pairs per question type; the page shows the question above the image (y / n / u).")
 @click.option("--probe", "probes", multiple=True,
               help="Probe whose classes the labels use (name or YAML), one per --attribute; default by domain.")
 @click.option("--n", type=click.IntRange(min=1), default=150, show_default=True,
@@ -27,7 +29,7 @@ from t2i_audit.commands.options import long_running
               help="Folder for label_page.html / labels.csv and sample.csv [default: RUN/labels].")
 @click.option("--show-prompt", is_flag=True, help="Show each image's prompt on the page (can bias labellers).")
 @long_running(threads=False)
-def label(run: Path, attributes, probes, n, per_group, group_slots, seed, labeller, out, show_prompt,
+def label(run: Path, attributes, questions, probes, n, per_group, group_slots, seed, labeller, out, show_prompt,
           progress: bool) -> None:
     """Draw a random subset of RUN's images to label, stratified by group, and write a labelling page
     (keys 1..K classes, u unsure, n no person, Backspace undo; Export saves labels.csv), or with
@@ -35,6 +37,10 @@ def label(run: Path, attributes, probes, n, per_group, group_slots, seed, labell
     from t2i_audit.audits.labels.run_labelling import label_run
     from t2i_audit.errors import InputError
 
+    if questions:
+        return _label_questions(run, n, seed, labeller, out, show_prompt)
+    if not attributes:
+        raise InputError("give --attribute NAME (repeatable), or --questions to label (image, question) pairs")
     if probes and len(probes) != len(attributes):
         raise InputError(f"--probe: give one per --attribute ({len(attributes)}), or none for the defaults")
     res = label_run(run, list(attributes), list(probes) or None, n=n, per_group=per_group,
@@ -48,3 +54,18 @@ def label(run: Path, attributes, probes, n, per_group, group_slots, seed, labell
     if res.get("labels"):
         click.echo(f"wrote {res['labels']} ({res['n_labels']} labels by the oracle); "
                    f"next: t2i-audit audit bias {run} --labels {res['labels']}")
+
+
+def _label_questions(run: Path, n: int, seed: int, labeller: str, out, show_prompt: bool) -> None:
+    from t2i_audit.evals.alignment.label_pairs import label_questions
+
+    res = label_questions(run, n=n, seed=seed, labeller=labeller, out=out, show_prompt=show_prompt)
+    click.echo(f"sampled {res['n']} of {res['n_pairs']} (image, question) pairs, up to {n} per question type "
+               f"({res['n_skills']} types, seed {seed}) -> {res['sample']}")
+    for path in res["pages"]:
+        click.echo(f"labelling page: {path} (question above the image; y yes, n no, u unsure; Export saves "
+                   "labels.csv with image,question_id,label)")
+    nxt = res.get("labels") or "labels.csv"
+    if res.get("labels"):
+        click.echo(f"wrote {res['labels']} ({res['n_labels']} labels by the oracle)")
+    click.echo(f"next: t2i-audit align {run} --judge SPEC --labels {nxt}")

@@ -161,7 +161,8 @@ def _script_json(obj) -> str:
 
 
 def write_labelling_page(path: str | Path, items: Sequence[tuple[str, bytes, str | None]], attribute: str,
-                         classes: Sequence[str], run_id: str, show_prompt: bool = False) -> Path:
+                         classes: Sequence[str], run_id: str, show_prompt: bool = False,
+                         questions: Sequence[tuple[str, str, str]] | None = None) -> Path:
     """Write ONE self-contained HTML page for labelling ``items`` with ``attribute``; return its path.
 
     One image at a time, upscaled without smoothing; keys 1..K pick the classes, ``u`` unsure,
@@ -169,7 +170,10 @@ def write_labelling_page(path: str | Path, items: Sequence[tuple[str, bytes, str
     (or Ctrl/Cmd+S) downloads ``image_id,attribute,label`` rows in display order. Labels persist in the
     browser's localStorage under the run id and attribute, with the order they were given in, so
     undo reaches across reloads and sessions. Captions are embedded only when
-    ``show_prompt`` is set. Images are inlined as data URIs, all text is escaped, and the CSP
+    ``show_prompt`` is set. With ``questions`` (one ``(image_id, question_id, question text)`` per
+    item; item ids unique per pair) the page labels (image, question) pairs: the question is shown
+    above the image, keys ``y`` / ``n`` / ``u`` answer yes / no / unsure, and the export has the
+    columns ``image,question_id,label`` (``align --labels``). Images are inlined as data URIs, all text is escaped, and the CSP
     allows only the page's own inline script and style (by hash) and data: images.
     """
     classes = _check_page_inputs(items, attribute, classes, run_id)
@@ -178,9 +182,16 @@ def write_labelling_page(path: str | Path, items: Sequence[tuple[str, bytes, str
         "items": [{"id": str(i), "src": "data:image/png;base64," + base64.b64encode(bytes(png)).decode(),
                    "caption": (str(cap) if show_prompt and cap is not None else None)} for i, png, cap in items],
     }
-    keys = [str(k + 1) for k in range(len(classes))] + ["u", "n"]
+    keys, names = [str(k + 1) for k in range(len(classes))] + ["u", "n"], [*classes, *RESERVED]
+    if questions is not None:
+        if len(questions) != len(items):
+            raise InputError(f"{len(questions)} questions for {len(items)} items: pass one per item")
+        data["keys"] = {"y": "yes", "n": "no", "u": UNSURE}
+        for it, (image, qid, text) in zip(data["items"], questions):
+            it.update(image=str(image), qid=str(qid), question=str(text))
+        keys, names = list(data["keys"]), list(data["keys"].values())
     legend = "".join(f'<li><button type="button" data-key="{k}"><kbd>{k}</kbd>{html.escape(c)}</button></li>'
-                     for k, c in zip(keys, [*classes, *RESERVED]))
+                     for k, c in zip(keys, names))
     page = PAGE.format(csp=CSP, css=CSS, js=JS, data=_script_json(data), legend=legend, n=len(items),
                        attribute=html.escape(attribute), run_id=html.escape(run_id))
     path = Path(path)

@@ -20,7 +20,7 @@ header h1{font-size:1.4em;margin:0}.meta{color:#555;margin:4px 0 12px}
 .layout{display:flex;gap:24px;align-items:flex-start;flex-wrap:wrap}
 figure{margin:0}#img{width:384px;height:384px;image-rendering:crisp-edges;image-rendering:pixelated;
 border:1px solid #bbb;background:#eee;display:block}
-figcaption{max-width:384px;margin-top:6px;color:#333}#current{margin:6px 0;color:#555}
+figcaption{max-width:384px;margin-top:6px;color:#333}#question{font-size:1.3em;font-weight:600;margin:0 0 8px}#current{margin:6px 0;color:#555}
 #legend{list-style:none;padding:0;margin:0 0 12px}#legend li{margin:4px 0}
 #legend button{min-width:220px;text-align:left;font-size:1em;padding:4px 8px;cursor:pointer}
 kbd{display:inline-block;min-width:1.4em;text-align:center;border:1px solid #999;border-radius:3px;
@@ -36,7 +36,7 @@ JS = r"""
   var items = D.items, n = items.length, STORE = "t2i-audit-labels/" + D.run_id + "/" + D.attribute;
   var has = function (o, k) { return Object.prototype.hasOwnProperty.call(o, k); };
   var $ = function (id) { return document.getElementById(id); };
-  var keymap = {u: "unsure", n: "no person"}, labels = {}, order = [], saved = true;
+  var keymap = D.keys || {u: "unsure", n: "no person"}, labels = {}, order = [], saved = true;
   D.classes.forEach(function (c, i) { keymap[String(i + 1)] = c; });
   try {
     var stored = JSON.parse(window.localStorage.getItem(STORE) || "{}");
@@ -67,6 +67,7 @@ JS = r"""
     $("progress").textContent = done + " / " + n;
     $("done").hidden = done < n;
     $("img").hidden = pos >= n;
+    $("question").textContent = pos < n && items[pos].question ? items[pos].question : "";
     if (pos >= n) { $("caption").textContent = ""; $("current").textContent = ""; return; }
     var it = items[pos];
     $("img").src = it.src;
@@ -101,9 +102,10 @@ JS = r"""
   }
   function field(s) { return /[",\r\n]/.test(s) ? "\"" + s.replace(/"/g, "\"\"") + "\"" : s; }
   function csv() {
-    var lines = ["image_id,attribute,label"];
+    var lines = [D.keys ? "image,question_id,label" : "image_id,attribute,label"];  // D.keys: question pairs
     items.forEach(function (it) {
-      if (has(labels, it.id)) { lines.push([it.id, D.attribute, labels[it.id]].map(field).join(",")); }
+      if (has(labels, it.id)) { lines.push((D.keys ? [it.image, it.qid, labels[it.id]] : [it.id, D.attribute,
+        labels[it.id]]).map(field).join(",")); }
     });
     return lines.join("\n") + "\n";
   }
@@ -147,7 +149,7 @@ PAGE = """<!DOCTYPE html>
 <header><h1>Label: {attribute}</h1>
 <p class="meta">run {run_id} &middot; {n} images &middot; labelled <span id="progress">0 / {n}</span></p></header>
 <div class="layout">
-<main><figure><img id="img" alt="" width="384" height="384"><figcaption id="caption"></figcaption></figure>
+<main><p id="question"></p><figure><img id="img" alt="" width="384" height="384"><figcaption id="caption"></figcaption></figure>
 <p id="current"></p><p id="done" hidden>All {n} images labelled: export labels.csv.</p></main>
 <aside><ul id="legend">{legend}</ul>
 <p class="hint"><kbd>Backspace</kbd>undo: clear the last label given (earlier sessions too) and show its image</p>
