@@ -9,7 +9,8 @@ exactly. ``latency_s`` sleeps per request (emulating a GPU server). Faults, for 
 ``fail(status, n)`` answers the next n requests with that HTTP status, ``hang(n)`` holds the next n
 requests past any client timeout, ``logprobs = False`` omits logprobs (as some VLM servings do).
 ``serve_judge(judge, requests)`` builds an ``answer_fn`` that asks a :class:`Judge` the original
-request (spec included) matched by image bytes' sha256 and question.
+request (spec included) matched by image bytes' sha256 and rendered prompt; ``table_answers`` looks
+precomputed answers up the same way.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from t2i_audit.evals.judges.yesno import YES_NO_SUFFIX
+from t2i_audit.evals.judges.yesno import PROMPT_TEMPLATE, render_prompt
 
 OTHER_MASS = 0.02
 _VARIANTS = ((0.7, "Yes"), (0.2, "yes"), (0.1, " yes"))
@@ -55,6 +56,7 @@ def completion(p_yes: float, model: str, prompt_tokens: int, with_logprobs: bool
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+    protocol_version = "HTTP/1.1"  # keep-alive, as real servers do (every reply sends Content-Length)
 
     def log_message(self, *args):  # quiet
         pass
@@ -173,28 +175,66 @@ class JudgeServer:
         self.stop()
 
 
-def strip_prompt(prompt: str) -> str:
-    """The question back from a prompt rendered with the default template."""
-    return prompt[: -len(YES_NO_SUFFIX)] if prompt.endswith(YES_NO_SUFFIX) else prompt
-
-
-def serve_judge(judge, requests) -> Callable[[bytes, str], float]:
-    """An answer_fn asking ``judge`` the request with these image bytes and question (one at a time)."""
-    table = {(r.image_sha256, r.question.strip()): r for r in requests}
+def serve_judge(judge, requests, template: str = PROMPT_TEMPLATE) -> Callable[[bytes, str], float]:
+    """An answer_fn asking ``judge`` the request whose image bytes and rendered prompt match (one at a
+    time; the prompt as ``yesno.render_prompt`` writes it with ``template``)."""
+    table = {(r.image_sha256, render_prompt(r.question, template)): r for r in requests}
 
     def answer(image: bytes, prompt: str) -> float:
-        key = (hashlib.sha256(image).hexdigest(), strip_prompt(prompt).strip())
+        key = (hashlib.sha256(image).hexdigest(), prompt)
         if key not in table:
-            raise KeyError(f"no request for image {key[0][:12]} and question {key[1]!r}")
+            raise KeyError(f"no request for image {key[0][:12]} and prompt {prompt!r}")
         return judge.answer([table[key]])[0].p_yes
 
     return answer
 
 
-def table_answers(p_yes: dict[tuple[str, str], float]) -> Callable[[bytes, str], float]:
+def table_answers(p_yes: dict[tuple[str, str], float], template: str = PROMPT_TEMPLATE) -> Callable[[bytes, str], float]:
     """An answer_fn looking P(yes) up by (image sha256, question): precomputed answers of a judge."""
+    table = {(sha, render_prompt(q, template)): p for (sha, q), p in p_yes.items()}
 
     def answer(image: bytes, prompt: str) -> float:
-        return p_yes[(hashlib.sha256(image).hexdigest(), strip_prompt(prompt).strip())]
+        return table[(hashlib.sha256(image).hexdigest(), prompt)]
 
     return answer
+
+
+class ProcessJudgeServer:
+    """A :class:`JudgeServer` in a child process (fork), so the client's threads do not share the
+    server's interpreter lock, as with a real server. Faults are not available here; ``spec()`` and
+    ``base_url`` as on :class:`JudgeServer`. POSIX only."""
+
+    def __init__(self, answer_fn: Callable[[bytes, str], float], latency_s: float = 0.0):
+        self.answer_fn, self.latency_s = answer_fn, latency_s
+        self.base_url = ""
+
+    def _serve(self, conn) -> None:
+        srv = JudgeServer(self.answer_fn, self.latency_s)
+        conn.send(srv.base_url)
+        srv._httpd.serve_forever()
+
+    def start(self) -> ProcessJudgeServer:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("fork")
+        parent, child = ctx.Pipe()
+        self._proc = ctx.Process(target=self._serve, args=(child,), daemon=True)
+        self._proc.start()
+        if not parent.poll(30):
+            self._proc.terminate()
+            raise RuntimeError("the loopback judge server did not start within 30 s")
+        self.base_url = parent.recv()
+        return self
+
+    def spec(self, model: str = "loopback-vlm") -> str:
+        return f"openai:{self.base_url}#{model}"
+
+    def stop(self) -> None:
+        self._proc.terminate()
+        self._proc.join(10)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
