@@ -91,3 +91,23 @@ def test_runner_caches_hf_answers(vlm, reqs, tmp_path):
     assert u1.sent == len(reqs) and u2.cache_hits == len(reqs) and u2.sent == 0
     assert [a.p_yes for a in a1] == [a.p_yes for a in a2]
     assert u1.prompt_tokens is None and u1.soft_scores_available
+
+
+def test_judge_ask_with_an_hf_judge(vlm, reqs):
+    import json
+
+    from click.testing import CliRunner
+
+    from t2i_audit.cli import main
+
+    r0 = reqs[1]
+    r = CliRunner().invoke(main, ["judge", "ask", "--judge", f"hf:{vlm}", str(r0.image_path), r0.question,
+                                  "--threads", "1", "--judge-option", "batch_size=4", "--json"])
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.stdout)
+    want = load_judge(f"hf:{vlm}").answer([r0])[0]
+    assert got["answers"][0]["p_yes"] == pytest.approx(want.p_yes, abs=1e-6) and got["answers"][0]["soft"]
+    assert got["usage"]["soft_scores_available"] is True and got["usage"]["revision"].startswith("sha256:")
+    bad = CliRunner().invoke(main, ["judge", "ask", "--judge", f"hf:{vlm}", str(r0.image_path), "q",
+                                    "--judge-option", "batchsize=4"])
+    assert bad.exit_code == 2 and "did you mean 'batch_size'" in bad.stderr

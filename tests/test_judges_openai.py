@@ -36,7 +36,7 @@ def requests_(tmp_path):
         p = tmp_path / f"img{i}.png"
         Image.fromarray(np.random.default_rng(i).integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(p)
         sha = hashlib.sha256(p.read_bytes()).hexdigest()
-        out += [JudgeRequest(p, sha, q) for q in QUESTIONS]
+        out += [JudgeRequest(p, sha, q, {"k": i}) for q in QUESTIONS]
     return out
 
 
@@ -161,3 +161,29 @@ def test_p_yes_sums_surface_variants():
     assert p_yes_from_top(top, "yes_vs_no") == pytest.approx(0.66 / 0.96)
     assert p_yes_from_top(top, "vqascore") == pytest.approx(0.66)
     assert math.isnan(p_yes_from_top([("maybe", 0.0)], "yes_vs_no"))
+
+
+def test_served_judge_and_server_process(requests_, mod_judge):
+    """serve_judge asks a Judge the original request (spec included); a server in a child process
+    answers the same as one in a thread."""
+    from judge_server import serve_judge
+    from t2i_audit.evals.judges.loopback import ProcessJudgeServer
+    from t2i_audit.evals.judges.runner import JudgeUsage
+
+    inner = load_judge(mod_judge)
+    want = [a.p_yes for a in inner.answer(requests_)]
+    with JudgeServer(serve_judge(inner, requests_)) as srv:
+        got, usage = judge_requests(fast(srv), requests_)
+    with ProcessJudgeServer(serve_judge(inner, requests_)) as srv:
+        got2, _ = judge_requests(fast(srv), requests_)
+    assert [a.p_yes for a in got] == pytest.approx(want, abs=1e-12) == [a.p_yes for a in got2]
+    assert JudgeUsage.from_dict(json.loads(json.dumps(usage.to_dict()))) == usage
+
+
+@pytest.fixture
+def mod_judge(tmp_path, monkeypatch):
+    (tmp_path / "spec_judge_mod.py").write_text(
+        "def answer(requests):\n"
+        "    return [0.1 + 0.8 * (len(r.question) % 7) / 6 + 0.01 * r.spec['k'] for r in requests]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "python:spec_judge_mod:answer"
