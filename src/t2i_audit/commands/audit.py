@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from t2i_audit.commands.options import long_running
+from t2i_audit.core.images import open_image
 
 
 @click.group()
@@ -158,7 +159,6 @@ def load_image_dir(d: Path):
     """Images of a folder: a run (manifest 'path'), a world render / labelled folder (manifest or
     labels.csv 'file'), or every PNG/JPEG under it."""
     import pandas as pd
-    from PIL import Image
 
     from t2i_audit.errors import InputError
 
@@ -178,7 +178,7 @@ def load_image_dir(d: Path):
     imgs = []
     for p in paths:
         try:
-            with Image.open(p) as im:
+            with open_image(p) as im:
                 imgs.append(im.convert("RGB"))
         except (OSError, FileNotFoundError) as e:
             raise InputError(f"{p}: cannot read image ({e}); fix or remove it") from None

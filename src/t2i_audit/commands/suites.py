@@ -61,13 +61,17 @@ def show_cmd(name: str, n: int, as_json: bool) -> None:
 
 @suites.command("validate")
 @click.argument("file")
-def validate_cmd(file: str) -> None:
+@click.option("--allow-large", is_flag=True, help="Accept a suite over the 1,000,000-image limit (say so only).")
+def validate_cmd(file: str, allow_large: bool) -> None:
     """Validate a suite file; prints its size and hash, or the first error with its line."""
-    from t2i_audit.evals.suites.loader import load_suite
+    from t2i_audit.evals.suites.loader import check_suite_size, load_suite, suite_size_problem
 
     s = load_suite(file)
+    check_suite_size(s, allow_large=allow_large)
+    over = suite_size_problem(s)
     click.echo(f"ok: {s.name} v{s.version}: {len(s.prompts)} prompts, {s.n_images()} images, "
-               f"{len(s.categories)} categories, hash {s.hash}")
+               f"{len(s.categories)} categories, hash {s.hash}"
+               + ("; over the image limit: `sample` needs --allow-large" if over else ""))
 
 
 @suites.command("plan")
@@ -75,7 +79,8 @@ def validate_cmd(file: str) -> None:
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="CSV file to write.")
 @click.option("--images-per-prompt", type=click.IntRange(min=1), default=None)
 @click.option("--limit", type=click.IntRange(min=1), default=None)
-def plan_cmd(name: str, out: str, images_per_prompt: int | None, limit: int | None) -> None:
+@click.option("--allow-large", is_flag=True, help="Plan more than 1,000,000 images.")
+def plan_cmd(name: str, out: str, images_per_prompt: int | None, limit: int | None, allow_large: bool) -> None:
     """Write the (prompt, seed) pairs a run would draw as a CSV: prompt_id, category, prompt, seed,
     path. Render them elsewhere (a closed model, an API), save each image at its path next to the
     CSV, and sample with --generator folder:DIR."""
@@ -84,9 +89,10 @@ def plan_cmd(name: str, out: str, images_per_prompt: int | None, limit: int | No
 
     from t2i_audit.core.io import atomic_write_text
     from t2i_audit.evals.runs.sampling import image_id
-    from t2i_audit.evals.suites.loader import load_suite
+    from t2i_audit.evals.suites.loader import check_suite_size, load_suite
 
     s = load_suite(name)
+    check_suite_size(s, images_per_prompt, limit, allow_large=allow_large)
     plan = s.plan(images_per_prompt, limit)
     import io
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from t2i_audit.core.images import open_image
 from t2i_audit.reports.results import RunResults
 
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", "image/gif"),
@@ -43,7 +44,7 @@ def blurred_data_uri(path: Path, cells: int = 6) -> str | None:
     from PIL import Image, ImageFilter
 
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             small = im.convert("RGB").resize((cells, cells), Image.BOX)
     except (OSError, ValueError):
         return None

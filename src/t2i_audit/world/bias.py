@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from t2i_audit.core.io import read_user_text
+from t2i_audit.core.safe_yaml import safe_load as bounded_yaml
 from t2i_audit.errors import InputError
 from t2i_audit.errors import did_you_mean as _suggest
 from t2i_audit.world.vocab import PRESENTATIONS, PROFESSIONS, SKINS
@@ -145,7 +146,7 @@ class BiasSpec:
                 raise BiasSpecError(f"{p}: bias spec file not found")
             text, source = read_user_text(p, "bias spec", "save the spec as UTF-8 YAML"), str(p)
         try:
-            data = yaml.safe_load(text)
+            data = bounded_yaml(text, source)
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             line = f" line {mark.line + 1}" if mark else ""

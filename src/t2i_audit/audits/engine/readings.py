@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from t2i_audit.core.images import open_image
 from t2i_audit.errors import InputError
 
 
@@ -41,7 +42,6 @@ def open_run(run_dir) -> tuple[Path, dict, pd.DataFrame, str]:
 
 
 def load_images(run_dir: Path, manifest: pd.DataFrame) -> list:
-    from PIL import Image
 
     imgs = []
     for rel in manifest["path"]:
@@ -49,7 +49,7 @@ def load_images(run_dir: Path, manifest: pd.DataFrame) -> list:
         if not p.is_file():
             raise InputError(f"{run_dir}: image {rel} is in the manifest but missing; re-run `t2i-audit sample`")
         try:
-            with Image.open(p) as im:
+            with open_image(p) as im:
                 imgs.append(im.convert("RGB"))
         except OSError as e:
             raise InputError(f"{p}: not a readable image ({e}); delete it and re-run `t2i-audit sample`") from None

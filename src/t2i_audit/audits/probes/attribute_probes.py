@@ -29,6 +29,8 @@ import yaml
 
 from t2i_audit.audits.engine.reading_memo import memo_embed_images, memo_read
 from t2i_audit.core.io import read_user_text
+from t2i_audit.core.safe_yaml import check_yaml_file
+from t2i_audit.core.safe_yaml import safe_load as bounded_yaml
 from t2i_audit.errors import InputError, did_you_mean
 
 JOINT_SEP = "×"  # joins the attributes of a joint probe: presentation×skin
@@ -129,7 +131,8 @@ class ProbeSpec:
             raise ProbeError(f"{p}: probe file not found; give a YAML file or one of "
                              f"{', '.join(builtin_probe_names())}")
         try:
-            data = yaml.safe_load(read_user_text(p, "probe file", "save the probe spec as UTF-8 YAML"))
+            check_yaml_file(p)
+            data = bounded_yaml(read_user_text(p, "probe file", "save the probe spec as UTF-8 YAML"), str(p))
         except yaml.YAMLError as e:
             raise ProbeError(f"{p}: not valid YAML: {getattr(e, 'problem', e)}") from None
         return ProbeSpec.from_dict(data, str(p))

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from t2i_audit.audits.probes.attribute_probes import NO_PERSON, UNSURE, JointProbe, Probe, ProbeOutput
+from t2i_audit.core.images import open_image
 from t2i_audit.core.io import read_user_csv
 from t2i_audit.errors import InputError
 from t2i_audit.stats.correction import conditional_from_counts, outcome_index
@@ -166,7 +167,6 @@ def load_labelled_folder(directory: str | Path):
     """Images and label table from a folder: ``manifest.parquet`` (``world render``) or
     ``labels.csv`` (``file`` + attribute columns). Person rows only for a PictoWorld manifest."""
     import pandas as pd
-    from PIL import Image
 
     d = Path(directory)
     if (d / "labels.csv").is_file():
@@ -189,7 +189,7 @@ def load_labelled_folder(directory: str | Path):
         p = d / str(f)
         if not p.is_file():
             raise InputError(f"{src}: image {f} listed but missing under {d}; fix the path or remove the row")
-        with Image.open(p) as im:
+        with open_image(p) as im:
             imgs.append(im.convert("RGB"))
     return imgs, table.reset_index(drop=True), src
 

@@ -4,8 +4,10 @@ protocol in :mod:`t2i_audit.evals.adapters.registry`, which re-exports it."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from t2i_audit.core.images import ImageTooLargeError, open_image
 from t2i_audit.core.io import read_user_text, sha256_file
 from t2i_audit.errors import InputError
 from t2i_audit.evals.suites.schema import suggest
@@ -22,8 +24,11 @@ class FolderAdapter:
 
     kind = "folder"
 
-    def __init__(self, target: str):
+    def __init__(self, target: str, *, allow_outside: bool = False):
         p = Path(target).expanduser()
+        # Images must lie inside this folder (after following links) unless allow_outside.
+        self.root = (p if p.is_dir() else p.absolute().parent).resolve()
+        self.allow_outside = allow_outside
         if p.is_dir():
             csvs = sorted(p.glob("*.csv"))
             if (p / "manifest.csv").is_file():
@@ -70,25 +75,39 @@ class FolderAdapter:
                                      "row needs its prompt and path")
                 path = Path(r["path"])
                 path = path if path.is_absolute() else self.csv.parent / path
+                self._check_inside(path, r["path"], i)
                 rows.append((r["prompt"], int(seed) if seed else None, path))
         if not rows:
             raise InputError(f"{self.csv}: no rows")
         return rows
 
+    def _check_inside(self, path: Path, given: str, line: int) -> None:
+        """Refuse a row whose path (``..``, an absolute path, or a symlink followed) leaves the folder."""
+        if self.allow_outside:
+            return
+        real = path.resolve()
+        if not real.is_relative_to(self.root):
+            via = " through a symlink" if path.absolute() != real and Path(os.path.abspath(path)).is_relative_to(
+                self.root) else ""
+            raise InputError(f"{self.csv}:{line}: path {given!r} resolves{via} to {real}, outside the folder "
+                             f"{self.root}; move the image into the folder or pass --allow-outside")
+
     def _check_images(self) -> None:
         """Every image the CSV names and the folder holds must decode, in a mode that converts to RGB
         faithfully, at one size; checked before a run directory is touched. Absent files are
         reported by :meth:`prepare` (or skipped with --skip-missing)."""
-        from PIL import Image, UnidentifiedImageError
+        from PIL import UnidentifiedImageError
 
         sizes: dict[tuple[int, int], Path] = {}
         for _, _, path in self.rows:
             if not path.is_file():
                 continue
             try:
-                with Image.open(path) as im:
+                with open_image(path, f"{self.csv}: image") as im:
                     im.load()
                     mode, size = im.mode, im.size
+            except ImageTooLargeError:
+                raise
             except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
                 raise InputError(f"{self.csv}: image {path} does not decode ({str(e)[:80]}); re-export it as "
                                  f"PNG or remove its row") from None
@@ -131,8 +150,6 @@ class FolderAdapter:
         return covered
 
     def __call__(self, prompts, seeds, params):
-        from PIL import Image
-
         if not self._map:
             self.prepare(list(zip(prompts, seeds)))
         out = []
@@ -140,6 +157,6 @@ class FolderAdapter:
             path = self._map.get((p, int(s)))
             if path is None:
                 raise InputError(f"{self.csv}: no image for prompt {p!r} seed {s}")
-            with Image.open(path) as im:
+            with open_image(path, f"{self.csv}: image") as im:
                 out.append(im.convert("RGB"))
         return out

@@ -20,8 +20,8 @@ holds). Questions without a spec (benchmark files) are refused: this judge reads
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 
+from t2i_audit.core.images import open_image
 from t2i_audit.errors import InputError
 from t2i_audit.world.captions import join_list, person_phrase
 from t2i_audit.world.vocab import COLORS, NUMBER_WORDS, POSITIONS, PRESENTATIONS, PROFESSIONS, SHAPES, SKINS
@@ -133,7 +133,7 @@ class BundledJudge:
             path = {r.image_sha256: r.image_path for r in requests}
 
             def load(i: int):
-                with Image.open(path[keys[i]]) as im:
+                with open_image(path[keys[i]]) as im:
                     return im.convert("RGB")
 
             cache = EmbeddingCache(self.cache_dir, enabled=self.cache_dir is not False)

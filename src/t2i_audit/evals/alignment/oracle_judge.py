@@ -8,8 +8,7 @@ instead, so labels never guess. Questions without a spec (benchmark files) canno
 
 from __future__ import annotations
 
-from PIL import Image
-
+from t2i_audit.core.images import open_image
 from t2i_audit.errors import InputError
 from t2i_audit.world.expect import judge
 from t2i_audit.world.oracle import ORACLE_VERSION, UNKNOWN, read_image
@@ -32,7 +31,7 @@ def read_all(requests) -> dict:
     out = {}
     for r in requests:
         if r.image_sha256 not in out:
-            with Image.open(r.image_path) as im:
+            with open_image(r.image_path) as im:
                 out[r.image_sha256] = read_image(im.convert("RGB"))
     return out
 

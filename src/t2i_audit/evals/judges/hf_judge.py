@@ -21,6 +21,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from t2i_audit.core.images import open_image
 from t2i_audit.errors import InputError, did_you_mean
 from t2i_audit.evals.judges.base import JudgeAnswer, JudgeRequest
 from t2i_audit.evals.judges.yesno import (
@@ -133,14 +134,13 @@ class HFJudge:
         return out
 
     def answer(self, requests: Sequence[JudgeRequest]) -> list[JudgeAnswer]:
-        from PIL import Image
 
         requests = list(requests)
         images = {}
         for r in requests:
             if r.image_sha256 not in images:
                 try:
-                    with Image.open(r.image_path) as im:
+                    with open_image(r.image_path) as im:
                         images[r.image_sha256] = im.convert("RGB")
                 except OSError as e:
                     raise InputError(f"{r.image_path}: cannot read the image ({e})") from None

@@ -25,6 +25,7 @@ from pathlib import Path
 import t2i_audit.evals.distributed.launch as distributed
 from t2i_audit import __version__
 from t2i_audit.core.config import ConfigBase
+from t2i_audit.core.images import open_image
 from t2i_audit.core.io import (
     Journal,
     atomic_write_bytes,
@@ -35,7 +36,7 @@ from t2i_audit.core.io import (
     sha256_file,
 )
 from t2i_audit.errors import InputError
-from t2i_audit.evals.adapters.registry import GeneratorSpec, load_generator
+from t2i_audit.evals.adapters.registry import GeneratorSpec, load_generator, load_model
 from t2i_audit.evals.runs.locking import RunLock
 from t2i_audit.evals.runs.rundir import (  # noqa: F401 - re-exported: callers import the run format from here too
     IDENTITY_KEYS,
@@ -54,7 +55,7 @@ from t2i_audit.evals.runs.rundir import (  # noqa: F401 - re-exported: callers i
     run_identity,
     write_manifest,
 )
-from t2i_audit.evals.suites.loader import PromptSuite, load_suite
+from t2i_audit.evals.suites.loader import PromptSuite, check_suite_size, load_suite
 
 
 @dataclass
@@ -70,6 +71,8 @@ class SampleConfig(ConfigBase):
     params: dict = field(default_factory=dict)
     skip_missing: bool = False
     progress: bool = True
+    allow_large: bool = False  # plan more than evals.suites.loader.MAX_SUITE_IMAGES images
+    allow_outside: bool = False  # a folder generator's CSV may name images outside its folder
 
 
 @dataclass
@@ -106,10 +109,9 @@ def _encode(img) -> tuple[bytes, int, int]:
 
 
 def _image_ok(path: Path) -> tuple[int, int] | None:
-    from PIL import Image
 
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             im.load()
             return im.width, im.height
     except Exception:  # noqa: BLE001 - any decode failure means "regenerate"
@@ -124,9 +126,13 @@ def sample(cfg: SampleConfig, *, suite: PromptSuite | None = None, generator=Non
     """
     dist = distributed.current()
     suite = suite or dist.agree(lambda: load_suite(cfg.suite))
-    gen = generator or dist.agree(lambda: load_generator(GeneratorSpec.parse(cfg.generator)))
+    check_suite_size(suite, cfg.images_per_prompt, cfg.limit, allow_large=cfg.allow_large)
     if cfg.batch_size is not None and cfg.batch_size < 1:
         raise InputError(f"--batch-size {cfg.batch_size}: must be >= 1")
+    gen = generator or dist.agree(lambda: load_generator(GeneratorSpec.parse(cfg.generator),
+                                                                allow_outside=cfg.allow_outside))
+    # The model is loaded (and refused) before the run directory is created or touched.
+    dist.agree(lambda: load_model(gen, cfg.params))
     run_dir = Path(cfg.out)
     if run_dir.exists() and not run_dir.is_dir():
         raise InputError(f"--out {run_dir}: exists and is not a directory")
@@ -155,7 +161,7 @@ def _discard_if_untouched(run_dir: Path, fresh: bool, error: InputError) -> None
     if not fresh or isinstance(error, RunLockedError) or not run_dir.is_dir():
         return
     images = run_dir / "images"
-    if (images.is_dir() and any(images.iterdir())) or any(run_dir.glob("journal*.jsonl")):
+    if (images.is_dir() and any(images.iterdir())) or any(j.stat().st_size for j in run_dir.glob("journal*.jsonl")):
         return
     import shutil
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from t2i_audit.core.images import ImageTooLargeError, open_image
 from t2i_audit.errors import InputError
 from t2i_audit.evals.features.cache import EmbeddingCache, embed_cached, file_sha256
 from t2i_audit.evals.metrics.distribution import GaussianMoments
@@ -114,8 +115,10 @@ def folder_reference(directory: str | Path) -> ReferenceSet:
 
     def load(i: int) -> Image.Image:
         try:
-            with Image.open(paths[i]) as im:
+            with open_image(paths[i], "reference image") as im:
                 return im.convert("RGB")
+        except ImageTooLargeError:
+            raise
         except (OSError, SyntaxError, ValueError) as e:  # PIL's UnidentifiedImageError is an OSError
             raise InputError(f"--reference {directory}: image {paths[i]} does not decode ({str(e)[:80]}); "
                              "remove or re-export it") from None

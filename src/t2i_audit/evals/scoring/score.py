@@ -28,6 +28,7 @@ from PIL import Image
 import t2i_audit.evals.distributed.launch as distributed
 import t2i_audit.evals.metrics.distribution as md
 from t2i_audit.core.config import ConfigBase
+from t2i_audit.core.images import load_rgb
 from t2i_audit.core.io import atomic_write_json, atomic_write_parquet, remove_temp_files, sha256_file
 from t2i_audit.core.rundir import read_run
 from t2i_audit.errors import InputError
@@ -100,7 +101,7 @@ class Context:
         return self.manifest["prompt_id"].astype(str).to_numpy()
 
     def image(self, i: int) -> Image.Image:
-        return Image.open(self.root / self.manifest["path"].iloc[i]).convert("RGB")
+        return load_rgb(self.root / self.manifest["path"].iloc[i])
 
     def extractor(self, spec: str, role: str):
         ex = self.timed(f"load {role} model", lambda: self.dist.agree(lambda: load_extractor(spec)))

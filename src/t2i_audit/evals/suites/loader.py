@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 from t2i_audit.core.io import read_user_text
+from t2i_audit.core.safe_yaml import check_yaml_file
 from t2i_audit.evals.suites.schema import (
     IDENT_RE,
     INCLUDE_KEYS,
@@ -162,6 +163,33 @@ class PromptSuite:
                 "seed_policy": self.seed_policy.to_dict(), "images_per_prompt": self.images_per_prompt}
 
 
+# ----------------------------------------------------------------------------------- size limit
+MAX_SUITE_IMAGES = 1_000_000  # images one run of a suite may plan, unless --allow-large
+MAX_SUITE_PROMPTS = 1_000_000  # prompts a suite may expand to (templates and includes together)
+
+
+def suite_size_problem(suite: PromptSuite, images_per_prompt: int | None = None, limit: int | None = None,
+                       *, max_images: int = MAX_SUITE_IMAGES) -> str | None:
+    """Why a run of ``suite`` would be too large to plan (``None`` when within ``max_images``);
+    counted from the prompts' sizes, before any (prompt, seed) pair is built."""
+    prompts = suite.select(limit)
+    n = sum(p.n_images(images_per_prompt) for p in prompts)
+    if n <= max_images:
+        return None
+    return (f"suite {suite.name} ({suite.source}): {n:,} images from {len(prompts):,} prompts is more than the "
+            f"{max_images:,}-image limit; lower images_per_prompt or slot weights, pass --limit, or pass "
+            "--allow-large")
+
+
+def check_suite_size(suite: PromptSuite, images_per_prompt: int | None = None, limit: int | None = None,
+                     *, allow_large: bool = False) -> None:
+    """Raise a one-line :class:`SuiteError` when a run would plan more than :data:`MAX_SUITE_IMAGES`
+    images and ``allow_large`` is not set."""
+    problem = None if allow_large else suite_size_problem(suite, images_per_prompt, limit)
+    if problem:
+        raise SuiteError(problem)
+
+
 # ----------------------------------------------------------------------------------- loading
 def builtin_names() -> list[str]:
     root = resources.files(BUILTIN_PACKAGE) / BUILTIN_DIR
@@ -190,6 +218,7 @@ def load_suite(ref: str | Path, _stack: tuple[str, ...] = ()) -> PromptSuite:
     if key in _stack:
         raise SuiteError(f"{path}: include cycle: {' -> '.join([*_stack, key])}")
     try:
+        check_yaml_file(path)  # before reading: a suite is small
         text = read_user_text(path, "suite", "save the suite as UTF-8 YAML")
     except OSError as e:
         raise SuiteError(f"{path}: cannot read suite: {e.strerror}") from None
@@ -272,6 +301,9 @@ def parse_suite(text: str, source: str = "<string>", base: Path | None = None,
         raise wt.error("expected a list of templates")
     for i, t in enumerate(templates):
         prompts.extend(expand_template(t, wt.item(templates, i), name, suite_slots, ipp))
+        if len(prompts) > MAX_SUITE_PROMPTS:
+            raise wt.item(templates, i).error(f"the suite expands to more than {MAX_SUITE_PROMPTS:,} prompts "
+                                              "(the limit); use fewer templates or slot values")
     if not prompts:
         raise w.error("the suite is empty: add 'templates:' or 'include:'")
     seen: dict[str, PromptSpec] = {}

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from t2i_audit.core.safe_yaml import safe_load as bounded_yaml
 from t2i_audit.errors import InputError, did_you_mean
 
 WORDMAP_DIR = "wordmaps"
@@ -189,7 +190,7 @@ def load_word_map(ref: str) -> tuple[tuple[str, str], ...]:
         import yaml
 
         try:
-            data = yaml.safe_load(text)
+            data = bounded_yaml(text, str(path))
         except yaml.YAMLError as e:
             raise InputError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict) or not data:

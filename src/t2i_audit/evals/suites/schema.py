@@ -10,6 +10,7 @@ import re
 
 import yaml
 
+from t2i_audit.core.safe_yaml import BoundedSafeLoader
 from t2i_audit.errors import InputError, did_you_mean
 
 SUITE_KEYS = ("name", "version", "description", "reference", "images_per_prompt", "seeds", "include",
@@ -57,8 +58,8 @@ class LList(list):
         return lines[i] if i < len(lines) else self.line
 
 
-class _LineLoader(yaml.SafeLoader):
-    pass
+class _LineLoader(BoundedSafeLoader):
+    """Size, alias and expansion limits (core.safe_yaml) plus line numbers."""
 
 
 def _construct_mapping(loader, node):
@@ -88,9 +89,10 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _co
 
 
 def load_yaml(text: str, source: str):
-    """Parse YAML keeping line numbers (LDict/LList); syntax errors become SuiteError."""
+    """Parse YAML keeping line numbers (LDict/LList); syntax errors become SuiteError, documents past
+    the limits of :mod:`t2i_audit.core.safe_yaml` a one-line InputError."""
     try:
-        loader = _LineLoader(text)
+        loader = _LineLoader(text, source)
     except yaml.YAMLError as e:  # e.g. a control character the YAML reader refuses
         raise SuiteError(f"{source}: not readable as YAML: {e}") from None
     loader.name = source

@@ -28,6 +28,8 @@ from t2i_audit.evals.suites.schema import (
     suggest,
 )
 
+MAX_TEMPLATE_PROMPTS = 100_000  # slot combinations one template may expand to
+
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 
 
@@ -184,6 +186,13 @@ def expand_template(t: dict, w: Where, suite: str, suite_slots: dict,
                                       f"{suggest(n, names)}")
     values = {n: slot_values(local[n], w.key(t, "slots").key(local, n)) if n in local
               else suite_slots[n] for n in names}
+    n_combos = 1
+    for n in names:
+        n_combos *= len(values[n])
+    if n_combos > MAX_TEMPLATE_PROMPTS:  # checked before the product is built
+        raise w.key(t, "template").error(
+            f"{text!r} expands to {n_combos:,} slot combinations, more than the limit of "
+            f"{MAX_TEMPLATE_PROMPTS:,} prompts per template; use fewer slot values or split the template")
     combos = [dict(zip(names, c)) for c in itertools.product(*(values[n] for n in names))]
     distinct = t.get("distinct")
     if distinct is not None:

@@ -36,6 +36,8 @@ from pathlib import Path
 import yaml
 
 from t2i_audit.core.io import read_user_text
+from t2i_audit.core.safe_yaml import check_yaml_file
+from t2i_audit.core.safe_yaml import safe_load as bounded_yaml
 from t2i_audit.errors import InputError, close_matches, did_you_mean
 
 NAME = r"[A-Za-z_][A-Za-z0-9_\-]*"
@@ -187,7 +189,8 @@ def load_rules(path: str | Path) -> tuple[list[Rule], float]:
     if not p.is_file():
         raise GateRuleError(f"{p}: rules file not found")
     try:
-        data = yaml.safe_load(read_user_text(p, "rules file", "save the rules as UTF-8 YAML"))
+        check_yaml_file(p)
+        data = bounded_yaml(read_user_text(p, "rules file", "save the rules as UTF-8 YAML"), str(p))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""
