@@ -25,6 +25,27 @@ def _one_line(msg: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in msg)
 
 
+# errno -> (cause, fix) for the environment's refusals; each message names the file and the real cause.
+_CAUSES = {
+    errno.ENOSPC: ("disk full", "free space on that disk (or choose --out elsewhere), then re-run; a re-run resumes"),
+    errno.EDQUOT: ("disk quota exceeded", "free space within your quota, then re-run; a re-run resumes"),
+    errno.EACCES: ("permission denied", "fix its permissions or choose another path"),
+    errno.EPERM: ("operation not permitted", "fix its permissions or choose another path"),
+    errno.EROFS: ("read-only file system", "choose a writable path"),
+    errno.ENOTDIR: ("a part of the path is not a directory", "check the path"),
+    errno.EISDIR: ("is a directory, expected a file", "give a file path"),
+}
+
+
+def os_error_line(e: OSError) -> str:
+    """One line for an OSError the environment raised: the file, the cause in words, the fix."""
+    cause, fix = _CAUSES.get(e.errno, (e.strerror or type(e).__name__, "check the path"))
+    where = e.filename if e.filename is not None else "a file (not named by the system)"
+    if getattr(e, "filename2", None):
+        where = f"{where} -> {e.filename2}"
+    return f"{where}: {cause} ({e.strerror or errno.errorcode.get(e.errno, e.errno)}); {fix}"
+
+
 # (module, attribute) of each command or group; imported lazily so `--help` stays fast.
 COMMAND_MODULES = [
     ("t2i_audit.commands.world", "world"),
@@ -82,8 +103,7 @@ class _Main(click.Group):
         except OSError as e:  # the environment refuses a path (permissions, read-only, full disk)
             if e.errno not in _USER_ERRNOS:
                 raise
-            click.echo(f"error: {e.filename or 'a file'}: {e.strerror}; fix its permissions, choose another "
-                       "path, or free space, then re-run", err=True)
+            click.echo(f"error: {_one_line(os_error_line(e))}", err=True)
             sys.exit(2)
 
 

@@ -26,10 +26,16 @@ from t2i_audit.commands.options import long_running
 def gate(run: Path, rules: Path, baseline: Path | None, junit: Path | None, json_out: Path | None,
          summary_md: Path | None, progress: bool) -> None:
     """Check RUN's results against rules; exit 0 if every rule passes, 1 if one fails, 2 on bad input."""
-    from t2i_audit.reports.gate.run import gate_run_dir, write_text
+    from t2i_audit.errors import InputError
+    from t2i_audit.reports.gate.run import error_junit, gate_run_dir, write_text
     from t2i_audit.reports.gate.summary import summary_markdown
 
-    result = gate_run_dir(run, rules, baseline)
+    try:
+        result = gate_run_dir(run, rules, baseline)
+    except InputError as e:  # exit 2 with one line; a requested JUnit file records the reason too
+        if junit:
+            write_text(junit, error_junit(run, str(e)))
+        raise
     for w in result.warnings:
         click.echo(f"warning: {w}", err=True)
     click.echo(result.table())

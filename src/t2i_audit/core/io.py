@@ -51,11 +51,22 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, fsync: bool = True, syn
                 f.flush()
                 os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise with_filename(e, path) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     if fsync and sync_dir:
         fsync_dir(path.parent)
+
+
+def with_filename(error: OSError, path: str | Path) -> OSError:
+    """``error`` naming ``path`` where it names no file (a failed ``write``/``fsync`` names none), so
+    that the CLI's one line says which file could not be written."""
+    if error.filename is not None or error.errno is None:
+        return error
+    return type(error)(error.errno, error.strerror or os.strerror(error.errno), str(path))
 
 
 def atomic_write_text(path: str | Path, text: str, *, fsync: bool = True) -> None:
@@ -147,13 +158,19 @@ class Journal:
         (a kill never loses a written line, only a power loss can)."""
         if self._f is None:
             self.open()
-        self._f.write((json.dumps(record, sort_keys=True) + "\n").encode("utf-8"))
-        if sync:
-            os.fsync(self._f.fileno())
+        try:
+            self._f.write((json.dumps(record, sort_keys=True) + "\n").encode("utf-8"))
+            if sync:
+                os.fsync(self._f.fileno())
+        except OSError as e:
+            raise with_filename(e, self.path) from None
 
     def sync(self) -> None:
         if self._f is not None:
-            os.fsync(self._f.fileno())
+            try:
+                os.fsync(self._f.fileno())
+            except OSError as e:
+                raise with_filename(e, self.path) from None
 
     def close(self) -> None:
         if self._f is not None:

@@ -22,6 +22,7 @@ import pandas as pd
 
 from t2i_audit.errors import InputError
 from t2i_audit.reports.html_images import esc, pass_fail_metrics
+from t2i_audit.reports.md_safe import no_raw_html
 from t2i_audit.reports.results import RunResults, load_run
 from t2i_audit.reports.tables import fmt_ci, fmt_num
 from t2i_audit.stats.proportions import independent_difference, mcnemar_exact, paired_cluster_bootstrap
@@ -155,7 +156,7 @@ def compare_markdown(c: CompareResult) -> str:
               fmt_ci(r.ci_low, r.ci_high), fmt_num(r.p_value)] for r in c.bias_shifts.itertuples()]), ""]
     else:
         out += ["## Bias shifts", "", "_One or both runs have no bias audit._", ""]
-    return "\n".join(out)
+    return no_raw_html("\n".join(out))
 
 
 def compare_html(c: CompareResult) -> str:

@@ -8,6 +8,7 @@ import pandas as pd
 from t2i_audit.reports.alignment import alignment_md
 from t2i_audit.reports.diversity import diversity_md, label_cells
 from t2i_audit.reports.findings import findings_md
+from t2i_audit.reports.md_safe import no_raw_html
 from t2i_audit.reports.results import RunResults, expected_images, memorization_summary
 from t2i_audit.reports.safety import safety_md
 from t2i_audit.reports.tables import fmt_ci, fmt_num, methodology_rows
@@ -87,7 +88,7 @@ def markdown_summary(res: RunResults) -> str:
     out += ["## Methodology", "", md_table(["source", "key", "text"], meth.values.tolist()), ""]
     if res.missing:
         out += ["## Missing inputs", "", *[f"- `{m}`" for m in res.missing], ""]
-    return "\n".join(out)
+    return no_raw_html("\n".join(out))  # user text in lists, headings and code spans too
 
 
 def _bias_md(res: RunResults) -> list[str]:

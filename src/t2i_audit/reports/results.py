@@ -23,6 +23,7 @@ from t2i_audit.core.rundir import (  # noqa: F401 - the schema's names, re-expor
     SUPPORTED,
 )
 from t2i_audit.core.rundir import MANIFEST_REQUIRED as MANIFEST_COLUMNS
+from t2i_audit.core.score_status import stale_scores_problem
 from t2i_audit.errors import InputError
 
 
@@ -201,6 +202,9 @@ def completeness_problems(res: RunResults, need: tuple[str, ...] = ("scores",)) 
             problems.append(f"{len(absent)} image file(s) listed in the manifest are missing, "
                             f"e.g. {absent[0]}")
     if "scores" in need:
+        stale = stale_scores_problem(res.root)
+        if stale:
+            problems.insert(0, stale)  # the reason a user must act on first
         for rel, val in (("scores/items.parquet", res.items), ("scores/aggregates.parquet", res.aggregates),
                          ("scores/results.json", res.scores_meta)):
             if val is None:

@@ -19,6 +19,7 @@ import pandas as pd
 
 from t2i_audit.core.io import atomic_write_json, atomic_write_parquet, atomic_write_text
 from t2i_audit.reports.markdown import md_table
+from t2i_audit.reports.md_safe import no_raw_html
 from t2i_audit.reports.tables import fmt_ci, fmt_num
 
 SCHEMA = "t2i-audit/robustness/1"
@@ -162,7 +163,7 @@ def markdown(deltas, fairness, meta: dict) -> str:
                   "Prompts from one template differing only in an identity slot; pair rows are the mean "
                   "within-family difference (first − second), intervals over prompt families, Holm over pairs.", "",
                   md_table(FAIR_HEAD, _fair_rows(fairness)), ""]
-    return "\n".join(lines)
+    return no_raw_html("\n".join(lines))
 
 
 def _html_table(head: list[str], rows: list[list]) -> str:

@@ -31,6 +31,7 @@ from t2i_audit.core.config import ConfigBase
 from t2i_audit.core.images import load_rgb
 from t2i_audit.core.io import atomic_write_json, atomic_write_parquet, remove_temp_files, sha256_file
 from t2i_audit.core.rundir import read_run
+from t2i_audit.core.score_status import clear_marker, mark_failed, mark_scoring
 from t2i_audit.errors import InputError
 from t2i_audit.evals.features.cache import EmbeddingCache, embed_cached, text_key
 from t2i_audit.evals.features.extractors import load_extractor
@@ -88,6 +89,7 @@ class Context:
     reference_info: dict | None = None
     dist: distributed.Dist = field(default_factory=distributed.current)
     _memo: dict = field(default_factory=dict)
+    status: dict = field(default_factory=dict)  # "evaluator": the one being loaded, named if it fails
 
     def timed(self, stage: str, fn: Callable):
         t = time.perf_counter()
@@ -104,7 +106,9 @@ class Context:
         return load_rgb(self.root / self.manifest["path"].iloc[i])
 
     def extractor(self, spec: str, role: str):
+        self.status["evaluator"] = f"{role} {spec}"
         ex = self.timed(f"load {role} model", lambda: self.dist.agree(lambda: load_extractor(spec)))
+        self.status.pop("evaluator", None)
         distributed.place_extractor(ex, self.cfg.batch_size)
         self.evaluators[role] = ex.id
         return ex
@@ -190,25 +194,35 @@ def score_run(run_dir: str | Path, cfg: ScoreConfig | None = None, cache: Embedd
     dist.agree(lambda: check_run_dir(run_dir))  # a run directory, checked before its lock is taken (and
     # read after it is held, so that what is scored is what the lock protects)
     lock = RunLock(run_dir, purpose="score")
+    cfg = cfg or ScoreConfig()
+    evaluators = {"clip": cfg.clip, "features": cfg.features}
 
     def take() -> None:
         lock.acquire()
         remove_temp_files(Path(run_dir) / "scores")
+        mark_scoring(run_dir, evaluators)  # previous results are stale until the new ones are written
 
     dist.on_main(take)
+    status: dict = {}
     try:
-        return _score_run(run_dir, cfg, cache)
+        return _score_run(run_dir, cfg, cache, status)
+    except Exception as e:
+        if dist.is_main:  # a failed re-score never leaves the old results looking current
+            try:
+                mark_failed(run_dir, e, status.get("evaluator"), evaluators)
+            except OSError:  # e.g. the disk is full: the "running" marker stays, which is also stale
+                pass
+        raise
     finally:
         lock.release()  # a no-op on ranks other than 0
 
 
-def _score_run(run_dir: str | Path, cfg: ScoreConfig | None, cache: EmbeddingCache | None) -> dict:
-    cfg = cfg or ScoreConfig()
+def _score_run(run_dir: str | Path, cfg: ScoreConfig, cache: EmbeddingCache | None, status: dict) -> dict:
     names = parse_metrics(cfg.metrics)
     t0 = time.perf_counter()
     cache = cache or EmbeddingCache(cfg.cache_dir, enabled=cfg.cache)
     dist = distributed.current()
-    ctx = Context(*dist.agree(lambda: load_run(run_dir)), cfg=cfg, cache=cache, dist=dist)
+    ctx = Context(*dist.agree(lambda: load_run(run_dir)), cfg=cfg, cache=cache, dist=dist, status=status)
 
     def verify():
         paths, hashes = ctx.manifest["path"].tolist(), ctx.manifest["sha256"].tolist()
@@ -248,6 +262,7 @@ def _score_run(run_dir: str | Path, cfg: ScoreConfig | None, cache: EmbeddingCac
         atomic_write_parquet(out / "items.parquet", items_df)
         atomic_write_parquet(out / "aggregates.parquet", agg_df)
         atomic_write_json(out / "results.json", results)
+        clear_marker(ctx.root)
 
     dist.on_main(write)
     return {**results, "items": items_df, "aggregates_df": agg_df}

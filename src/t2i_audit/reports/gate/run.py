@@ -245,11 +245,38 @@ def gate_run_dir(run: str | Path, rules_path: str | Path, baseline: str | Path |
     base = None
     if baseline is not None:
         base = load_run(baseline)
+        check_same_suite(res, base)
         check_complete(base, need)
     result = evaluate(res, rules, base, confidence=confidence, source=str(rules_path))
     if save:
         write_text(res.root / "gate.json", result.to_json())
     return result
+
+
+def check_same_suite(res: RunResults, baseline: RunResults) -> None:
+    """A baseline must be a run of the same suite (same content hash): otherwise prompts with one id may
+    ask different things and every baseline rule compares unlike with like. An input error."""
+    if res.suite_hash == baseline.suite_hash:
+        return
+
+    def suite(r: RunResults) -> str:
+        s = r.run.get("suite") if isinstance(r.run.get("suite"), dict) else {}
+        return f"suite {s.get('name', '?')!r} (hash {r.suite_hash})"
+
+    raise GateRuleError(f"--baseline {baseline.root}: a run of {suite(baseline)}, but {res.root} is a run of "
+                        f"{suite(res)}; gate against a baseline sampled from the same suite")
+
+
+def error_junit(run: str | Path, message: str) -> str:
+    """JUnit XML for a gate that could not run (an input error): one testcase with an ``<error>``, so that
+    CI shows the reason where it shows gate results."""
+    suites = ET.Element("testsuites", name="t2i-audit gate", tests="1", failures="0", errors="1")
+    suite = ET.SubElement(suites, "testsuite", name=f"t2i-audit gate: {Path(run).name}", tests="1", failures="0",
+                          errors="1", skipped="0")
+    case = ET.SubElement(suite, "testcase", classname="t2i_audit.gate", name="gate inputs")
+    ET.SubElement(case, "error", message=message, type="GateInputError").text = message
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
 
 
 def write_text(path: str | Path, text: str) -> None:

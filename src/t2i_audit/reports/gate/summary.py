@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import PurePath
 
 from t2i_audit.reports.gate.run import Check, GateResult
+from t2i_audit.reports.md_safe import no_raw_html
 from t2i_audit.reports.tables import fmt_ci, fmt_num
 
 MAX_ROWS = 40
@@ -64,4 +65,4 @@ def summary_markdown(result: GateResult) -> str:
     methods = list(dict.fromkeys(c.method for c in result.checks if c.method))
     lines += [f"- difference interval: {_cell(m)}" for m in methods]
     lines += [f"- ⚠️ warning: {_cell(w)}" for w in result.warnings]
-    return "\n".join(lines).rstrip("\n") + "\n"
+    return no_raw_html("\n".join(lines).rstrip("\n") + "\n")

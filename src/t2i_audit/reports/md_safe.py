@@ -1,0 +1,21 @@
+"""The last guard on every Markdown file t2i-audit writes (report.md, compare.md, the gate summary).
+
+Markdown renderers that allow HTML (GitHub comments, CI step summaries, many static-site tools) pass
+raw tags through. Suite categories, prompts, red-team categories, rule names and findings are user
+text and reach Markdown in tables, lists, headings and code spans alike. :func:`no_raw_html` escapes
+every ``<`` that CommonMark could read as the start of raw HTML or an autolink (``<`` followed by a
+letter, ``/``, ``!`` or ``?``), wherever it stands, so that no piece of user text can become a tag;
+``<`` before a digit or a space ("p < 0.05") stays as it is. Inside a code span the escape shows as
+``&lt;``, which only hostile text needs.
+"""
+
+from __future__ import annotations
+
+import re
+
+_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+
+
+def no_raw_html(markdown: str) -> str:
+    """``markdown`` with every possible raw-HTML opening ``<`` written as ``&lt;``."""
+    return _TAG_START.sub("&lt;", markdown)
