@@ -349,7 +349,7 @@ class DiffusersAdapter:
             try:
                 with _quiet_diffusers():
                     pipe = self.pipeline_class.from_pretrained(str(self.path), **kwargs)
-            except (OSError, ValueError, TypeError, AttributeError, KeyError) as e:
+            except Exception as e:  # noqa: BLE001 - whatever a user's model directory makes diffusers raise
                 hint = ("; weights are read from .safetensors only (pickle .bin/.ckpt files can run code when "
                         "loaded): re-save with save_pretrained(safe_serialization=True)" if "safetensors" in str(e) else "")
                 raise InputError(f"diffusers:{self.path}: cannot load the pipeline offline: "
