@@ -19,3 +19,8 @@ _TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
 def no_raw_html(markdown: str) -> str:
     """``markdown`` with every possible raw-HTML opening ``<`` written as ``&lt;``."""
     return _TAG_START.sub("&lt;", markdown)
+
+
+def opens_html(text: str) -> bool:
+    """Whether ``text`` holds a ``<`` that CommonMark could read as raw HTML or an autolink."""
+    return bool(_TAG_START.search(text))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import PurePath
 
 from t2i_audit.reports.gate.run import Check, GateResult
-from t2i_audit.reports.md_safe import no_raw_html
+from t2i_audit.reports.md_safe import no_raw_html, opens_html
 from t2i_audit.reports.tables import fmt_ci, fmt_num
 
 MAX_ROWS = 40
@@ -21,6 +21,15 @@ MAX_ROWS = 40
 def _cell(text: str) -> str:
     """Table-safe Markdown: pipes escaped, line breaks folded."""
     return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _code(text) -> str:
+    """A code span, or escaped plain text where the text could open a tag or holds a backtick (inside a
+    code span the escape would show literally, and a backtick would end the span)."""
+    s = str(text)
+    if "`" in s or opens_html(s):
+        return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("`", "\\`")
+    return f"`{s}`"
 
 
 def _row(c: Check) -> str:
@@ -32,7 +41,7 @@ def _row(c: Check) -> str:
         diff = f"{fmt_num(c.diff)} {fmt_ci(c.diff_ci_low, c.diff_ci_high)}{level}"
     base = "–" if c.baseline is None else fmt_num(c.baseline)
     mark = "✅ pass" if c.passed else "❌ **fail**"
-    cells = (mark, f"`{c.name}`", f"`{c.key}`", value, str(c.n), base, diff, c.threshold_text, c.judged_on)
+    cells = (mark, _code(c.name), _code(c.key), value, str(c.n), base, diff, c.threshold_text, c.judged_on)
     return "| " + " | ".join(_cell(x) for x in cells) + " |"
 
 
