@@ -74,7 +74,7 @@ def run(gap: float, repeats: int, args, manifest, plan) -> dict:
             "n_families": int(top.n_prompts)}
 
 
-def wilson(k: float, n: int) -> str:
+def fmt_rate_ci(k: float, n: int) -> str:
     from t2i_audit.stats.resampling import wilson_interval
 
     lo, hi = wilson_interval(round(k * n), n)
@@ -102,7 +102,7 @@ def main() -> int:
           f"B={args.reps}")
     print(f"{'gap':>6} {'flagged':>8} {'95% CI':>16} {'mean est':>9} {'coverage':>9} {'skin flagged':>13}")
     for r in res:
-        print(f"{r['gap']:>6.2f} {r['flag_rate']:>8.3f} {wilson(r['flag_rate'], args.repeats):>16} {r['mean_est']:>9.4f} "
+        print(f"{r['gap']:>6.2f} {r['flag_rate']:>8.3f} {fmt_rate_ci(r['flag_rate'], args.repeats):>16} {r['mean_est']:>9.4f} "
               f"{r['coverage']:>9.3f} {r['skin_flag_rate']:>13.3f}")
     vals = [v for r in res for v in (r["flag_rate"], r["coverage"], r["mean_est"])]
     ok = all(math.isfinite(v) for v in vals) and res[0]["flag_rate"] >= 0.90 and res[1]["flag_rate"] <= 0.05

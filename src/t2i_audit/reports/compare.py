@@ -138,7 +138,7 @@ def bias_shifts(a: RunResults, b: RunResults) -> pd.DataFrame:
 
 
 def compare_markdown(c: CompareResult) -> str:
-    from t2i_audit.reports.markdown import md_table
+    from t2i_audit.reports.md_safe import md_table
 
     out = [f"# t2i-audit compare: {c.run_b} − {c.run_a}", "",
            f"{c.n_pairs} (prompt, seed) pairs shared; {c.n_unpaired_a} only in A, {c.n_unpaired_b} only in B. "
@@ -161,7 +161,7 @@ def compare_markdown(c: CompareResult) -> str:
 
 def compare_html(c: CompareResult) -> str:
     from t2i_audit.reports import plots
-    from t2i_audit.reports.html import CSP, CSS, _table
+    from t2i_audit.reports.html_style import CSP, CSS, _table
 
     m = c.metrics
     chart = plots.difference_chart(m, label=f"{c.run_b} − {c.run_a}")

@@ -8,24 +8,10 @@ import pandas as pd
 from t2i_audit.reports.alignment import alignment_md
 from t2i_audit.reports.diversity import diversity_md, label_cells
 from t2i_audit.reports.findings import findings_md
-from t2i_audit.reports.md_safe import no_raw_html
+from t2i_audit.reports.md_safe import md_escape, md_table, no_raw_html
 from t2i_audit.reports.results import RunResults, expected_images, memorization_summary
 from t2i_audit.reports.safety import safety_md
 from t2i_audit.reports.tables import fmt_ci, fmt_num, methodology_rows
-
-
-def md_escape(text) -> str:
-    """Escape text for a Markdown table cell (pipes, HTML, newlines)."""
-    s = str(text)
-    s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return s.replace("|", "\\|").replace("\n", " ").replace("\r", " ")
-
-
-def md_table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(md_escape(h) for h in header) + " |",
-             "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(md_escape(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def split_group(group: str) -> tuple[str, str]:

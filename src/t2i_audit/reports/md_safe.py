@@ -24,3 +24,17 @@ def no_raw_html(markdown: str) -> str:
 def opens_html(text: str) -> bool:
     """Whether ``text`` holds a ``<`` that CommonMark could read as raw HTML or an autolink."""
     return bool(_TAG_START.search(text))
+
+
+def md_escape(text) -> str:
+    """Escape text for a Markdown table cell (pipes, HTML, newlines)."""
+    s = str(text)
+    s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return s.replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+
+
+def md_table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(md_escape(h) for h in header) + " |",
+             "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(md_escape(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)

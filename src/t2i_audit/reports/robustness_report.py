@@ -18,8 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from t2i_audit.core.io import atomic_write_json, atomic_write_parquet, atomic_write_text
-from t2i_audit.reports.markdown import md_table
-from t2i_audit.reports.md_safe import no_raw_html
+from t2i_audit.reports.md_safe import md_table, no_raw_html
 from t2i_audit.reports.tables import fmt_ci, fmt_num
 
 SCHEMA = "t2i-audit/robustness/1"
@@ -191,7 +190,7 @@ def html_section(deltas, fairness, meta: dict) -> str:
 
 
 def html_page(deltas, fairness, meta: dict) -> str:
-    from t2i_audit.reports.html import CSP, CSS
+    from t2i_audit.reports.html_style import CSP, CSS
 
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
             f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\"><title>Robustness</title>"
