@@ -57,7 +57,7 @@ def label(run: Path, attributes, questions, probes, n, per_group, group_slots, s
 
 
 def _label_questions(run: Path, n: int, seed: int, labeller: str, out, show_prompt: bool) -> None:
-    from t2i_audit.evals.alignment.label_pairs import label_questions
+    from t2i_audit.audits.labels.question_labels import label_questions
 
     res = label_questions(run, n=n, seed=seed, labeller=labeller, out=out, show_prompt=show_prompt)
     click.echo(f"sampled {res['n']} of {res['n_pairs']} (image, question) pairs, up to {n} per question type "
