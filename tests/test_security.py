@@ -204,3 +204,28 @@ def test_no_source_file_calls_an_unsafe_loader():
                     r"yaml\.unsafe_load", r"dill\.", r"joblib\.load"):
             bad += [f"{p.name}: {m.group(0)}" for m in re.finditer(pat, text)]
     assert not bad, bad
+
+
+def test_every_file_image_and_user_yaml_goes_through_the_limits():
+    """Static guard (issue 40): images are opened through core.images (pixel limit before decoding)
+    and YAML through core.safe_yaml (size and alias limits), except the listed in-memory or packaged
+    sources."""
+    import re
+
+    root = Path(__file__).resolve().parents[1] / "src" / "t2i_audit"
+    allowed = {("core/images.py", "Image.open(path)"),  # the helper itself
+               ("world/corrupt.py", "Image.open(buf)"),  # an in-memory PNG round trip
+               ("evals/scoring/reference.py", "Image.open(io.BytesIO(blobs[i]))"),  # PictoWorld renders
+               ("audits/probes/attribute_probes.py", "yaml.safe_load(text)"),  # a packaged probe file
+               ("commands/sample.py", "yaml.safe_load(value)")}  # one --param scalar
+    found = set()
+    for p in root.rglob("*.py"):
+        rel = p.relative_to(root).as_posix()
+        for line in p.read_text().splitlines():
+            code = line.split("#")[0]
+            if "``" in code:  # docstring prose
+                continue
+            for m in re.finditer(r"(Image\.open|yaml\.safe_load|yaml\.load)\([^)]*\)?\)?", code):
+                found.add((rel, m.group(0)))
+    assert ('core/images.py', 'Image.open(path)') in found  # the scan sees calls
+    assert found <= allowed, sorted(found - allowed)

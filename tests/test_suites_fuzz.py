@@ -78,3 +78,37 @@ def test_random_bytes_file_is_one_line_input_error(tmp_path_factory, data):
         assert not binary or "not UTF-8" in str(e) or "binary content" in str(e)
     else:
         assert not binary
+
+
+# ---------------------------------------------------------------- anchors, aliases, sizes (issue 40)
+@st.composite
+def alias_documents(draw):
+    """A suite whose description holds random layers of anchors, each aliasing the previous layer a
+    random number of times (billion-laughs shapes, small and large), and whose images_per_prompt and
+    slot sizes are drawn up to far beyond the limits."""
+    width, depth = draw(st.integers(1, 12)), draw(st.integers(1, 12))
+    layers = ['  - &l0 "lol"'] + [f"  - &l{i} [" + ", ".join([f"*l{i - 1}"] * width) + "]" for i in range(1, depth)]
+    ipp = draw(st.sampled_from([1, 2, 10**6, 10**9, 2**62]))
+    n_values = draw(st.one_of(st.integers(1, 40), st.integers(317, 600)))  # under, or over, 100,000 combinations
+    values = ", ".join(f"v{i}" for i in range(n_values))
+    return (f"name: fz\nimages_per_prompt: {ipp}\ndescription:\n" + "\n".join(layers)
+            + f"\nslots:\n  x: [{values}]\n  y: [{values}]\ntemplates:\n  - template: 'a {{x}} {{y}}'\n")
+
+
+@settings(max_examples=40, deadline=2000, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(alias_documents())
+def test_alias_and_size_bombs_are_refused_fast_or_parse(doc):
+    """Within 2 s each: a document either parses (then its planned size is checked without building
+    the plan) or is refused with a one-line InputError naming the file; never MemoryError."""
+    from t2i_audit.evals.suites.loader import check_suite_size
+
+    try:
+        suite = parse_suite(doc, "fuzz.yaml")
+    except InputError as e:
+        assert "fuzz.yaml" in str(e) and "\n" not in str(e).strip()
+        return
+    str(suite.description)  # what used to expand the aliases
+    try:
+        check_suite_size(suite)
+    except InputError as e:
+        assert "--allow-large" in str(e)

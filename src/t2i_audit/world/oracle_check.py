@@ -16,6 +16,7 @@ from collections.abc import Iterable
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from t2i_audit.core.images import open_image
 from t2i_audit.stats.resampling import wilson_interval
 from t2i_audit.world.oracle import UNKNOWN, Reading
 from t2i_audit.world.vocab import SLOT_CENTRES
@@ -122,7 +123,6 @@ def check_dataset(directory, corruptions: list[str] | None = None, *, seed: int 
     with one table per condition."""
     from pathlib import Path
 
-    from PIL import Image
     from tqdm import tqdm
 
     from t2i_audit.errors import InputError
@@ -149,7 +149,7 @@ def check_dataset(directory, corruptions: list[str] | None = None, *, seed: int 
         path = directory / row["file"]
         if not path.is_file():
             raise InputError(f"{path}: image listed in the manifest is missing; re-render the data set")
-        with Image.open(path) as im:
+        with open_image(path) as im:
             img = im.convert("RGB")
         truth = truth_from_row(row)
         for c in conds:
