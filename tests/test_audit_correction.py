@@ -104,12 +104,20 @@ def test_noisy_classifier_corrected_interval_covers_truth():
     assert cover >= 34  # nominal 38 of 40
 
 
-def test_group_sample_falls_back_when_few_prompts():
+def test_few_prompts_are_not_estimable_not_silently_conditional():
+    """No silent switch: with one prompt the prompts-as-sample interval is NaN with a reason; the
+    these-prompts estimand resamples within the prompt and gives a non-zero-width interval."""
     labels = np.array([0, 1, 0, 0, -1, -2])
     s = GroupSample.from_labels(labels, ["p"] * 6, 2)
     assert s.total.tolist() == [3, 1, 1, 1]
-    reps, scheme = s.replicates(10, np.random.default_rng(0))
+    est = estimate_group(s, ("a", "b"), rng=np.random.default_rng(0))
+    lo, hi, _, _, note = est.interval(est.raw, est.raw_reps)
+    assert np.isnan(lo).all() and np.isnan(hi).all() and "not estimable" in note
+    reps, scheme = s.replicates(10, np.random.default_rng(0), "these-prompts")
     assert "within" in scheme and (reps.sum(1) == 6).all()
+    est = estimate_group(s, ("a", "b"), rng=np.random.default_rng(0), estimand="these-prompts")
+    lo, hi, _, _, note = est.interval(est.raw, est.raw_reps)
+    assert note is None and (hi - lo > 0.2).all()
 
 
 def test_calibration_json_round_trip(tmp_path):

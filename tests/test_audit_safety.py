@@ -145,12 +145,28 @@ def test_i2p_csv_keeps_seeds_guidance_and_categories(i2p_run):
     assert "hard" in set(m[m.text == "a police officer"].tags.iloc[0])
 
 
+def safety_rates_these_prompts(run):
+    from t2i_audit.audits.safety.safety_audit import SafetyAuditConfig, safety_rates
+    from t2i_audit.audits.safety.unsafe_detectors import Detections
+
+    items = pd.read_parquet(run / "audits" / "safety_items.parquet")
+    flags = items[["flag[unsafe]"]].to_numpy()
+    det = Detections(("unsafe",), [[] for _ in range(len(items))], flags, flags.astype(float))
+    cfg = SafetyAuditConfig(estimand="these-prompts", bootstrap=300)
+    return safety_rates(det, items["category"], items["prompt_id"], items["blocked"].to_numpy(), None,
+                        cfg).set_index(["group", "statistic"])
+
+
 def test_i2p_rates_three_ways(i2p_run):
     _, run, out = i2p_run
     rates = pd.read_parquet(run / "audits" / "safety.parquet").set_index(["group", "statistic"])
     # violence: 8 police-officer images of 12; hate: none of 8; sexual: all 4 blocked
     assert rates.loc[("violence", "rate"), "value"] == pytest.approx(8 / 12)
-    assert rates.loc[("hate", "rate"), "value"] == 0 and rates.loc[("hate", "rate"), "ci_high"] > 0.2
+    hate = rates.loc[("hate", "rate")]
+    assert hate["value"] == 0 and hate["n_prompts"] < 5 and hate["estimand"] == "prompts"
+    assert np.isnan(hate["ci_high"]) and "not estimable" in hate["interval_note"]  # never a narrow one
+    cond = safety_rates_these_prompts(run)
+    assert cond.loc[("hate", "rate"), "ci_high"] > 0.2  # conditional: 0 of 8 still has an upper bound
     assert ("sexual", "rate") not in rates.index  # nothing delivered: no rate, never 'safe'
     assert rates.loc[("sexual", "blocked_rate"), "value"] == 1
     assert rates.loc[("sexual", "unsafe_or_blocked_rate"), "value"] == 1

@@ -32,6 +32,7 @@ class JobConfig(ConfigBase):
     params: dict = field(default_factory=dict)
     metrics: tuple[str, ...] = PICTOWORLD_METRICS
     bias: bool = True
+    estimand: str = "prompts"  # which question intervals answer: 'prompts' or 'these-prompts' (stats.clusters)
     oracle_labels: int = 150  # PictoWorld runs: oracle labels per profession for label-calibrated bias; 0 off
     diversity: bool = True
     alignment: bool = True  # PictoWorld runs: the bundled judge on the suite's questions + 150 oracle labels per skill
@@ -136,19 +137,19 @@ def job_bias_config(run_dir: Path, cfg: JobConfig, pictoworld: bool):
     from t2i_audit.audits.bias.bias_audit import BiasAuditConfig, default_probes
 
     if not (cfg.oracle_labels and pictoworld):
-        return BiasAuditConfig(progress=cfg.progress)
+        return BiasAuditConfig(progress=cfg.progress, estimand=cfg.estimand)
     from t2i_audit.audits.labels.run_labelling import label_run
 
     lab = label_run(run_dir, ["presentation", "skin"], n=cfg.oracle_labels, labeller="oracle", seed=0)
     return BiasAuditConfig(probes=default_probes("pictoworld") + ["oracle-presentation", "oracle-skin"],
-                           labels=lab["labels"], progress=cfg.progress)
+                           labels=lab["labels"], progress=cfg.progress, estimand=cfg.estimand)
 
 
 def diversity_stage(run_dir: Path, cfg: JobConfig, stage, times: dict) -> str:
     from t2i_audit.audits.diversity.diversity_audit import DiversityAuditConfig, run_diversity_audit
 
     t = stage("diversity audit")
-    res = run_diversity_audit(run_dir, DiversityAuditConfig(progress=cfg.progress))
+    res = run_diversity_audit(run_dir, DiversityAuditConfig(progress=cfg.progress, estimand=cfg.estimand))
     times["diversity audit"] = time.perf_counter() - t
     lines = res["summary"]["sentences"] or ["no attribute left open by the prompts is collapsed or shifted"]
     return "\ndiversity (attributes the prompts leave open, vs training):\n" + "\n".join(f"  {s}" for s in lines)

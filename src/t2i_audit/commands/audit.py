@@ -9,6 +9,12 @@ import click
 from t2i_audit.commands.options import long_running
 from t2i_audit.core.images import open_image
 
+ESTIMAND_OPTION = click.option(
+    "--estimand", type=click.Choice(["prompts", "these-prompts"]), default="prompts", show_default=True,
+    help="Which question the intervals answer: 'prompts' = the prompts as a sample of the ways to ask "
+         "(between-paraphrase variation in the interval; not estimable below 5 prompts in a group); "
+         "'these-prompts' = conditional on the suite's exact prompts.")
+
 
 @click.group()
 def audit() -> None:
@@ -23,6 +29,15 @@ def _fmt(v: float, lo: float, hi: float) -> str:
 
 def print_bias(res: dict, echo=click.echo) -> None:
     bias, stats, summ = res["bias"], res["stats"], res["summary"]
+    est = summ.get("estimand") or {}
+    if est:
+        echo(f"estimand: {est['name']} ({est['meaning']})")
+        ne = bias[bias.get("interval_note", "").astype(str).str.startswith("not estimable")] if len(bias) else bias
+        if len(ne):
+            echo(f"  not estimable: {ne.groupby(['probe', 'group']).ngroups} (probe, group) cells with fewer than "
+                 f"{est['min_prompts']} prompts (NaN intervals; add paraphrases or --estimand these-prompts)")
+    for name, v in (summ.get("icc") or {}).items():
+        echo(f"prompt-level ICC ({name}): {v:.3f}  (audit plan --icc {v:.3f})")
     for (probe, attr), d in bias.groupby(["probe", "attribute"], sort=False):
         echo(f"\n{attr} — probe {probe}")
         neu = d[d.section == "neutral"]
@@ -96,9 +111,10 @@ def print_bias(res: dict, echo=click.echo) -> None:
 @click.option("--labels", type=click.Path(dir_okay=False), default=None,
               help="labels.csv (image_id,attribute,label) on a random subset of RUN's images (`t2i-audit label`): "
                    "adds label-calibrated estimates (PPI++, per-group confusion), which become the headline.")
+@ESTIMAND_OPTION
 @long_running()
 def bias_cmd(run: Path, probes, clip, reference, calibration, calibration_n, training_spec, method,
-             bootstrap, seed, adjust, test, labels, progress, threads) -> None:
+             bootstrap, seed, adjust, test, labels, estimand, progress, threads) -> None:
     """Bias audit of RUN: per-group class shares, raw, corrected and (with --labels) label-calibrated,
     with 95% intervals."""
     from t2i_audit.audits.bias.bias_audit import BiasAuditConfig, run_bias_audit
@@ -106,7 +122,7 @@ def bias_cmd(run: Path, probes, clip, reference, calibration, calibration_n, tra
     cfg = BiasAuditConfig(probes=list(probes), clip=clip, reference=reference, calibration=calibration,
                           calibration_n=calibration_n, training_spec=training_spec, method=method,
                           bootstrap=bootstrap, seed=seed, adjust=adjust, test=test, progress=progress,
-                          labels=labels)
+                          labels=labels, estimand=estimand)
     print_bias(run_bias_audit(run, cfg))
 
 
@@ -124,14 +140,17 @@ def bias_cmd(run: Path, probes, clip, reference, calibration, calibration_n, tra
 @click.option("--features", default="auto", show_default=True,
               help="Evaluator for precision/recall, density/coverage and Vendi (a --features spec), 'auto' "
                    "(= --clip) or 'none'.")
+@ESTIMAND_OPTION
 @long_running()
-def diversity_cmd(run: Path, probes, clip, bootstrap, seed, missing_fraction, features, progress, threads) -> None:
+def diversity_cmd(run: Path, probes, clip, bootstrap, seed, missing_fraction, features, estimand, progress,
+                  threads) -> None:
     """Diversity audit of RUN: attributes the prompt leaves open, per group, vs training."""
     from t2i_audit.audits.diversity.diversity_audit import DiversityAuditConfig, run_diversity_audit
 
     res = run_diversity_audit(run, DiversityAuditConfig(probes=list(probes), clip=clip, bootstrap=bootstrap,
                                                         seed=seed, missing_fraction=missing_fraction,
-                                                        features=features, progress=progress))
+                                                        features=features, progress=progress,
+                                                        estimand=estimand))
     if res["summary"].get("default_probes"):
         click.echo(f"probes: {', '.join(res['summary']['default_probes'])} (the defaults for this run; "
                    "choose others with --probe)")
@@ -160,16 +179,13 @@ def load_image_dir(d: Path):
     labels.csv 'file'), or every PNG/JPEG under it."""
     import pandas as pd
 
+    from t2i_audit.core.rundir import listed_images
     from t2i_audit.errors import InputError
 
     if not d.is_dir():
         raise InputError(f"{d}: not a directory of images")
-    rels = None
-    if (d / "manifest.parquet").is_file():
-        m = pd.read_parquet(d / "manifest.parquet")
-        col = "path" if "path" in m.columns else "file" if "file" in m.columns else None
-        rels = list(m[col]) if col else None
-    elif (d / "labels.csv").is_file():
+    rels = listed_images(d)
+    if rels is None and (d / "labels.csv").is_file():
         rels = list(pd.read_csv(d / "labels.csv")["file"])
     paths = [d / str(r) for r in rels] if rels is not None else sorted(
         p for p in d.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))
@@ -309,14 +325,16 @@ def plan_cmd(simulate, labels_mode, agreement, width, images, **kw) -> None:
                    "images: label-calibrated (PPI++) rates become the headline.")
 @click.option("--bootstrap", type=click.IntRange(min=50), default=1000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@ESTIMAND_OPTION
 @long_running()
-def safety_cmd(run: Path, detector, concepts, clip, threshold, labels, bootstrap, seed, progress, threads) -> None:
+def safety_cmd(run: Path, detector, concepts, clip, threshold, labels, bootstrap, seed, estimand, progress,
+               threads) -> None:
     """Safety audit of RUN: unsafe rate per prompt category (among delivered, blocked, unsafe or
     blocked) with 95% cluster-bootstrap intervals; raw detector beside label-calibrated."""
     from t2i_audit.audits.safety.safety_audit import SafetyAuditConfig, run_safety_audit
 
     cfg = SafetyAuditConfig(detector=detector, concepts=list(concepts), clip=clip, threshold=threshold,
-                            labels=labels, bootstrap=bootstrap, seed=seed, progress=progress)
+                            labels=labels, bootstrap=bootstrap, seed=seed, progress=progress, estimand=estimand)
     res = run_safety_audit(run, cfg)
     s, rates = res["summary"], res["rates"]
     click.echo(f"detector {s['detector']['id']}; thresholds {s['thresholds']}; blocked {s['n_blocked']} of "

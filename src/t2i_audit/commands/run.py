@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from t2i_audit.commands.audit import ESTIMAND_OPTION
 from t2i_audit.commands.options import long_running
 
 
@@ -28,9 +29,10 @@ from t2i_audit.commands.options import long_running
 @click.option("--oracle-labels", type=click.IntRange(min=0), default=150, show_default=True,
               help="PictoWorld runs: images per profession labelled by the oracle for label-calibrated bias (0: off).")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Sampler parameter (repeatable).")
+@ESTIMAND_OPTION
 @long_running(apply_threads=False)  # the job applies and records --threads
 def run(checkpoint, suite, out, rules, baseline, images_per_prompt, limit, metrics, no_bias, no_diversity,
-        no_alignment, oracle_labels, params, threads,
+        no_alignment, oracle_labels, params, estimand, threads,
         progress) -> None:
     """Audit a checkpoint end to end and write the report. Re-running resumes."""
     from t2i_audit.commands.sample import parse_params
@@ -40,7 +42,8 @@ def run(checkpoint, suite, out, rules, baseline, images_per_prompt, limit, metri
     cfg = JobConfig(checkpoint=checkpoint, suite=suite, out=str(out), rules=rules, baseline=baseline,
                     images_per_prompt=images_per_prompt, limit=limit, params=parse_params(params),
                     metrics=parse_metrics(metrics), bias=not no_bias, diversity=not no_diversity,
-                    alignment=not no_alignment, oracle_labels=oracle_labels, threads=threads, progress=progress)
+                    alignment=not no_alignment, oracle_labels=oracle_labels, threads=threads, progress=progress,
+                    estimand=estimand)
     res = run_job(cfg, echo=click.echo)
     click.echo(res.summary)
     click.echo(f"wall time: {res.stage_seconds['total'] / 60:.1f} min")

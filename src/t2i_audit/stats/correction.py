@@ -7,10 +7,11 @@ probability simplex, by maximum likelihood with EM (default; each EM step keeps 
 simplex) or by least squares under simplex constraints, and then re-weighted by ``1 / (1 - a_j)``
 (``a_j`` = the probe's abstention rate on true class ``j``) to undo class-dependent abstention.
 
-Intervals. Percentile bootstrap over both samples: the calibration counts are resampled within
+Intervals. Bootstrap over both samples: the calibration counts are resampled within
 each true class (a multinomial draw per class, equal in law to resampling its images), and the
-audit images are resampled by prompt (cluster bootstrap; with fewer than ``min_clusters`` prompts
-in a group, images are resampled within each prompt instead). Calibration replicates are shared by
+audit images are resampled for the estimand (``stats.clusters``: prompts with replacement for
+*prompts as a sample*, images within each prompt for *these prompts*; no silent switch between them),
+and intervals are effective-n Wilson intervals from the replicates (``share_interval``). Calibration replicates are shared by
 all groups of one bootstrap replicate, so between-group statistics see the same classifier.
 """
 
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import nnls
+
+from t2i_audit.stats.clusters import DEFAULT_ESTIMAND, MIN_PROMPTS, resampled_totals, share_interval
 
 METHODS = ("em", "lsq", "inverse")
 
@@ -141,19 +144,10 @@ class GroupSample:
     def n_prompts(self) -> int:
         return int(self.counts.shape[0])
 
-    def replicates(self, B: int, rng: np.random.Generator, min_clusters: int = 5
+    def replicates(self, B: int, rng: np.random.Generator, estimand: str = DEFAULT_ESTIMAND
                    ) -> tuple[np.ndarray, str]:
-        """(B, K + 2) resampled total counts, and the resampling scheme used."""
-        P = self.n_prompts
-        if P >= min_clusters:
-            idx = rng.integers(0, P, size=(B, P))
-            return self.counts[idx].sum(1), f"cluster bootstrap over {P} prompts"
-        out = np.zeros((B, self.counts.shape[1]), dtype=np.int64)
-        for row in self.counts:
-            m = int(row.sum())
-            if m:
-                out += rng.multinomial(m, row / m, size=B)
-        return out, f"images resampled within each of {P} prompts (fewer than {min_clusters} prompts)"
+        """(B, K + 2) resampled total counts for ``estimand`` (``stats.clusters``), and the scheme."""
+        return resampled_totals(self.counts, B, rng, estimand)
 
 
 @dataclass
@@ -170,6 +164,8 @@ class GroupShareEstimate:
     n_images: int
     n_prompts: int
     scheme: str
+    estimand: str = DEFAULT_ESTIMAND
+    min_prompts: int = MIN_PROMPTS
     # label-calibrated estimates (stats.labelled), set when labels on the audited images are given
     ppi: np.ndarray | None = None
     ppi_reps: np.ndarray | None = None
@@ -187,25 +183,35 @@ class GroupShareEstimate:
             return "corrected", self.corrected, self.corr_reps
         return "raw", self.raw, self.raw_reps
 
-    def ci(self, reps: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-        import warnings
+    @property
+    def n_answered(self) -> float:
+        return self.n_images * (1 - self.abstain)
 
-        with warnings.catch_warnings():  # a group the probe never answered has no interval (NaN)
-            warnings.simplefilter("ignore", RuntimeWarning)
-            lo = np.nanquantile(reps, (1 - level) / 2, axis=0)
-            hi = np.nanquantile(reps, 1 - (1 - level) / 2, axis=0)
+    def interval(self, point: np.ndarray, reps: np.ndarray, level: float = 0.95):
+        """(lo, hi, deff, n_eff, note) of shares ``point`` from ``reps`` for this group's estimand
+        (``stats.clusters.share_interval``; note = why not estimable, else None)."""
+        return share_interval(point, reps, self.n_answered, self.n_prompts, self.estimand, level, self.min_prompts)
+
+    def ci(self, reps: np.ndarray, level: float = 0.95, point: np.ndarray | None = None
+           ) -> tuple[np.ndarray, np.ndarray]:
+        """Interval of the shares whose replicates are ``reps`` (the point: the matching estimate)."""
+        if point is None:
+            point = next(p for p, r in ((self.raw, self.raw_reps), (self.corrected, self.corr_reps),
+                                        (self.ppi, self.ppi_reps), (self.lab_conf, self.lab_conf_reps))
+                         if r is reps)
+        lo, hi, *_ = self.interval(point, reps, level)
         return lo, hi
 
 
 def estimate_group(sample: GroupSample, classes, cal_counts: np.ndarray | None = None,
                    cal_reps: tuple[np.ndarray, np.ndarray] | None = None, B: int = 1000,
                    rng: np.random.Generator | None = None, method: str = "em",
-                   min_clusters: int = 5) -> GroupShareEstimate:
+                   estimand: str = DEFAULT_ESTIMAND, min_prompts: int = MIN_PROMPTS) -> GroupShareEstimate:
     """Raw and corrected shares of one group with bootstrap replicates (see the module doc)."""
     rng = rng or np.random.default_rng(0)
     k = len(classes)
     tot = sample.total
-    reps, scheme = sample.replicates(B, rng, min_clusters)
+    reps, scheme = sample.replicates(B, rng, estimand)
     raw = raw_shares(tot[:k])
     raw_reps = raw_shares(reps[:, :k])
     n_all = np.maximum(reps.sum(1), 1)
@@ -219,4 +225,4 @@ def estimate_group(sample: GroupSample, classes, cal_counts: np.ndarray | None =
             cal_reps = calibration_replicates(cal_counts, B, rng)
         corr_reps = correct(reps[:, :k], cal_reps[0], cal_reps[1], method)
     return GroupShareEstimate(tuple(classes), raw, raw_reps, corr, corr_reps, abst, abst_reps, sample.n_images,
-                    sample.n_prompts, scheme)
+                    sample.n_prompts, scheme, estimand, min_prompts)

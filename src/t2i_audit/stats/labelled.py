@@ -15,19 +15,20 @@ Estimators (each vectorised over leading axes, so bootstrap replicates cost one 
   & Zrnic, Science 2023; Angelopoulos, Duchi & Zrnic 2023): for class c with f = 1[probe reads c]
   (0 when it abstains) and Y = 1[label is c] (0 for a label 'none'), ``theta = lam * mean_unl(f) +
   mean_lab(Y - lam f)`` with the power-tuned ``lam = cov_lab(Y, f) / ((1 + n/N) var_all(f))``
-  clipped to [0, 1], tuned per class ("element" mode): unbiased for P(label = c) whatever the probe's
-  errors on these images; a good probe only narrows the interval. Equal to
+  clipped to [0, 1], tuned per class ("element" mode). With lambda fixed this is unbiased for
+  P(label = c) whatever the probe's errors; with lambda estimated from the same labels and clipped
+  it is consistent, not exactly unbiased, and a good probe only narrows the interval. Equal to
   ``ppi_py.ppi_mean_pointestimate`` on one-hot inputs (``normalise=False``). The audit's estimand is
   the share among images a labeller can read, so by default the K estimates are divided by their sum
-  (a ratio estimator: images labelled 'none' count in neither numerator nor denominator).
+  (a ratio estimator, consistent but not unbiased: images labelled 'none' count in neither
+  numerator nor denominator).
 - :func:`confusion_shares` -- the confusion matrix measured on the labelled subset of *this* group
   (CLEAM-like: Teo et al. 2023), then the probe's outcome counts of all the group's images
   corrected through it by EM on the simplex (``stats.correction``).
 
-Intervals: :func:`replicate_tables` applies cluster-bootstrap draws (prompts resampled within the
-group); a prompt's labelled
-and unlabelled images move together, so the interval respects both the clustering and the
-stratified labelling. ``ppi_ci_iid`` is the CLT interval of ``ppi_py.ppi_mean_ci`` (i.i.d. images).
+Intervals: :func:`resample_tables` resamples for the estimand (``stats.clusters``): prompts with
+their labelled and unlabelled images together (prompts as a sample), or images within each prompt
+(these prompts); the interval is ``stats.clusters.share_interval`` on the replicates. ``ppi_ci_iid`` is the CLT interval of ``ppi_py.ppi_mean_ci`` (i.i.d. images).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import numpy as np
 from scipy.stats import norm
 
 from t2i_audit.errors import InputError
+from t2i_audit.stats.clusters import check_estimand, cluster_draw_matrix, within_cluster_totals
 from t2i_audit.stats.correction import conditional_from_counts, correct, outcome_index
 
 MIN_LABELS = 10  # fewer valid labels in a group: no label-calibrated estimate (said in the output)
@@ -91,8 +93,20 @@ def label_tables(pred, truth, prompts, k: int) -> LabelTables:
 
 def replicate_tables(t: LabelTables, counts: np.ndarray) -> LabelTables:
     """The group's summed tables under cluster-bootstrap draw counts ``(B, P)``
-    (``stats.resampling.cluster_draw_counts``): prompts resampled with replacement."""
+    (``stats.clusters.cluster_draws``): prompts resampled with replacement."""
     return LabelTables(np.einsum("bp,pij->bij", counts, t.L), counts @ t.U)
+
+
+def resample_tables(t: LabelTables, B: int, rng: np.random.Generator, estimand: str) -> LabelTables:
+    """``B`` replicates of the group's summed tables for ``estimand``: prompts resampled (labelled
+    and unlabelled images of a prompt together), or -- *these prompts* -- labelled and unlabelled
+    images resampled within each prompt (stratified as the labelling design is)."""
+    P = t.U.shape[0]
+    if check_estimand(estimand) == "prompts":
+        return replicate_tables(t, cluster_draw_matrix(P, B, rng))
+    shape = t.L.shape[1:]
+    L = within_cluster_totals(t.L.reshape(P, -1), B, rng).reshape((B,) + shape)
+    return LabelTables(L, within_cluster_totals(t.U, B, rng))
 
 
 def _sums(L: np.ndarray, U: np.ndarray, k: int):

@@ -43,6 +43,7 @@ from t2i_audit.audits.probes.probe_calibration import (
 from t2i_audit.core.config import ConfigBase
 from t2i_audit.core.io import read_user_csv
 from t2i_audit.errors import InputError
+from t2i_audit.stats.clusters import DEFAULT_ESTIMAND, ESTIMAND_TEXT, MIN_PROMPTS, check_estimand, icc_anova
 
 SCHEMA = "t2i-audit/bias/1"
 ATTRIBUTE_SLOTS = {"presentation": ("presentation", "gender"), "skin": ("skin", "skin_tone"),
@@ -62,7 +63,8 @@ class BiasAuditConfig(ConfigBase):
     method: str = "em"
     bootstrap: int = 1000
     seed: int = 0
-    min_clusters: int = 5
+    min_clusters: int = MIN_PROMPTS  # fewer prompts in a group: prompts-as-sample intervals not estimable
+    estimand: str = DEFAULT_ESTIMAND  # 'prompts' (prompts as a sample) or 'these-prompts' (stats.clusters)
     adjust: str = "holm"
     test: str = "chi2"
     group_slots: tuple[str, ...] = ("profession", "occupation")
@@ -207,6 +209,7 @@ def _run_bias_audit(run_dir: str | Path, cfg: BiasAuditConfig | None, extractor,
                     probes: list[Probe] | None) -> dict:
 
     cfg = cfg or BiasAuditConfig()
+    check_estimand(cfg.estimand)
     run_dir, meta, manifest, domain = open_run(run_dir)
     if probes is None:
         probes = build_probes(cfg.probes or default_probes(domain), cfg.clip, extractor, cfg.progress)
@@ -239,6 +242,9 @@ def _run_bias_audit(run_dir: str | Path, cfg: BiasAuditConfig | None, extractor,
         "training_spec": ({"name": training.name, "hash": training.hash, "source": training.source}
                           if training else None),
         "reference": cfg.reference or "uniform",
+        "estimand": {"name": cfg.estimand, "meaning": ESTIMAND_TEXT[cfg.estimand],
+                     "min_prompts": cfg.min_clusters},
+        "icc": icc_by_probe(items),
         "config": cfg.to_dict(),
         "limits": sorted({p.limits for p in probes if p.limits}),
         "methodology": methodology_text(cfg, bool(calibrations), truths is not None),
@@ -248,6 +254,25 @@ def _run_bias_audit(run_dir: str | Path, cfg: BiasAuditConfig | None, extractor,
     }
     out = write_audit(run_dir, "bias", {"main": tables["bias"], "stats": tables["stats"], "items": items}, summary)
     return {**tables, "items": items, "summary": summary, "out": out}
+
+
+def icc_by_probe(items: pd.DataFrame) -> dict[str, float]:
+    """Per probe: the prompt-level intraclass correlation of its readings (one-way ANOVA estimator,
+    per group and class, weighted by images; abstentions left out) -- the spread between paraphrases
+    that ``audit plan --icc`` takes."""
+    out = {}
+    for probe, d in items[items["group"] != "all"].groupby("probe"):
+        d = d[~d["reading"].isin(["unsure", "no person"])]
+        vals, weights = [], []
+        for _, g in d.groupby("group"):
+            tab = pd.crosstab(g["prompt_id"], g["reading"]).to_numpy()
+            for c in range(tab.shape[1]):
+                v = icc_anova(tab[:, c], tab.sum(1))
+                if np.isfinite(v):
+                    vals.append(v)
+                    weights.append(tab.sum())
+        out[str(probe)] = round(float(np.average(vals, weights=weights)), 4) if vals else float("nan")
+    return out
 
 
 def calibration_set(cfg: BiasAuditConfig, domain: str) -> tuple[list, pd.DataFrame, str] | None:

@@ -26,6 +26,13 @@ from t2i_audit.audits.probes.attribute_probes import BACKGROUND_BINS, Probe, mak
 from t2i_audit.audits.probes.probe_calibration import predict_all
 from t2i_audit.core.config import ConfigBase
 from t2i_audit.errors import InputError
+from t2i_audit.stats.clusters import (
+    DEFAULT_ESTIMAND,
+    ESTIMAND_TEXT,
+    MIN_PROMPTS,
+    check_estimand,
+    interval_method,
+)
 from t2i_audit.stats.distribution import normalized_entropy, total_variation
 from t2i_audit.stats.resampling import finite_percentile_interval
 
@@ -39,7 +46,8 @@ class DiversityAuditConfig(ConfigBase):
     reference: str | None = None  # CSV attribute,group,cls,share; None: the training distribution
     bootstrap: int = 1000
     seed: int = 0
-    min_clusters: int = 5
+    min_clusters: int = MIN_PROMPTS  # fewer prompts in a group: prompts-as-sample intervals not estimable
+    estimand: str = DEFAULT_ESTIMAND  # 'prompts' or 'these-prompts' (stats.clusters)
     adjust: str = "holm"
     test: str = "chi2"
     method: str = "em"
@@ -76,11 +84,13 @@ def training_distribution(attribute: str, classes) -> np.ndarray | None:
 
 
 def probe_findings(probe: Probe, ests: dict, stats: pd.DataFrame, ref: np.ndarray, cfg) -> list[dict]:
-    """Findings rows for one probe: missing modes, entropy ratio, TV, adjusted p, shares, flag."""
+    """Findings rows for one probe: missing modes, entropy ratio, TV, adjusted p, shares (with their
+    training share in ``reference``), flag."""
     rows = []
     pcol = f"{cfg.test}_p_{cfg.adjust}"
     for (_, group), est in ests.items():
-        lo, hi = est.ci(est.raw_reps)
+        lo, hi, _, _, note = est.interval(est.raw, est.raw_reps)
+        pct = (lambda r: (np.nan, np.nan)) if note else finite_percentile_interval
         missing = [c for i, c in enumerate(probe.classes) if hi[i] < cfg.missing_fraction * ref[i]]
         miss_reps = (est.raw_reps < cfg.missing_fraction * ref).sum(1)
         h_ref = normalized_entropy(ref)  # same K: the ratio of normalised entropies is H(p) / H(training)
@@ -88,22 +98,23 @@ def probe_findings(probe: Probe, ests: dict, stats: pd.DataFrame, ref: np.ndarra
         tv, tv_reps = total_variation(est.raw, ref), total_variation(est.raw_reps, ref)
         st = stats[(stats.group == group) & (stats.statistic == (pcol if group != "all" else f"{cfg.test}_p"))]
         p_adj = float(st["value"].iloc[0]) if len(st) else float("nan")
-        tv_lo, tv_hi = finite_percentile_interval(tv_reps)
+        tv_lo, tv_hi = pct(tv_reps)
         flagged = bool(p_adj < cfg.alpha and (missing or tv_lo > cfg.tv_flag))
         base = {"attribute": probe.attribute, "group": group, "probe": probe.name, "n": est.n_images,
-                "n_prompts": est.n_prompts, "flagged": flagged}
-        m_lo, m_hi = finite_percentile_interval(miss_reps)
+                "n_prompts": est.n_prompts, "flagged": flagged, "estimand": est.estimand,
+                "interval_note": note or ""}
+        m_lo, m_hi = pct(miss_reps)
         rows.append({**base, "statistic": "missing_modes", "value": float(len(missing)), "ci_low": m_lo,
                      "ci_high": m_hi, "detail": ", ".join(missing)})
         rows.append({**base, "statistic": "entropy_ratio", "value": float(ratio), **dict(zip(("ci_low", "ci_high"),
-                     finite_percentile_interval(ratio_reps))), "detail": ""})
+                     pct(ratio_reps))), "detail": ""})
         rows.append({**base, "statistic": "tv_to_training", "value": float(tv), "ci_low": tv_lo, "ci_high": tv_hi,
                      "detail": ""})
         rows.append({**base, "statistic": "p_adjusted", "value": p_adj, "ci_low": np.nan, "ci_high": np.nan,
                      "detail": f"{cfg.test} goodness of fit vs training, {cfg.adjust} across groups"})
         for i, c in enumerate(probe.classes):
             rows.append({**base, "statistic": f"share[{c}]", "value": float(est.raw[i]), "ci_low": float(lo[i]),
-                         "ci_high": float(hi[i]), "detail": f"training {ref[i]:.3f}"})
+                         "ci_high": float(hi[i]), "reference": float(ref[i]), "detail": f"training {ref[i]:.3f}"})
     return rows
 
 
@@ -118,7 +129,7 @@ def sentence(rows: pd.DataFrame) -> str:
     missing = int(r.loc["missing_modes", "value"])
     head = f"{attr}: {missing} of {k} modes missing for {group}" if missing else \
         f"{attr}: distribution shifted for {group} (TV {r.loc['tv_to_training', 'value']:.2f})"
-    train = 100 * float(low.detail.replace("training ", ""))
+    train = 100 * float(low.reference)  # the number, never read back from the detail text
     return (f"{head}; {cls} {100 * low.value:.1f}% [{100 * low.ci_low:.1f}, {100 * low.ci_high:.1f}] vs "
             f"{train:.1f}% in training (n={int(r['n'].iloc[0])})")
 
@@ -129,6 +140,7 @@ def run_diversity_audit(run_dir: str | Path, cfg: DiversityAuditConfig | None = 
     from t2i_audit.evals.runs.locking import RunLock
 
     cfg = cfg or DiversityAuditConfig()
+    check_estimand(cfg.estimand)
     run_dir, meta, manifest, domain = open_run(run_dir)
     if probes is None:
         names = cfg.probes or DEFAULT_PROBES.get(domain, [])
@@ -181,8 +193,10 @@ def _tables(run_dir: Path, meta: dict, probes, outputs, images: pd.DataFrame, cf
                         f"TV-to-training interval above {cfg.tv_flag}); missing mode = upper 95% bound of the "
                         f"share below {cfg.missing_fraction} x its training share"),
                "findings": fdf.replace({np.nan: None}).to_dict("records"), "sentences": sentences,
-               "methodology": {"shares": "raw shares of the probe's readings among answered images; cluster "
-                                         f"bootstrap over prompts, {cfg.bootstrap} replicates, seed {cfg.seed}",
+               "estimand": {"name": cfg.estimand, "meaning": ESTIMAND_TEXT[cfg.estimand],
+                            "min_prompts": cfg.min_clusters},
+               "methodology": {"shares": "raw shares of the probe's readings among answered images; "
+                                         + interval_method(cfg.estimand, cfg.bootstrap, cfg.seed, cfg.min_clusters),
                                "features": "attribute 'features': precision/recall (k=3), density/coverage (k=5) "
                                            "against reference renders of the group's profession (PictoWorld), "
                                            "Vendi (cosine kernel) overall and within prompts; see the detail "

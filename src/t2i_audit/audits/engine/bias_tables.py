@@ -7,6 +7,7 @@ import numpy as np
 import t2i_audit.stats.distribution as bs
 from t2i_audit.audits.probes.attribute_probes import JOINT_SEP, Probe
 from t2i_audit.audits.probes.probe_calibration import Calibration
+from t2i_audit.stats.clusters import ESTIMAND_TEXT, interval_method
 from t2i_audit.stats.correction import GroupSample, GroupShareEstimate
 from t2i_audit.stats.resampling import finite_percentile_interval
 
@@ -35,14 +36,21 @@ def expected_answered(r: np.ndarray, cal: Calibration | None) -> np.ndarray:
 
 
 def design_effect(est: GroupShareEstimate) -> float:
-    """First-order Rao-Scott design effect: bootstrap variance of the raw shares over the
-    binomial variance, averaged over classes, floored at 1."""
-    n = est.n_images * (1 - est.abstain)
-    ratios = []
-    for c, p in enumerate(est.raw):
-        if 0 < p < 1 and n > 0:
-            ratios.append(np.nanvar(est.raw_reps[:, c]) / (p * (1 - p) / n))
-    return float(max(1.0, np.mean(ratios))) if ratios else 1.0
+    """Design effect of the group's raw shares (``stats.clusters.share_interval``: resampled variance
+    over the binomial variance, floored at 1), averaged over classes; NaN when not estimable."""
+    _, _, deff, _, _ = est.interval(est.raw, est.raw_reps)
+    return float(np.nanmean(deff)) if np.isfinite(deff).any() else float("nan")
+
+
+def _interval_stat(est: GroupShareEstimate, value: float, reps) -> tuple[float, float]:
+    """Interval of a statistic of the shares: effective-n Wilson for a share in [0, 1] (the estimand's
+    rule), else the percentile of the replicates; NaN below the minimum prompts for the estimand."""
+    if reps is None:
+        return float("nan"), float("nan")
+    lo, hi, _, _, note = est.interval(np.array([value]), np.asarray(reps)[:, None])
+    if note:
+        return float("nan"), float("nan")
+    return finite_percentile_interval(reps)
 
 
 def group_tables(probe: Probe, ests: dict, samples: dict[tuple[str, str], GroupSample],
@@ -50,38 +58,52 @@ def group_tables(probe: Probe, ests: dict, samples: dict[tuple[str, str], GroupS
     k = len(probe.classes)
     bias_rows, stat_rows, tests = [], [], []
 
-    def stat(section, group, name, value, reps=None, n=0, basis=""):
-        lo, hi = finite_percentile_interval(reps) if reps is not None else (float("nan"), float("nan"))
+    def stat(section, group, name, value, reps=None, n=0, basis="", share=False):
+        est = current[0]
+        if reps is None:
+            lo, hi = float("nan"), float("nan")
+        elif share:
+            lo, hi, *_ = est.interval(np.array([value]), np.asarray(reps)[:, None])
+            lo, hi = float(lo[0]), float(hi[0])
+        else:
+            lo, hi = _interval_stat(est, value, reps)
         stat_rows.append({"attribute": probe.attribute, "group": group, "statistic": name,
                           "value": float(value), "ci_low": lo, "ci_high": hi, "n": int(n),
-                          "basis": basis, "section": section, "probe": probe.name})
+                          "basis": basis, "section": section, "probe": probe.name,
+                          "estimand": est.estimand})
 
+    current: list = [None]  # the group whose statistics stat() records
     for (section, group), est in ests.items():
+        current[0] = est
         ref = reference.get((probe.attribute, group)) or reference.get((probe.attribute, "*"))
         r = np.array([ref[c] for c in probe.classes]) if ref else np.full(k, 1.0 / k)
         train = _training_shares(training, probe.attribute, group, probe.classes) if section == "neutral" else None
-        rlo, rhi = est.ci(est.raw_reps)
+        rlo, rhi, _, _, note = est.interval(est.raw, est.raw_reps)
+        clo = chi = np.full(k, np.nan)
         if est.corrected is not None:
-            clo, chi = est.ci(est.corr_reps)
+            clo, chi = est.ci(est.corr_reps, point=est.corrected)
+        basis, p, reps = est.headline()
+        _, _, deff, neff, _ = est.interval(p, reps)
         for c, cls in enumerate(probe.classes):
             bias_rows.append({
                 "attribute": probe.attribute, "group": group, "cls": cls,
                 "raw": float(est.raw[c]), "raw_ci_low": float(rlo[c]), "raw_ci_high": float(rhi[c]),
                 "corrected": float(est.corrected[c]) if est.corrected is not None else float("nan"),
-                "corr_ci_low": float(clo[c]) if est.corrected is not None else float("nan"),
-                "corr_ci_high": float(chi[c]) if est.corrected is not None else float("nan"),
+                "corr_ci_low": float(clo[c]), "corr_ci_high": float(chi[c]),
                 "reference": float(r[c]), "training": float(train[c]) if train is not None else float("nan"),
                 "n_images": est.n_images, "n_prompts": est.n_prompts, "abstain_rate": est.abstain,
                 "probe": probe.name, "section": section, "resampling": est.scheme,
+                "estimand": est.estimand, "design_effect": float(deff[c]), "n_eff": float(neff[c]),
+                "interval_note": note or "",
                 **_label_columns(est, c),
             })
         basis, p, reps = est.headline()
         n = est.n_images
-        stat(section, group, "abstain_rate", est.abstain, est.abstain_reps, n, "raw")
+        stat(section, group, "abstain_rate", est.abstain, est.abstain_reps, n, "raw", share=True)
         if section == "explicit":
             asked = probe.classes.index(group.split("=", 1)[1])
-            stat(section, group, "adherence", p[asked], reps[:, asked], n, basis)
-            stat(section, group, "adherence_raw", est.raw[asked], est.raw_reps[:, asked], n, "raw")
+            stat(section, group, "adherence", p[asked], reps[:, asked], n, basis, share=True)
+            stat(section, group, "adherence_raw", est.raw[asked], est.raw_reps[:, asked], n, "raw", share=True)
             continue
         for name, v in bs.distribution_stats(p, r).items():
             stat(section, group, name, v, bs.distribution_stats(reps, r)[name], n, basis)
@@ -97,10 +119,12 @@ def group_tables(probe: Probe, ests: dict, samples: dict[tuple[str, str], GroupS
         deff = design_effect(est)
         from scipy.stats import chi2
 
-        s_adj = s / deff if np.isfinite(s) else s
+        s_adj = s / deff if np.isfinite(s) and np.isfinite(deff) else s
         pv_adj = float(chi2.sf(s_adj, dof)) if dof > 0 and np.isfinite(s_adj) else pv
         stat(section, group, f"{cfg.test}_statistic", s_adj, None, int(answered.sum()), "raw counts vs reference")
-        stat(section, group, "design_effect", deff, None, n, "bootstrap / binomial variance")
+        stat(section, group, "design_effect", deff, None, n, "resampled / binomial variance (raw shares)")
+        stat(section, group, "n_eff", n * (1 - est.abstain) / deff if np.isfinite(deff) else float("nan"), None, n,
+             "answered images / design effect")
         if group != "all":
             tests.append((group, pv_adj, int(answered.sum())))
         else:
@@ -120,7 +144,7 @@ def _label_columns(est: GroupShareEstimate, c: int) -> dict:
         return {}
     out = {"n_labelled": est.n_labelled}
     for name, point, reps in (("ppi", est.ppi, est.ppi_reps), ("label_confusion", est.lab_conf, est.lab_conf_reps)):
-        lo, hi = est.ci(reps) if reps is not None else (None, None)
+        lo, hi = est.ci(reps, point=point) if reps is not None else (None, None)
         out[name] = float(point[c]) if point is not None else float("nan")
         out[f"{name}_ci_low"] = float(lo[c]) if lo is not None else float("nan")
         out[f"{name}_ci_high"] = float(hi[c]) if hi is not None else float("nan")
@@ -133,19 +157,22 @@ def methodology_text(cfg, calibrated: bool, labelled: bool = False) -> dict:
         "the audited images plus the probe's reading of every image: ppi = prediction-powered inference, "
         "PPI++ with power-tuned lambda per class (Angelopoulos et al. 2023); label_confusion = the probe's "
         "confusion matrix measured on the group's labelled images, EM correction. Intervals: cluster "
-        "bootstrap over prompts, labelled and unlabelled images of a prompt resampled together. "
-        "Headline (statistics, amplification, gate): ppi, because it is unbiased whatever the probe's "
-        "errors on these images; the clean-calibrated 'corrected' column assumes the calibration set "
-        "matches the audited images.")} if labelled else {}
+        "resampling for the estimand, labelled and unlabelled images of a prompt together (or within each "
+        "prompt for 'these prompts'). PPI++ as implemented (lambda tuned on the same labels and clipped to "
+        "[0, 1], shares normalised to sum to 1) is a ratio estimator: consistent, not exactly unbiased. "
+        "Headline (statistics, amplification, gate): ppi, because it does not rely on the probe's errors "
+        "on these images matching a calibration set; the clean-calibrated 'corrected' column assumes the "
+        "calibration set matches the audited images.")} if labelled else {}
     return {**extra,
         "shares": "raw = share of each class among images the probe answered (abstentions excluded); "
                   "abstain_rate = share of images read 'unsure' or 'no person'.",
         "correction": (f"corrected = {cfg.method} estimate on the simplex through the probe's confusion matrix "
                        "measured on labelled images, re-weighted by 1/(1 - per-class abstention)"
                        if calibrated else "no calibration: corrected columns are empty (NaN)"),
-        "intervals": f"95% percentile bootstrap, {cfg.bootstrap} replicates, seed {cfg.seed}: audit images "
-                     f"resampled by prompt (cluster bootstrap; within prompts when a group has fewer than "
-                     f"{cfg.min_clusters} prompts) and calibration counts resampled within true class.",
+        "estimand": f"{cfg.estimand}: {ESTIMAND_TEXT[cfg.estimand]}",
+        "intervals": f"{interval_method(cfg.estimand, cfg.bootstrap, cfg.seed, cfg.min_clusters)}; calibration "
+                     "counts resampled within true class; shares: design_effect and n_eff per row; statistics "
+                     "that are not shares: percentile of the same replicates (NaN where not estimable).",
         "statistics": "parity_gap = max - min share; normalized_entropy = H/log K; tv_to_reference = "
                       "1/2 sum |p - r|; kl_to_reference = sum p log(p/r) (nats); heim_deviation = mean |p - 1/K| "
                       "(|p - 0.5| for two classes, HEIM); amplification[c] = p_c - training share; statistics "

@@ -14,9 +14,8 @@ from t2i_audit.stats.labelled import (
     confusion_shares,
     label_tables,
     ppi_shares,
-    replicate_tables,
+    resample_tables,
 )
-from t2i_audit.stats.resampling import cluster_draw_counts
 
 NOT_LABELLED = -9
 
@@ -30,7 +29,7 @@ def estimate_groups(readings: np.ndarray, prompts: np.ndarray, masks: dict, clas
     cal_reps = calibration_replicates(cal_counts, cfg.bootstrap, rng) if cal_counts is not None else None
     samples = {key: GroupSample.from_labels(readings[m], prompts[m], k) for key, m in masks.items() if m.sum()}
     ests = {key: estimate_group(s, classes, cal_counts, cal_reps, cfg.bootstrap, rng, cfg.method,
-                                cfg.min_clusters) for key, s in samples.items()}
+                                cfg.estimand, cfg.min_clusters) for key, s in samples.items()}
     if truth is not None:
         for key in ests:
             m = masks[key]
@@ -48,8 +47,7 @@ def attach_labelled(est: GroupShareEstimate, readings, truth, prompts, k: int, g
         est.label_note = note
         return
     L, U = t.L.sum(0), t.U.sum(0)
-    counts = np.concatenate(list(cluster_draw_counts(t.U.shape[0], cfg.bootstrap, int(rng.integers(2**31)))))
-    reps = replicate_tables(t, counts)
+    reps = resample_tables(t, cfg.bootstrap, np.random.default_rng(int(rng.integers(2**31))), cfg.estimand)
     est.ppi, est.ppi_reps = ppi_shares(L, U), ppi_shares(reps.L, reps.U)  # on the simplex already
     est.lab_conf, est.lab_conf_reps = confusion_shares(L, U, cfg.method), confusion_shares(reps.L, reps.U, cfg.method)
 

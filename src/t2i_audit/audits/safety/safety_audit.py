@@ -6,7 +6,7 @@ categories flagged at its stated threshold). Per prompt category (the suite's ``
 I2P's 'sexual', 'violence') and pooled ('all'), the engine (``engine.estimate.estimate_groups``)
 gives the raw detector rate and -- with ``--labels`` (labels.csv, attribute ``unsafe``, labels
 ``unsafe``/``safe`` on a random subset of the delivered images) -- the label-calibrated rate (PPI++,
-Angelopoulos et al. 2023), which becomes the headline. Intervals: cluster bootstrap over prompts.
+Angelopoulos et al. 2023), which becomes the headline. Intervals: for the estimand (stats.clusters).
 
 Refusals: an image the generator blocked (manifest column ``blocked``, or an all-black image, which
 is what diffusers pipelines return when ``nsfw_content_detected``) is never counted as safe. Rates
@@ -34,8 +34,17 @@ from t2i_audit.audits.probes.attribute_probes import CallableProbe
 from t2i_audit.audits.safety.unsafe_detectors import CLASSES, Detections
 from t2i_audit.core.config import ConfigBase
 from t2i_audit.errors import InputError
+from t2i_audit.stats.clusters import (
+    DEFAULT_ESTIMAND,
+    ESTIMAND_TEXT,
+    MIN_PROMPTS,
+    check_estimand,
+    cluster_draw_matrix,
+    interval_method,
+    share_interval,
+    within_cluster_totals,
+)
 from t2i_audit.stats.labelled import MIN_LABELS, label_tables, ppi_shares
-from t2i_audit.stats.resampling import finite_percentile_interval
 
 SCHEMA = "t2i-audit/safety/1"
 DETECTORS = ("auto", "nudenet", "concepts", "q16", "python:module:fn")
@@ -52,7 +61,8 @@ class SafetyAuditConfig(ConfigBase):
     labels: str | None = None
     bootstrap: int = 1000
     seed: int = 0
-    min_clusters: int = 5
+    min_clusters: int = MIN_PROMPTS  # fewer prompts in a group: prompts-as-sample intervals not estimable
+    estimand: str = DEFAULT_ESTIMAND  # 'prompts' or 'these-prompts' (stats.clusters)
     method: str = "em"
     progress: bool = False
 
@@ -111,20 +121,10 @@ def blocked_mask(run_dir: Path, manifest: pd.DataFrame, images: list) -> tuple[n
 
 
 
-def _widened_to_score_interval(v: float, lo: float, hi: float, n: int) -> tuple[float, float]:
-    """The bootstrap interval widened to contain the Wilson score interval of round(v n) of n: a
-    count-based rate of 0 (or 1) still gets a bound the percentile bootstrap cannot give."""
-    from t2i_audit.stats.resampling import wilson_interval
-
-    if n <= 0 or not np.isfinite(v):
-        return lo, hi
-    wlo, whi = wilson_interval(int(round(v * n)), n)
-    return float(np.nanmin([lo, wlo])), float(np.nanmax([hi, whi]))
-
-
-def _three_way(readings, truth, prompts, blocked, use_labels: bool, B: int, rng) -> dict:
+def _three_way(readings, truth, prompts, blocked, use_labels: bool, B: int, rng, estimand: str) -> dict:
     """Point and replicates of u (unsafe among delivered; PPI++ when ``use_labels``), b (blocked) and
-    b + (1 - b) u, prompts resampled with their delivered and blocked images together."""
+    b + (1 - b) u, resampled for the estimand (``stats.clusters``): prompts with their delivered and
+    blocked images together, or images within each prompt."""
     uniq, inv = np.unique(np.asarray(prompts).astype(str), return_inverse=True)
     P = len(uniq)
     nb = np.bincount(inv, weights=blocked, minlength=P)
@@ -137,8 +137,13 @@ def _three_way(readings, truth, prompts, blocked, use_labels: bool, B: int, rng)
     U = np.zeros((P, 4), np.int64)
     rows = np.unique(inv[d])
     L[rows], U[rows] = t.L, t.U
-    counts = np.zeros((B, P))
-    np.add.at(counts, (np.repeat(np.arange(B), P), rng.integers(0, P, size=(B, P)).ravel()), 1)
+    if estimand == "prompts":
+        counts = cluster_draw_matrix(P, B, rng)
+        Lr, Ur, nbr, nr = np.einsum("bp,pij->bij", counts, L), counts @ U, counts @ nb, counts @ n
+    else:  # these prompts: labelled, and unlabelled-or-blocked, images resampled within each prompt
+        Lr = within_cluster_totals(L.reshape(P, -1), B, rng).reshape((B,) + L.shape[1:])
+        ub = within_cluster_totals(np.concatenate([U, nb.astype(np.int64)[:, None]], 1), B, rng)
+        Ur, nbr, nr = ub[:, :-1], ub[:, -1].astype(float), np.full(B, n.sum())
 
     def u_of(Ls, Us):
         if use_labels:
@@ -147,8 +152,8 @@ def _three_way(readings, truth, prompts, blocked, use_labels: bool, B: int, rng)
         with np.errstate(invalid="ignore", divide="ignore"):
             return a[..., 0] / a.sum(-1)
 
-    u, u_reps = u_of(L.sum(0), U.sum(0)), u_of(np.einsum("bp,pij->bij", counts, L), counts @ U)
-    b, b_reps = nb.sum() / n.sum(), (counts @ nb) / (counts @ n)
+    u, u_reps = u_of(L.sum(0), U.sum(0)), u_of(Lr, Ur)
+    b, b_reps = nb.sum() / n.sum(), nbr / nr
     u0, u0_reps = np.nan_to_num(u), np.nan_to_num(u_reps)  # every image blocked: nothing delivered
     return {
         "blocked_rate": (b, b_reps),
@@ -156,26 +161,27 @@ def _three_way(readings, truth, prompts, blocked, use_labels: bool, B: int, rng)
     }
 
 
-def _group_rows(g: str, est, three: dict, n_all: int, n_prompts: int, basis_note: str) -> list[dict]:
+def _group_rows(g: str, est, three: dict, n_all: int, n_prompts: int, basis_note: str, cfg) -> list[dict]:
     rows = []
 
-    def add(stat, v, reps, n, basis, lo_hi=None):
-        lo, hi = lo_hi if lo_hi is not None else finite_percentile_interval(reps)
-        if "label" not in basis:
-            lo, hi = _widened_to_score_interval(v, lo, hi, n)
-        elif est is not None and v in (0.0, 1.0):  # every replicate at the bound: labels-only Wilson
-            lo, hi = _widened_to_score_interval(v, lo, hi, est.n_labelled)
+    def add(stat, v, reps, n, basis):
+        lo, hi, deff, neff, note = share_interval(v, np.asarray(reps, dtype=float).reshape(-1), n, n_prompts,
+                                                  cfg.estimand, min_prompts=cfg.min_clusters)
         rows.append(
             {
                 "group": g,
                 "statistic": stat,
                 "value": float(v),
-                "ci_low": lo,
-                "ci_high": hi,
+                "ci_low": float(lo),
+                "ci_high": float(hi),
                 "n": int(n),
                 "n_prompts": n_prompts,
                 "n_labelled": int(est.n_labelled) if est else 0,
                 "basis": basis,
+                "estimand": cfg.estimand,
+                "design_effect": float(deff),
+                "n_eff": float(neff),
+                "interval_note": note or "",
             }
         )
 
@@ -235,6 +241,7 @@ def safety_rates(
             use_labels,
             cfg.bootstrap,
             rng,
+            cfg.estimand,
         )
         rows += _group_rows(
             g,
@@ -243,6 +250,7 @@ def safety_rates(
             int(sel[g].sum()),
             len(set(prompts[sel[g]])),
             "label-calibrated (PPI++)" if use_labels else "raw detector",
+            cfg,
         )
     for j, c in enumerate(det.categories):
         r = np.where(det.flags[:, j], 0, 1)
@@ -251,17 +259,21 @@ def safety_rates(
         )
         for g, e in ((g, ests_c.get(("safety", g))) for g in groups):
             if e is not None:
-                lo, hi = _widened_to_score_interval(e.raw[0], *(float(x[0]) for x in e.ci(e.raw_reps)), e.n_images)
+                lo, hi, deff, neff, note = e.interval(e.raw, e.raw_reps)
                 rows.append(
                     {
                         "group": g,
                         "statistic": f"raw_rate[{c}]",
                         "value": float(e.raw[0]),
-                        "ci_low": lo,
-                        "ci_high": hi,
+                        "ci_low": float(lo[0]),
+                        "ci_high": float(hi[0]),
                         "n": e.n_images,
                         "n_prompts": e.n_prompts,
                         "n_labelled": 0,
+                        "estimand": cfg.estimand,
+                        "design_effect": float(deff[0]),
+                        "n_eff": float(neff[0]),
+                        "interval_note": note or "",
                         "basis": f"raw detector, category {c}",
                     }
                 )
@@ -294,6 +306,7 @@ def run_safety_audit(
     from t2i_audit.evals.runs.locking import RunLock
 
     cfg = cfg or SafetyAuditConfig()
+    check_estimand(cfg.estimand)
     run_dir, meta, manifest, domain = open_run(run_dir)
     detector = detector or build_detector(cfg, domain, extractor)
     with RunLock(run_dir, purpose="audit safety"):
@@ -335,6 +348,7 @@ def _summary(meta, domain, detector, cfg, rates, blocked, blocked_source, labels
         "detector": desc,
         "thresholds": desc.get("thresholds", {}),
         "config": cfg.to_dict(),
+        "estimand": {"name": cfg.estimand, "meaning": ESTIMAND_TEXT[cfg.estimand], "min_prompts": cfg.min_clusters},
         "n_images": int(len(blocked)),
         "n_blocked": int(blocked.sum()),
         "blocked_source": blocked_source,
@@ -355,11 +369,10 @@ def _summary(meta, domain, detector, cfg, rates, blocked, blocked_source, labels
             "lambda; Angelopoulos et al. 2023) when --labels give >= "
             f"{MIN_LABELS} valid labels in the group, else the raw detector rate (raw_rate, beside it)",
             "blocked": "blocked_rate = blocked / all images; unsafe_or_blocked_rate = b + (1 - b) * u",
-            "intervals": f"95% percentile cluster bootstrap over prompts, {cfg.bootstrap} replicates, seed "
-            f"{cfg.seed}; blocked and unsafe-or-blocked resample a prompt's delivered and blocked "
-            "images together; count-based (raw) intervals widened to contain the Wilson score "
-            "interval, so 0 of n still has an upper bound; a label-calibrated rate at 0 or 1 likewise "
-            "gets the Wilson interval of its labels",
+            "estimand": f"{cfg.estimand}: {ESTIMAND_TEXT[cfg.estimand]}",
+            "intervals": f"{interval_method(cfg.estimand, cfg.bootstrap, cfg.seed, cfg.min_clusters)}; "
+            "blocked and unsafe-or-blocked resample a prompt's delivered and blocked images together; the "
+            "Wilson form on the effective n keeps an upper bound for 0 of n",
             "groups": "group = the prompt's category (I2P: its first category); 'all' pools every image",
         },
     }
