@@ -45,6 +45,8 @@ def parse_params(items: tuple[str, ...]) -> dict:
               help="folder: sample the prompts the folder covers instead of refusing.")
 @click.option("--allow-outside", is_flag=True,
               help="folder: accept CSV paths (or symlinks) that lead outside the folder.")
+@click.option("--seed-offset", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Add N to every seed: an A/A run of the same checkpoint for `t2i-audit gate calibrate`.")
 @click.option("--allow-large", is_flag=True,
               help="Plan more than 1,000,000 images (the suite size limit, docs/reliability.md).")
 @click.option("--perturb", "perturb", multiple=True, metavar="NAME[:ARG]",
@@ -56,7 +58,7 @@ def parse_params(items: tuple[str, ...]) -> dict:
 def sample(suite: str, out: Path, generator: str, images_per_prompt: int | None, limit: int | None,
            batch_size: int | None, threads: int | None, params: tuple[str, ...], skip_missing: bool,
            progress: bool, perturb: tuple[str, ...], perturb_seed: int, allow_outside: bool = False,
-           allow_large: bool = False) -> None:
+           allow_large: bool = False, seed_offset: int = 0) -> None:
     """Sample SUITE with a generator into OUT (run.json, manifest.parquet, images/).
 
     Re-running the same command resumes: images whose sha256 checks out are kept. Under
@@ -69,7 +71,7 @@ def sample(suite: str, out: Path, generator: str, images_per_prompt: int | None,
     cfg = SampleConfig(suite=suite, out=str(out), generator=generator, images_per_prompt=images_per_prompt,
                        limit=limit, batch_size=batch_size, params=parse_params(params),
                        skip_missing=skip_missing, progress=progress, allow_large=allow_large,
-                       allow_outside=allow_outside)
+                       allow_outside=allow_outside, seed_offset=seed_offset)
     derived = None
     if perturb:
         from t2i_audit.evals.suites.loader import load_suite

@@ -76,5 +76,8 @@ def write_audit(run_dir: Path, name: str, tables: dict[str, pd.DataFrame], summa
     out.mkdir(exist_ok=True)
     for key, df in tables.items():
         atomic_write_parquet(out / (f"{name}.parquet" if key == "main" else f"{name}_{key}.parquet"), df)
+    from t2i_audit.core.fingerprint import stage_fingerprint
+
+    summary = {**summary, "fingerprint": stage_fingerprint(summary.get("config"))}  # what ran (gate compares)
     atomic_write_json(out / f"{name}.json", summary)
     return out

@@ -56,15 +56,21 @@ def environment() -> dict:
     return env
 
 
-def run_identity(suite: PromptSuite, gen, params: dict, ipp: int | None, limit: int | None) -> dict:
+def run_identity(suite: PromptSuite, gen, params: dict, ipp: int | None, limit: int | None,
+                 seed_offset: int = 0) -> dict:
+    """What makes a run's images: suite, generator, params, seeds (a nonzero ``--seed-offset`` is
+    recorded in the seed policy: an A/A run of one checkpoint with other seeds), images per prompt."""
     from t2i_audit.evals.adapters.registry import config_hash
 
     cfg = gen.config()
+    policy = suite.seed_policy.to_dict()
+    if seed_offset:
+        policy["offset"] = int(seed_offset)
     return {
         "suite": {"name": suite.name, "version": suite.version, "hash": suite.hash},
         "generator": {"id": gen.id, "kind": gen.kind, "config": cfg, "config_hash": config_hash(cfg)},
         "params": params,
-        "seed_policy": suite.seed_policy.to_dict(),
+        "seed_policy": policy,
         "images_per_prompt": ipp,
         "limit": limit,
     }

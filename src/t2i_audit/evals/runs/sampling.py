@@ -73,6 +73,7 @@ class SampleConfig(ConfigBase):
     progress: bool = True
     allow_large: bool = False  # plan more than evals.suites.loader.MAX_SUITE_IMAGES images
     allow_outside: bool = False  # a folder generator's CSV may name images outside its folder
+    seed_offset: int = 0  # added to every planned seed (A/A runs of one checkpoint for `gate calibrate`)
 
 
 @dataclass
@@ -173,7 +174,7 @@ def _prelude(cfg: SampleConfig, suite: PromptSuite, gen, run_dir: Path, batch_si
     images_dir = run_dir / "images"
     remove_temp_files(run_dir)
     remove_temp_files(images_dir)
-    ident = run_identity(suite, gen, dict(cfg.params), cfg.images_per_prompt, cfg.limit)
+    ident = run_identity(suite, gen, dict(cfg.params), cfg.images_per_prompt, cfg.limit, cfg.seed_offset)
     run_json = run_dir / "run.json"
     if run_json.is_file():
         try:
@@ -306,7 +307,8 @@ def _sample_locked(cfg: SampleConfig, suite: PromptSuite, gen, run_dir: Path, lo
     images_dir = run_dir / "images"
     batch_size = cfg.batch_size or default_batch_size(gen, cfg.params, dist)
     meta = dist.on_main(lambda: _prelude(cfg, suite, gen, run_dir, batch_size, dist))
-    plan, n_missing = _covered_plan(cfg, gen, suite.plan(cfg.images_per_prompt, cfg.limit))
+    plan = [(p, s + cfg.seed_offset) for p, s in suite.plan(cfg.images_per_prompt, cfg.limit)]
+    plan, n_missing = _covered_plan(cfg, gen, plan)
     planned = {image_id(p.prompt_id, s): (p, s) for p, s in dist.shard(plan)}
     records, n_regen = _journal_records(run_dir, planned)
     journal = Journal(run_dir / journal_name(dist)).open()

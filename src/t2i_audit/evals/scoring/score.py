@@ -28,6 +28,7 @@ from PIL import Image
 import t2i_audit.evals.distributed.launch as distributed
 import t2i_audit.evals.metrics.distribution as md
 from t2i_audit.core.config import ConfigBase
+from t2i_audit.core.fingerprint import stage_fingerprint
 from t2i_audit.core.images import load_rgb
 from t2i_audit.core.io import atomic_write_json, atomic_write_parquet, remove_temp_files, sha256_file
 from t2i_audit.core.rundir import read_run
@@ -254,6 +255,7 @@ def _score_run(run_dir: str | Path, cfg: ScoreConfig, cache: EmbeddingCache | No
         "timings_s": {k: round(v, 3) for k, v in ctx.timings.items()},
         "cache": {k: int(v) for k, v in dist.sum(dataclasses.asdict(cache.stats)).items()},
         "processes": dist.world_size,
+        "fingerprint": stage_fingerprint(json.loads(cfg.to_json())),  # what ran; files the config names
     }
     out = ctx.root / "scores"
 

@@ -7,6 +7,7 @@ A rules file is YAML with exactly these keys::
       - skill[people] >= 0.8 confidently    # absolute, judged on the 95% interval bound
       - skill.overall no worse than baseline by more than 0.02
       - fd <= baseline + 2                  # relative, judged on the bound of (run − baseline)
+      - fd no worse than baseline by more than 3 noise   # margin in noise floors (gate --noise FILE)
       - bias.presentation.share[*:woman] same as baseline
       - bias.parity_gap[firefighter] <= 0.3
       - {rule: "memorization.rate <= 0.01", name: no-copies}
@@ -15,15 +16,17 @@ A rules file is YAML with exactly these keys::
 Every rule is one line of this grammar (whitespace free between tokens)::
 
     rule    := ref OP number ["confidently"]
-             | ref OP "baseline" [("+" | "-") number]
-             | ref [":"] "no worse than baseline" ["by more than" number]
-             | ref [":"] "same as baseline" ["within" number]
+             | ref OP "baseline" [("+" | "-") margin]
+             | ref [":"] "no worse than baseline" ["by more than" margin]
+             | ref [":"] "same as baseline" ["within" margin]
+    margin  := number ["noise"]       "noise": in units of the metric's measured noise floor
     ref     := name ("." name)* ["[" group "]"]        group may contain * wildcards
     OP      := ">=" | "<=" | ">" | "<"
 
 A YAML list item ``- skill.overall: no worse than baseline by more than 0.02`` is a one-key mapping;
 it is read as the rule ``skill.overall: no worse …``. Nothing else is interpreted: no expressions,
-no variables, no anchors to code.
+no variables, no anchors to code. A margin in ``noise`` units is multiplied by the metric's noise
+floor from ``gate --noise FILE`` (written by ``t2i-audit gate calibrate`` from A/A runs).
 """
 
 from __future__ import annotations
@@ -44,19 +47,21 @@ NAME = r"[A-Za-z_][A-Za-z0-9_\-]*"
 REF = rf"(?P<ref>{NAME}(?:\.{NAME})*)(?:\[(?P<group>[^\[\]]+)\])?"
 NUM = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 OP = r"(?P<op>>=|<=|>|<)"
+UNIT = r"(?: (?P<unit>noise))?"
 SEP = r"(?: ?: ?| )"  # rules are whitespace-normalised before matching
 PATTERNS = {
     "absolute": re.compile(rf"^{REF} ?{OP} ?(?P<num>{NUM})(?: (?P<conf>confidently))?$"),
-    "baseline": re.compile(rf"^{REF} ?{OP} ?baseline(?: ?(?P<sign>[+-]) ?(?P<num>{NUM}))?$"),
-    "no_worse": re.compile(rf"^{REF}{SEP}no worse than baseline(?: by more than (?P<num>{NUM}))?$"),
-    "same": re.compile(rf"^{REF}{SEP}same as baseline(?: within (?P<num>{NUM}))?$"),
+    "baseline": re.compile(rf"^{REF} ?{OP} ?baseline(?: ?(?P<sign>[+-]) ?(?P<num>{NUM}){UNIT})?$"),
+    "no_worse": re.compile(rf"^{REF}{SEP}no worse than baseline(?: by more than (?P<num>{NUM}){UNIT})?$"),
+    "same": re.compile(rf"^{REF}{SEP}same as baseline(?: within (?P<num>{NUM}){UNIT})?$"),
 }
 FORMS = ("REF >= NUMBER [confidently]", "REF <= baseline + MARGIN", "REF >= baseline - MARGIN",
          "REF no worse than baseline by more than MARGIN", "REF same as baseline [within MARGIN]")
 TOP_KEYS = ("rules", "confidence")
 DEFAULT_CONFIDENCE = 0.95  # level of the intervals of baseline rules when a rules file does not say
 RULE_KEYS = ("rule", "name")
-KEYWORDS = ("baseline", "confidently", "no worse than baseline", "by more than", "same as baseline", "within")
+KEYWORDS = ("baseline", "confidently", "no worse than baseline", "by more than", "same as baseline", "within",
+            "noise")
 
 
 class GateRuleError(InputError):
@@ -86,6 +91,7 @@ class Rule:
     threshold: float = 0.0         # absolute: the number; baseline: the signed offset
     margin: float = 0.0            # no_worse / same: the non-negative margin
     confidently: bool = False      # absolute: judge on the interval bound
+    unit: str = ""                 # "noise": threshold/margin in noise floors (gate --noise FILE)
 
     @property
     def needs_baseline(self) -> bool:
@@ -102,7 +108,7 @@ def _num(text: str, where: str) -> float:
 def _suggest_keyword(text: str) -> str:
     words = text.split()
     for w in words:
-        if re.fullmatch(r"[a-z]+", w) and w not in {"no", "worse", "than", "by", "more", "same", "as"}:
+        if re.fullmatch(r"[a-z]+", w) and w not in {"no", "worse", "than", "by", "more", "same", "as", "noise"}:
             close = close_matches(w, ["baseline", "confidently", "within"], cutoff=0.7)
             if close and close[0] != w:
                 return f" (did you mean {close[0]!r} for {w!r}?)"
@@ -130,11 +136,11 @@ def parse_rule(text: str, where: str = "rule", name: str | None = None) -> Rule:
             return Rule(**rule, op=m["op"], threshold=_num(m["num"], where), confidently=bool(m["conf"]))
         if kind == "baseline":
             off = _num(m["num"], where) if m["num"] else 0.0
-            return Rule(**rule, op=m["op"], threshold=-off if m["sign"] == "-" else off)
+            return Rule(**rule, op=m["op"], threshold=-off if m["sign"] == "-" else off, unit=m["unit"] or "")
         margin = _num(m["num"], where) if m["num"] else 0.0
         if margin < 0:
             raise GateRuleError(f"{where}: margin {margin} must be ≥ 0 in {clean!r}")
-        return Rule(**rule, margin=margin)
+        return Rule(**rule, margin=margin, unit=m["unit"] or "")
     raise GateRuleError(f"{where}: cannot parse {clean!r}{_suggest_keyword(clean)}; expected one of: "
                         + "; ".join(FORMS))
 

@@ -40,16 +40,21 @@ def _row(c: Check) -> str:
         level = f" ({(c.level or 0) * 100:.4g}% CI)" if c.level and abs(c.level - 0.95) > 1e-9 else ""
         diff = f"{fmt_num(c.diff)} {fmt_ci(c.diff_ci_low, c.diff_ci_high)}{level}"
     base = "–" if c.baseline is None else fmt_num(c.baseline)
-    mark = "✅ pass" if c.passed else "❌ **fail**"
-    cells = (mark, _code(c.name), _code(c.key), value, str(c.n), base, diff, c.threshold_text, c.judged_on)
+    mark = {"pass": "✅ pass", "fail": "❌ **fail**", "inconclusive": "⚠️ **inconclusive**"}[c.verdict]
+    need = f"; ≈ {c.images_needed} images per group would decide it" if c.images_needed else ""
+    cells = (mark, _code(c.name), _code(c.key), value, str(c.n), base, diff, c.threshold_text, c.judged_on + need)
     return "| " + " | ".join(_cell(x) for x in cells) + " |"
 
 
 def summary_markdown(result: GateResult) -> str:
     """The Markdown verdict (ends with a newline)."""
-    failed = [c for c in result.checks if not c.passed]
+    failed = [c for c in result.checks if c.verdict == "fail"]
+    unsure = [c for c in result.checks if c.inconclusive]
     n = len(result.checks)
-    head = "✅ PASS" if result.passed else f"❌ FAIL ({len(failed)} of {n} checks)"
+    head = {"pass": "✅ PASS", "fail": f"❌ FAIL ({len(failed)} of {n} checks)",
+            "inconclusive": f"⚠️ INCONCLUSIVE ({len(unsure)} of {n} checks: the run is too small to tell)"}[result.verdict]
+    if result.verdict != "fail" and not result.passed:
+        head = f"❌ FAIL (--inconclusive fail: {len(unsure)} of {n} checks inconclusive)"
     lines = [f"### t2i-audit gate: {head}", ""]
     where = f"Run `{result.run_id}`"
     if result.baseline_run_id:
@@ -66,7 +71,7 @@ def summary_markdown(result: GateResult) -> str:
             "judged on |",
             "|---|---|---|---|---:|---|---|---|---|",
         ]
-        ordered = failed + [c for c in result.checks if c.passed]
+        ordered = failed + unsure + [c for c in result.checks if c.passed]
         lines += [_row(c) for c in ordered[:MAX_ROWS]]
         if len(ordered) > MAX_ROWS:
             lines.append(f"\n… and {len(ordered) - MAX_ROWS} more passing checks (see gate.json).")
@@ -74,4 +79,6 @@ def summary_markdown(result: GateResult) -> str:
     methods = list(dict.fromkeys(c.method for c in result.checks if c.method))
     lines += [f"- difference interval: {_cell(m)}" for m in methods]
     lines += [f"- ⚠️ warning: {_cell(w)}" for w in result.warnings]
+    lines += [f"- drift allowed (--allow-drift): {_cell(d)}" for d in result.drift]
+    lines += [f"- environment differs: {_cell(d)}" for d in result.runs_drift]
     return no_raw_html("\n".join(lines).rstrip("\n") + "\n")
