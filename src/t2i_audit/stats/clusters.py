@@ -87,18 +87,23 @@ def cluster_rows(clusters) -> list[np.ndarray]:
     return [order[bounds[i]:bounds[i + 1]] for i in range(k)]
 
 
-def within_cluster_totals(counts: np.ndarray, reps: int, seed=0) -> np.ndarray:
-    """``(reps, C)`` totals of outcome counts resampled within each cluster: row p of ``counts``
-    ``(P, C)`` redrawn Multinomial(n_p, counts_p / n_p), summed over clusters (the *these prompts*
-    bootstrap, stratified by prompt)."""
+def within_cluster_draws(counts: np.ndarray, reps: int, seed=0) -> np.ndarray:
+    """``(reps, P, C)`` outcome counts resampled within each cluster: row p of ``counts`` ``(P, C)``
+    redrawn Multinomial(n_p, counts_p / n_p) (a bootstrap stratified by cluster; a row of zeros stays
+    zero)."""
     rng = _rng(seed)
     counts = np.asarray(counts, dtype=np.int64)
-    out = np.zeros((reps, counts.shape[-1]), dtype=np.int64)
-    for row in counts:
+    out = np.zeros((reps,) + counts.shape, dtype=np.int64)
+    for p, row in enumerate(counts):
         m = int(row.sum())
         if m:
-            out += rng.multinomial(m, row / m, size=reps)
+            out[:, p] = rng.multinomial(m, row / m, size=reps)
     return out
+
+
+def within_cluster_totals(counts: np.ndarray, reps: int, seed=0) -> np.ndarray:
+    """``(reps, C)`` totals of :func:`within_cluster_draws` (the *these prompts* bootstrap)."""
+    return within_cluster_draws(counts, reps, seed).sum(1)
 
 
 def resampled_totals(counts: np.ndarray, reps: int, seed, estimand: str) -> tuple[np.ndarray, str]:

@@ -22,7 +22,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import nnls
 
-from t2i_audit.stats.clusters import DEFAULT_ESTIMAND, MIN_PROMPTS, resampled_totals, share_interval
+from t2i_audit.stats.clusters import (
+    DEFAULT_ESTIMAND,
+    MIN_PROMPTS,
+    resampled_totals,
+    share_interval,
+    within_cluster_draws,
+)
 
 METHODS = ("em", "lsq", "inverse")
 
@@ -110,12 +116,7 @@ def calibration_replicates(counts: np.ndarray, B: int, rng: np.random.Generator
                            ) -> tuple[np.ndarray, np.ndarray]:
     """``B`` bootstrap replicates of (A, a): each true class's outcome counts redrawn
     Multinomial(n_j, empirical row j)."""
-    counts = np.asarray(counts, dtype=np.int64)
-    reps = np.empty((B,) + counts.shape, dtype=np.int64)
-    for j, row in enumerate(counts):
-        nj = int(row.sum())
-        reps[:, j] = rng.multinomial(nj, row / nj, size=B) if nj else 0
-    return conditional_from_counts(reps)
+    return conditional_from_counts(within_cluster_draws(counts, B, rng))
 
 
 @dataclass

@@ -12,6 +12,7 @@ import numpy as np
 from scipy import stats
 
 from t2i_audit.errors import InputError
+from t2i_audit.stats.clusters import cluster_draw_matrix
 
 Z95 = float(stats.norm.ppf(0.975))
 
@@ -52,9 +53,7 @@ def paired_cluster_bootstrap(diff: np.ndarray, clusters: np.ndarray, *, n_boot: 
     if k < 2:
         return Difference(est, float("nan"), float("nan"), float("nan"), int(diff.size), k,
                           "mean paired difference; one prompt only: no interval (needs ≥ 2 prompts)")
-    rng = np.random.default_rng(seed)
-    # multinomial counts of each cluster per replicate: (B, k)
-    draws = rng.multinomial(k, np.full(k, 1.0 / k), size=n_boot).astype(np.float64)
+    draws = cluster_draw_matrix(k, n_boot, seed)  # (B, k): times each prompt was drawn
     boot = (draws @ sums) / np.maximum(draws @ counts, 1e-12)
     alpha = 1.0 - level
     lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])

@@ -1,7 +1,7 @@
 """Interval statistics shared by metrics, audits and comparisons (pure numpy, vectorised, seeded).
 
 Images generated from one prompt are correlated, so every interval here resamples *prompts*
-(clusters), never single images: a cluster bootstrap (Davison & Hinkley 1997, sec. 3.8) redraws
+(clusters, drawn by ``stats.clusters``, the one home of cluster draws), never single images: a cluster bootstrap (Davison & Hinkley 1997, sec. 3.8) redraws
 prompts with replacement and keeps all images of each drawn prompt. Two runs of the same suite are
 compared image by image, paired on (prompt_id, seed).
 
@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from t2i_audit.errors import InputError
+from t2i_audit.stats.clusters import cluster_draw_matrix, cluster_draws, cluster_rows, wilson_bounds
 
 DEFAULT_REPS = 2000
 LEVEL = 0.95
@@ -90,17 +91,10 @@ def centred_interval(estimate: float, boot: np.ndarray, level: float = LEVEL) ->
     return float(lo - shift), float(hi - shift)
 
 
-def _ratio_boot(sums: np.ndarray, counts: np.ndarray, reps: int, seed: int, block: int = 4_000_000) -> np.ndarray:
-    """Bootstrap replicates of Σ sums / Σ counts over clusters drawn with replacement, drawn in
-    blocks of replicates so memory stays bounded (reps × clusters indices per block)."""
-    k = sums.size
-    rng = np.random.default_rng(seed)
-    step = max(1, block // max(k, 1))
-    out = np.empty(reps, np.float64)
-    for s in range(0, reps, step):
-        idx = rng.integers(0, k, size=(min(step, reps - s), k))
-        out[s:s + idx.shape[0]] = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
-    return out
+def _ratio_boot(sums: np.ndarray, counts: np.ndarray, reps: int, seed: int) -> np.ndarray:
+    """Bootstrap replicates of Σ sums / Σ counts over clusters drawn with replacement
+    (``stats.clusters.cluster_draws``, in chunks so memory stays bounded)."""
+    return np.concatenate([(d @ sums) / (d @ counts) for d in cluster_draws(sums.size, reps, seed)])
 
 
 def cluster_bootstrap_draws(values, clusters=None, *, reps: int = DEFAULT_REPS,
@@ -149,7 +143,7 @@ def cluster_bootstrap_proportion(passed, clusters=None, *, reps: int = DEFAULT_R
 def wilson_interval(k: int, n: int, level: float = LEVEL, *, nan_if_empty: bool = False) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion k/n (Wilson 1927).
 
-    The one Wilson interval of the package. ``nan_if_empty`` returns (nan, nan) for n = 0 (a table
+    The Wilson interval of a count (``stats.clusters.wilson_bounds``: the package's one Wilson formula). ``nan_if_empty`` returns (nan, nan) for n = 0 (a table
     cell with nothing to count) instead of raising.
     """
     if n == 0 and nan_if_empty:
@@ -160,33 +154,18 @@ def wilson_interval(k: int, n: int, level: float = LEVEL, *, nan_if_empty: bool 
         raise InputError(f"wilson_interval: k={k} outside 0..n={n}")
     from scipy.stats import norm
 
-    z = float(norm.ppf(0.5 + level / 2))
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    lo, hi = wilson_bounds(k / n, n, float(norm.ppf(0.5 + level / 2)))
+    return float(lo), float(hi)
 
 
 def cluster_resample(clusters, reps: int, seed: int = 0) -> list[np.ndarray]:
     """Row indices of ``reps`` cluster-bootstrap resamples (for statistics that are not means,
-    e.g. Fréchet distance of a resampled image set)."""
-    c = np.asarray(clusters)
-    codes, k = _codes(c, c.shape[0])
-    order = np.argsort(codes, kind="stable")
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=k))])
-    groups = [order[bounds[i]:bounds[i + 1]] for i in range(k)]
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, k, size=(reps, k))
-    return [np.concatenate([groups[j] for j in row]) for row in draws]
+    e.g. Fréchet distance of a resampled image set), from ``stats.clusters.cluster_draw_matrix``."""
+    groups = cluster_rows(clusters)
+    draws = cluster_draw_matrix(len(groups), reps, seed).astype(np.int64)
+    return [np.concatenate([np.tile(groups[j], c) for j, c in enumerate(row) if c]) for row in draws]
 
 
 def cluster_draw_counts(n_clusters: int, reps: int, seed: int, chunk: int = 250) -> Iterator[np.ndarray]:
-    """Cluster-bootstrap draws as counts, in chunks (≤ ``chunk`` × C): each replicate draws C clusters with replacement from
-    ``np.random.default_rng(seed)``; row b, column c = times cluster c was drawn."""
-    rng = np.random.default_rng(seed)
-    for s in range(0, reps, chunk):
-        b = min(chunk, reps - s)
-        idx = rng.integers(0, n_clusters, size=(b, n_clusters))
-        flat = (idx + n_clusters * np.arange(b)[:, None]).reshape(-1)
-        yield np.bincount(flat, minlength=b * n_clusters).reshape(b, n_clusters).astype(np.float64)
+    """``stats.clusters.cluster_draws`` (kept for callers of this module)."""
+    return cluster_draws(n_clusters, reps, seed, chunk)
