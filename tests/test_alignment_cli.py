@@ -56,6 +56,14 @@ def test_align_oracle_and_bundled_end_to_end(run):
     a = pd.read_parquet(run / "alignment" / "answers.parquet")
     assert ((a["p_yes"] > 0) & (a["p_yes"] < 1)).mean() > 0.5  # soft P(yes)
 
+    # a re-score reads every answer from the run's SQLite cache and sends nothing; scores are identical
+    n = len(a)
+    again = _cli("align", run, "--judge", "bundled", "--labels", run / "labels" / "labels_questions.csv",
+                 "--reps", 200, "--no-progress")
+    assert f"judge usage: {n} pairs, {n} from the cache, 0 sent" in again
+    pd.testing.assert_frame_equal(pd.read_parquet(run / "alignment" / "answers.parquet"), a)
+    assert (run / "alignment" / "answers.sqlite").is_file()
+
     # the labelling page: question above the image, y / n / u, image,question_id,label export
     _cli("label", run, "--questions", "--n", 3)
     page = (run / "labels" / "label_questions.html").read_text()

@@ -20,11 +20,15 @@ from t2i_audit.commands.options import long_running
               "questions [default: from the file].")
 @click.option("--labels", default=None, help="CSV image,question_id,label (yes/no/unsure): PPI++ per question type.")
 @click.option("--judge-calibration", default=None, help="JSON {skill: {accuracy, n}}: warn when this run differs.")
+@click.option("--judge-cache", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="SQLite answer cache [default: RUN/alignment/answers.sqlite]; keyed by image bytes, question, "
+              "judge, revision, template and decoding settings.")
+@click.option("--no-judge-cache", is_flag=True, help="Ask the judge every question, read and write no cache.")
 @click.option("--reps", type=click.IntRange(min=0), default=2000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @long_running()
 def align(run: Path, judge_spec: str, questions: str | None, questions_format: str | None, labels: str | None,
-          judge_calibration: str | None, reps: int, seed: int, progress: bool, threads: int | None) -> None:
+          judge_calibration: str | None, judge_cache: Path | None, no_judge_cache: bool, reps: int, seed: int, progress: bool, threads: int | None) -> None:
     """Score RUN's prompt adherence with a judge: writes RUN/alignment/{answers,scores}.parquet, summary.json."""
     from t2i_audit.evals.alignment import calibrate, pipeline
     from t2i_audit.evals.judges.base import load_judge
@@ -33,7 +37,10 @@ def align(run: Path, judge_spec: str, questions: str | None, questions_format: s
     _, manifest = load_run(run)
     qs = pipeline.run_questions(manifest, questions, questions_format)
     judge = load_judge(judge_spec)
-    answers, usage = pipeline.answer_run(run, manifest, qs, judge, cache=None, progress=progress)
+    cache = None if no_judge_cache else (judge_cache or run / "alignment" / "answers.sqlite")
+    if cache is not None:
+        Path(cache).parent.mkdir(parents=True, exist_ok=True)
+    answers, usage = pipeline.answer_run(run, manifest, qs, judge, cache=cache, progress=progress)
     info = {"n_labels": 0}
     if labels:
         answers, unmatched = calibrate.attach_labels(answers, calibrate.read_labels(labels))
@@ -54,7 +61,11 @@ def align(run: Path, judge_spec: str, questions: str | None, questions_format: s
     for r in side_by_side(summary):
         click.echo(f"  {r[0]:<16} n={r[1]:<5} judge-raw {r[2]} {r[3]}  label-calibrated {r[4]} {r[5]} "
                    f"(n={r[6]} labels; judge accuracy on them {r[7]})")
-    for w in summary.get("warnings", []):
-        click.echo(w)
+    usage_d = usage if isinstance(usage, dict) else getattr(usage, "__dict__", {})
+    for w in [*usage_d.get("warnings", []), *summary.get("warnings", [])]:
+        click.echo(f"WARNING: {w}" if not str(w).startswith("WARNING") else w)
+    click.echo(f"judge usage: {usage_d.get('requests', 0)} pairs, {usage_d.get('cache_hits', 0)} from the cache, "
+               f"{usage_d.get('sent', 0)} sent, {usage_d.get('wall_s', 0):.1f} s"
+               + (f"; answer cache {cache}" if cache is not None else "; no answer cache"))
     click.echo(f"estimand: {summary['estimand']}")
     click.echo(f"wrote {run / 'alignment'}")
