@@ -163,3 +163,56 @@ def test_size_limits():
                 if n > 80:
                     too_long.append(f"function {m}.{node.name}: {n} lines")
     assert not too_long, "over the limits (module 400, function 80 lines):\n" + "\n".join(too_long)
+
+
+RUN_FILES = {"run.json": "RUN_JSON", "manifest.parquet": "MANIFEST"}
+READ_CALLS = {"read_parquet", "read_text", "read_bytes", "loads", "load", "open", "read_user_text", "read_table",
+              "read_json", "read_csv", "ParquetFile"}
+# core.rundir is the one run reader; a PictoWorld data set (world render) has its own manifest, read
+# where it is written.
+RUN_READER_HOMES = {"t2i_audit.core.rundir", "t2i_audit.world.dataset"}
+
+
+def run_file_reads(tree: ast.AST) -> list[int]:
+    """Lines that read a run's run.json or manifest themselves: a read call (read_parquet,
+    json.loads, read_text, open, ...) whose arguments or receiver name the file -- literally
+    (``d / "run.json"``), as ``RUN_JSON``/``MANIFEST``, or through a variable assigned such a path."""
+    paths = set(RUN_FILES.values())
+    for node in ast.walk(tree):  # run_json = run_dir / "run.json" -> run_json names the file
+        if isinstance(node, ast.Assign) and any(isinstance(n, ast.Constant) and n.value in RUN_FILES
+                                                or isinstance(n, ast.Name) and n.id in RUN_FILES.values()
+                                                for n in ast.walk(node.value)):
+            paths |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+
+    def names_file(node):
+        return any(isinstance(n, ast.Constant) and n.value in RUN_FILES or isinstance(n, ast.Name) and n.id in paths
+                   for n in ast.walk(node))
+
+    lines = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            fn = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            receiver = [node.func.value] if isinstance(node.func, ast.Attribute) else []
+            if fn in READ_CALLS and any(names_file(a) for a in [*node.args, *receiver]):
+                lines.add(node.lineno)
+    return sorted(lines)
+
+
+def test_one_run_reader():
+    """No module but core.rundir reads run.json or manifest.parquet: scoring, audits, reports and
+    commands all go through ``core.rundir.read_run`` (one contract for columns and versions)."""
+    found = [f"{m}:{ln}" for m, p in modules().items() if m not in RUN_READER_HOMES
+             for ln in run_file_reads(ast.parse(p.read_text()))]
+    assert not found, "reads a run's files outside core.rundir (use read_run / read_run_json):\n" + "\n".join(found)
+    assert run_file_reads(ast.parse((SRC / PKG / "core" / "rundir.py").read_text())), "core.rundir lost the reader"
+
+
+@pytest.mark.parametrize("code,lines", [
+    ("import pandas as pd\ndf = pd.read_parquet(run / 'manifest.parquet')\n", [2]),
+    ("import json\nmeta = json.loads((d / RUN_JSON).read_text())\n", [2]),
+    ("p = os.path.join(d, 'run.json')\nif p.is_file():\n    meta = json.load(open(p))\n", [3]),
+    ("rj = d / 'run.json'\nif not rj.is_file():\n    raise InputError(f'{rj}: no run.json')\n", []),
+])
+def test_the_run_reader_check_sees_a_planted_copy(code, lines):
+    """The check is live: a planted second reader is found; an existence check or a message is not."""
+    assert run_file_reads(ast.parse(code)) == lines

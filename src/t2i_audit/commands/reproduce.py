@@ -19,16 +19,16 @@ from t2i_audit.commands.options import long_running
 def reproduce(run: Path, image_id: str, out: Path | None, threads: int | None, progress: bool) -> None:
     """Regenerate IMAGE_ID of RUN from run.json and the manifest (generator, params, prompt, seed) and
     compare its sha256 with the manifest's: exit 0 on a match, 1 on a mismatch."""
-    import json
-
+    from t2i_audit.core.rundir import RUN_JSON, read_run_json
     from t2i_audit.core.threads import set_threads
+    from t2i_audit.errors import InputError
     from t2i_audit.evals.runs.reproduce import reproduce as run_reproduce
 
     recorded = None
     try:
-        recorded = (json.loads((run / "run.json").read_text()).get("environment") or {}).get("threads")
-    except (OSError, ValueError):
-        pass  # load_run below reports a missing or malformed run.json
+        recorded = (read_run_json(run / RUN_JSON).get("environment") or {}).get("threads")
+    except (OSError, InputError):
+        pass  # reproduce below reports a missing or malformed run.json
     set_threads(int(threads or recorded) if (threads or recorded) else None)
     r = run_reproduce(run, image_id, out)
     state = "match" if r.match else "mismatch"

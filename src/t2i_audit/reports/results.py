@@ -7,13 +7,12 @@ report can say so, and :func:`check_complete` turns it into a refusal for the ga
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from t2i_audit.core.rundir import (  # noqa: F401 - the schema's names, re-exported for readers
+from t2i_audit.core.rundir import (  # noqa: F401 - the schema's names and readers, re-exported for reports
     AGGREGATE_COLUMNS,
     BIAS_COLUMNS,
     BIAS_STATS_COLUMNS,
@@ -21,14 +20,14 @@ from t2i_audit.core.rundir import (  # noqa: F401 - the schema's names, re-expor
     SAFETY_COLUMNS,
     SCHEMA_PREFIX,
     SUPPORTED,
+    ResultsError,
+    check_schema,
+    read_json,
+    read_run,
+    read_table,
 )
-from t2i_audit.core.rundir import MANIFEST_REQUIRED as MANIFEST_COLUMNS
+from t2i_audit.core.rundir import MANIFEST_REQUIRED as MANIFEST_COLUMNS  # noqa: F401
 from t2i_audit.core.score_status import stale_scores_problem
-from t2i_audit.errors import InputError
-
-
-class ResultsError(InputError):
-    """A result file is missing, malformed, or of an unsupported schema version."""
 
 
 @dataclass
@@ -66,58 +65,12 @@ class RunResults:
         return self.root / rel
 
 
-def check_schema(data, path: Path, kind: str) -> dict:
-    """Validate the ``schema`` key of a result JSON (``t2i-audit/<kind>/<major>``)."""
-    if not isinstance(data, dict):
-        raise ResultsError(f"{path}: expected a JSON object with a 'schema' key")
-    schema = data.get("schema")
-    want = f"{SCHEMA_PREFIX}{kind}/"
-    if not isinstance(schema, str) or not schema.startswith(want):
-        raise ResultsError(f"{path}: schema {schema!r} is not {want}<version>; "
-                           f"is this the right file?")
-    try:
-        major = int(schema[len(want):].split(".")[0])
-    except ValueError:
-        raise ResultsError(f"{path}: malformed schema version in {schema!r}") from None
-    if major > SUPPORTED[kind]:
-        raise ResultsError(f"{path}: schema {schema} is newer than this t2i-audit supports "
-                           f"({want}{SUPPORTED[kind]}); upgrade t2i-audit")
-    return data
-
-
-def read_json(path: Path, kind: str) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ResultsError(f"{path}: not valid JSON (line {e.lineno}: {e.msg}); re-run the step "
-                           "that wrote it") from None
-    except OSError as e:
-        raise ResultsError(f"{path}: cannot read ({e.strerror})") from None
-    return check_schema(data, path, kind)
-
-
-def read_table(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
-    try:
-        df = pd.read_parquet(path)
-    except Exception as e:  # pyarrow raises several types for corrupt files
-        raise ResultsError(f"{path}: not a readable Parquet table ({type(e).__name__}); re-run the "
-                           "step that wrote it") from None
-    lacking = [c for c in columns if c not in df.columns]
-    if lacking:
-        raise ResultsError(f"{path}: missing column(s) {', '.join(lacking)} required by "
-                           "docs/results-schema.md")
-    return df
-
-
 def load_run(path: str | Path) -> RunResults:
-    """Load every result file of a run directory. Only ``run.json`` is required."""
+    """Load every result file of a run directory. Only ``run.json`` is required; run.json and the
+    manifest are read by ``core.rundir.read_run``, the one run reader."""
+    meta, manifest = read_run(path, require_complete=False, require_manifest=False)
     root = Path(path)
-    if not root.is_dir():
-        raise ResultsError(f"{root}: not a run directory; give the --out of `t2i-audit sample`")
-    run_json = root / "run.json"
-    if not run_json.is_file():
-        raise ResultsError(f"{root}: no run.json; is this a run directory written by `t2i-audit sample`?")
-    res = RunResults(root=root, run=read_json(run_json, "run"))
+    res = RunResults(root=root, run=meta, manifest=manifest)
 
     def opt(rel: str, loader):
         p = root / rel
@@ -126,7 +79,8 @@ def load_run(path: str | Path) -> RunResults:
         res.missing.append(rel)
         return None
 
-    res.manifest = opt("manifest.parquet", lambda p: read_table(p, MANIFEST_COLUMNS))
+    if manifest is None:
+        res.missing.append("manifest.parquet")
     res.items = opt("scores/items.parquet", lambda p: read_table(p, ITEM_COLUMNS))
     res.aggregates = opt("scores/aggregates.parquet", lambda p: read_table(p, AGGREGATE_COLUMNS))
     res.scores_meta = opt("scores/results.json", lambda p: read_json(p, "scores"))

@@ -32,13 +32,10 @@ def run_domain(meta: dict, manifest: pd.DataFrame) -> str:
 
 def open_run(run_dir) -> tuple[Path, dict, pd.DataFrame, str]:
     """A complete run's directory, run.json, manifest and domain; an error when it has no images."""
-    from t2i_audit.evals.runs.sampling import load_run
+    from t2i_audit.core.rundir import read_run
 
-    run_dir = Path(run_dir)
-    meta, manifest = load_run(run_dir)
-    if manifest.empty:
-        raise InputError(f"{run_dir}: the manifest has no images; sample some first")
-    return run_dir, meta, manifest, run_domain(meta, manifest)
+    meta, manifest = read_run(run_dir, require_images=True)
+    return Path(run_dir), meta, manifest, run_domain(meta, manifest)
 
 
 def load_images(run_dir: Path, manifest: pd.DataFrame) -> list:

@@ -166,14 +166,15 @@ def calibrate_on_pictoworld(probes: list[Probe], n: int = 600, seed: int = 12345
 def load_labelled_folder(directory: str | Path):
     """Images and label table from a folder: ``manifest.parquet`` (``world render``) or
     ``labels.csv`` (``file`` + attribute columns). Person rows only for a PictoWorld manifest."""
-    import pandas as pd
 
     d = Path(directory)
     if (d / "labels.csv").is_file():
         table = read_user_csv(d / "labels.csv", "--calibration labels", "save labels.csv as UTF-8 CSV")
         src = str(d / "labels.csv")
-    elif (d / "manifest.parquet").is_file():
-        table = pd.read_parquet(d / "manifest.parquet")
+    elif (d / "manifest.parquet").is_file():  # a PictoWorld data set, read where it is written
+        from t2i_audit.world.dataset import load_manifest
+
+        table = load_manifest(d)
         if "kind" in table.columns:
             table = table[table["kind"] == "person"]
         src = str(d / "manifest.parquet")

@@ -13,7 +13,9 @@ from pathlib import Path
 from t2i_audit import __version__
 from t2i_audit.core.io import atomic_write_parquet
 from t2i_audit.core.rundir import (  # noqa: F401 - the run format, re-exported for writers
+    MANIFEST,
     MANIFEST_COLUMNS,
+    RUN_JSON,
     RUN_SCHEMA,
     read_run,
     read_run_json,
@@ -127,9 +129,7 @@ def write_manifest(run_dir: Path, rows: list[dict]) -> None:
 
     df = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
     df = df.astype({"seed": "int64", "width": "int64", "height": "int64", "seconds": "float64"})
-    atomic_write_parquet(run_dir / "manifest.parquet", df)
+    atomic_write_parquet(run_dir / MANIFEST, df)
 
 
-def load_run(run_dir: str | Path, *, require_complete: bool = True):
-    """Read a run directory: (run.json as a dict, manifest as a DataFrame) -- ``core.rundir.read_run``."""
-    return read_run(run_dir, require_complete=require_complete)
+load_run = read_run  # the one run reader under the name evals.runs has always exported

@@ -41,6 +41,7 @@ from t2i_audit.evals.runs.locking import RunLock
 from t2i_audit.evals.runs.rundir import (  # noqa: F401 - re-exported: callers import the run format from here too
     IDENTITY_KEYS,
     MANIFEST_COLUMNS,
+    RUN_JSON,
     RUN_SCHEMA,
     RunMismatchError,
     environment,
@@ -175,12 +176,9 @@ def _prelude(cfg: SampleConfig, suite: PromptSuite, gen, run_dir: Path, batch_si
     remove_temp_files(run_dir)
     remove_temp_files(images_dir)
     ident = run_identity(suite, gen, dict(cfg.params), cfg.images_per_prompt, cfg.limit, cfg.seed_offset)
-    run_json = run_dir / "run.json"
+    run_json = run_dir / RUN_JSON
     if run_json.is_file():
-        try:
-            old = json.loads(run_json.read_text())
-        except ValueError:
-            raise InputError(f"{run_json}: not valid JSON; delete the run directory and sample again") from None
+        old = read_run_json(run_json)  # the one contract: a run.json of another schema is refused
         if {k: old.get(k) for k in IDENTITY_KEYS} != json.loads(json.dumps(ident, default=str)):
             raise RunMismatchError(explain_mismatch(old, ident, run_dir))
         meta = old
@@ -290,7 +288,7 @@ def _merge(run_dir: Path, plan: list, shares: list, meta: dict, n_missing: int) 
             jf.unlink(missing_ok=True)
     meta.update(status="complete", n_planned=len(plan) + n_missing, n_images=len(merged),
                 n_missing=n_missing, completed=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    atomic_write_json(run_dir / "run.json", meta)
+    atomic_write_json(run_dir / RUN_JSON, meta)
     return meta
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from t2i_audit.core.images import ImageTooLargeError, open_image
+from t2i_audit.core.rundir import listed_images
 from t2i_audit.errors import InputError
 from t2i_audit.evals.features.cache import EmbeddingCache, embed_cached, file_sha256
 from t2i_audit.evals.metrics.distribution import GaussianMoments
@@ -91,15 +92,9 @@ def folder_reference(directory: str | Path) -> ReferenceSet:
         raise InputError(f"--reference {directory}: no such folder; give an image folder, a run or data set "
                          "directory, or 'world'")
     paths: list[str]
-    man = d / "manifest.parquet"
-    if man.is_file():
-        import pandas as pd
-
-        df = pd.read_parquet(man)
-        col = "path" if "path" in df.columns else "file" if "file" in df.columns else None
-        if col is None:
-            raise InputError(f"--reference {directory}: manifest.parquet has neither a 'path' nor a 'file' column")
-        paths = [os.path.join(d, p) for p in df[col].tolist()]
+    listed = listed_images(d)
+    if listed is not None:
+        paths = [os.path.join(d, p) for p in listed]
         missing = [p for p in paths if not os.path.isfile(p)]
         if missing:
             raise InputError(f"--reference {directory}: {len(missing)} listed image(s) are missing, e.g. {missing[0]}")

@@ -31,7 +31,7 @@ from t2i_audit.core.config import ConfigBase
 from t2i_audit.core.fingerprint import stage_fingerprint
 from t2i_audit.core.images import load_rgb
 from t2i_audit.core.io import atomic_write_json, atomic_write_parquet, remove_temp_files, sha256_file
-from t2i_audit.core.rundir import read_run
+from t2i_audit.core.rundir import check_run_dir, read_run
 from t2i_audit.core.score_status import clear_marker, mark_failed, mark_scoring
 from t2i_audit.errors import InputError
 from t2i_audit.evals.features.cache import EmbeddingCache, embed_cached, text_key
@@ -62,19 +62,11 @@ class ScoreConfig(ConfigBase):
     progress: bool = True
 
 
-def check_run_dir(run_dir: str | Path) -> Path:
-    root = Path(run_dir)
-    if not (root / "run.json").is_file() or not (root / "manifest.parquet").is_file():
-        raise InputError(f"{run_dir}: not a generation run (needs run.json and manifest.parquet); "
-                         "create one with `t2i-audit sample`")
-    return root
-
-
 def load_run(run_dir: str | Path) -> tuple[Path, dict, pd.DataFrame]:
-    """(run directory, run.json, manifest) of a run to score, through ``core.rundir.read_run``."""
-    root = check_run_dir(run_dir)
-    meta, df = read_run(root, require_complete=False, require_images=True)
-    return root, meta, df
+    """(run directory, run.json, manifest) of a run to score: ``core.rundir.read_run``, which also
+    reads runs whose sampling stopped early (scored as they stand), plus the directory."""
+    meta, df = read_run(run_dir, require_complete=False, require_images=True)
+    return Path(run_dir), meta, df
 
 
 @dataclass
