@@ -66,3 +66,22 @@ def test_findings_in_headless_chromium(collapsed, tmp_path):
     assert top, "no Findings list in the rendered page"
     text = re.sub(r"<[^>]+>", "", top.group(1))
     assert COLLAPSE.search(text), text
+
+
+def test_findings_read_numbers_not_text(collapsed, tmp_path):
+    """The training share in a finding comes from the audit's ``reference`` field: rewording the
+    detail text changes nothing, and a changed number changes the sentence."""
+    import json
+
+    run = tmp_path / "run"
+    shutil.copytree(collapsed, run)
+    path = run / "audits" / "diversity.json"
+    meta = json.loads(path.read_text())
+    shares = [f for f in meta["findings"] if str(f["statistic"]).startswith("share[")]
+    assert shares and all(f["reference"] == 0.25 for f in shares)
+    for f in shares:
+        f["detail"], f["reference"] = "reworded: one in four", 0.3
+    path.write_text(json.dumps(meta))
+    md = render_report(run, tmp_path / "out", ReportConfig(formats=("md",))).markdown.read_text()
+    top = md.split("## Findings", 1)[1].split("\n## ", 1)[0]
+    assert "n=32) vs 30.0% in training." in top, top

@@ -60,13 +60,14 @@ def diversity_findings(res: RunResults) -> list[Finding]:
                 continue
             shares = d[d["statistic"].str.startswith("share[") & d["group"].isin(groups)]
             low = shares.loc[shares["value"].idxmin()]
-            train = float(str(low["detail"]).replace("training ", "") or "nan")
+            train = low.get("reference")  # a number field (older audits lack it), never parsed from text
+            vs = f" vs {100 * float(train):.1f}% in training" if pd.notna(train) else ""
             head = (f"{attr}: {int(miss[groups].max())} of {k} modes missing" if kind == "missing" else
                     f"{attr}: distribution shifted from training")
             where = groups[0] if len(groups) == 1 else f"{len(groups)} groups ({', '.join(map(str, groups))})"
             out.append(Finding(f"{head} in {where}; lowest share {low['statistic'][6:-1]} "
                                f"{100 * low['value']:.1f}% [{100 * low['ci_low']:.1f}, {100 * low['ci_high']:.1f}] "
-                               f"({low['group']}, n={int(low['n'])}) vs {100 * train:.1f}% in training.", "diversity"))
+                               f"({low['group']}, n={int(low['n'])}){vs}.", "diversity"))
     return out
 
 
