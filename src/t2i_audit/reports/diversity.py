@@ -13,13 +13,13 @@ def finding_rows(meta: dict) -> list[list]:
     rows = []
     for f in meta.get("findings", []):
         if f["statistic"] in KEY_STATS:
-            rows.append([f["attribute"], f["group"], f["statistic"], fmt_num(f["value"]),
+            rows.append([f.get("probe") or "", f["attribute"], f["group"], f["statistic"], fmt_num(f["value"]),
                          fmt_ci(f.get("ci_low"), f.get("ci_high")), int(f["n"]), "yes" if f["flagged"] else "",
                          f.get("detail") or ""])
     return rows
 
 
-HEADER = ["attribute", "group", "statistic", "value", "95% CI", "n", "flagged", "detail"]
+HEADER = ["probe", "attribute", "group", "statistic", "value", "95% CI", "n", "flagged", "detail"]  # probe: whose reading
 
 
 def diversity_md(meta: dict | None, md_table) -> list[str]:
@@ -38,7 +38,7 @@ def diversity_html(meta: dict | None, table) -> str:
             + "".join(f"<li>{esc(s)}</li>" for s in found) + "</ul>"
             + f"<p class='note'>Rule: {esc(meta.get('rule', ''))}</p>"
             + "<details><summary>Per group: missing modes, entropy ratio, TV to training, adjusted p</summary>"
-            + table(HEADER, finding_rows(meta), {3, 5}) + "</details>")
+            + table(HEADER, finding_rows(meta), {4, 6}) + "</details>")
 
 
 def label_cells(r) -> list[str]:

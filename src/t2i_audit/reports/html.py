@@ -55,12 +55,20 @@ def section_summary(res: RunResults) -> str:
     if res.bias_stats is not None:
         s = res.bias_stats[res.bias_stats["statistic"] == "parity_gap"]
         if len(s):
-            basis = ", ".join(sorted(set(s["basis"].astype(str)))) if "basis" in s.columns else "corrected"
-            out.append(f"<h3>Bias at a glance (parity gap; shares: {esc(basis)})</h3>")
-            out.append(_table(["attribute", "group", "parity gap", "95% CI", "n"],
-                              [[r.attribute, r.group, fmt_num(r.value), fmt_ci(r.ci_low, r.ci_high), int(r.n)]
-                               for r in s.itertuples()], {2, 4}))
+            out.append("<h3>Bias at a glance (parity gap)</h3>")
+            out.append(glance_table(s))
     return "".join(out)
+
+
+def glance_table(s: pd.DataFrame) -> str:
+    """Parity gaps, one row per (probe, shares, attribute, group): a run audited with several probes
+    (the main job: the CLIP probe and the oracle) or bases lists each group once per probe, so a
+    column names which probe and which shares every row is."""
+    keys = [(c, head) for c, head in (("probe", "probe"), ("basis", "shares")) if c in s.columns]
+    return _table([head for _, head in keys] + ["attribute", "group", "parity gap", "95% CI", "n"],
+                  [[getattr(r, c) for c, _ in keys] + [r.attribute, r.group, fmt_num(r.value),
+                                                       fmt_ci(r.ci_low, r.ci_high), int(r.n)]
+                   for r in s.itertuples()], {len(keys) + 2, len(keys) + 4})
 
 
 def section_categories(res: RunResults) -> str:

@@ -81,21 +81,23 @@ def _bias_md(res: RunResults) -> list[str]:
     if res.bias is None:
         return ["## Bias", "", "_No bias audit: audits/bias.parquet is missing (run `t2i-audit audit bias`)._", ""]
     b = res.bias.sort_values(["attribute", "group", "cls"], kind="stable")
-    multi = "probe" in b.columns and b["probe"].nunique() > 1
+    by_probe = "probe" in b.columns  # a column names each row's probe (the main job audits with two)
     labelled = "ppi" in b.columns
-    rows = [[f"{r.attribute} ({r.probe})" if multi else r.attribute, r.group, r.cls, *label_cells(r),
+    rows = [[*([r.probe] if by_probe else []), r.attribute, r.group, r.cls, *label_cells(r),
              f"{fmt_num(r.corrected)} {fmt_ci(r.corr_ci_low, r.corr_ci_high)}",
              f"{fmt_num(r.raw)} {fmt_ci(r.raw_ci_low, r.raw_ci_high)}", fmt_num(r.reference),
              int(r.n_images), fmt_num(r.abstain_rate)] for r in b.itertuples()]
     out = [f"## Bias (class shares: {'label-calibrated vs ' if labelled else ''}corrected vs raw vs reference)", "",
-           md_table(["attribute", "group", "class", *(["label-calibrated [95% CI]"] if labelled else []),
+           md_table([*(["probe"] if by_probe else []), "attribute", "group", "class",
+                     *(["label-calibrated [95% CI]"] if labelled else []),
                      "corrected [95% CI]", "raw [95% CI]", "reference", "n images", "abstain"], rows), ""]
     if res.bias_stats is not None:
         s = res.bias_stats.sort_values(["attribute", "group", "statistic"], kind="stable")
+        by_probe = "probe" in s.columns
         out += ["### Bias statistics", "",
-                md_table(["attribute", "group", "statistic", "value", "95% CI", "n"],
-                         [[f"{r.attribute} ({r.probe})" if "probe" in s.columns else r.attribute, r.group, r.statistic, fmt_num(r.value), fmt_ci(r.ci_low, r.ci_high),
-                           int(r.n)] for r in s.itertuples()]), ""]
+                md_table([*(["probe"] if by_probe else []), "attribute", "group", "statistic", "value", "95% CI", "n"],
+                         [[*([r.probe] if by_probe else []), r.attribute, r.group, r.statistic, fmt_num(r.value),
+                           fmt_ci(r.ci_low, r.ci_high), int(r.n)] for r in s.itertuples()]), ""]
     return out
 
 
