@@ -15,6 +15,7 @@ from t2i_audit.audits.memorization.memorization_audit import MemorizationConfig
 from t2i_audit.audits.safety.safety_audit import SafetyAuditConfig
 from t2i_audit.core.config import ConfigBase
 from t2i_audit.errors import InputError
+from t2i_audit.evals.judges.openai_judge import OpenAIJudgeConfig
 from t2i_audit.evals.runs.sampling import SampleConfig
 from t2i_audit.evals.scoring.score import ScoreConfig
 from t2i_audit.generator.models.component_configs import (
@@ -28,6 +29,7 @@ from t2i_audit.generator.models.component_configs import (
 from t2i_audit.generator.models.tokenizer import TokenizerConfig
 from t2i_audit.generator.models.unet import UNetConfig
 from t2i_audit.generator.training.presets import Preset
+from t2i_audit.generator.training.stage_configs import STAGE_CONFIGS, stage_config
 from t2i_audit.job import JobConfig
 from t2i_audit.reports.report import ReportConfig
 from t2i_audit.stats.power import PlanConfig
@@ -56,6 +58,8 @@ INSTANCES = [
     SamplerParams(steps=7),
     UNetConfig(block_out_channels=(16, 32)),
     Preset(name="p", save_every=7, decoder_kind_weights={"person": 0.5}),
+    *(stage_config(Preset(name="p", save_every=7, decoder_kind_weights={"person": 0.5}), s) for s in STAGE_CONFIGS),
+    OpenAIJudgeConfig(base_url="http://127.0.0.1:8000/v1", model="vlm", concurrency=3, revision="r1"),
 ]
 
 
