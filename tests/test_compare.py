@@ -56,13 +56,37 @@ def test_compare_fixture_runs():
     assert skill.mean_a == pytest.approx(19 / 24) and skill.mean_b == pytest.approx(12 / 24)
     assert skill.difference == pytest.approx(-7 / 24)
     assert (skill.mcnemar_b, skill.mcnemar_c) == (7, 0)
-    assert skill.p_value == pytest.approx(stats.binomtest(0, 7, 0.5).pvalue)
     assert skill.ci_high < 0                         # the paired interval excludes 0
-    assert skill.test == "exact McNemar"
+    assert skill.test == "paired cluster bootstrap"  # McNemar no longer overrides the clustered test
+    assert skill.p_value < 0.05 and "discordant pairs" in skill.method
     clip = c.metrics.set_index(["metric", "group"]).loc[("clip_score", "overall")]
     assert clip.test == "paired cluster bootstrap" and clip.ci_high < 0
-    shift = c.bias_shifts.set_index(["attribute", "group", "cls"]).loc[("presentation", "firefighter", "woman")]
-    assert shift["shift"] == pytest.approx(0.08 - 0.20)
+    shifts = c.bias_shifts
+    assert not shifts.duplicated(["probe", "section", "attribute", "group", "cls"]).any()
+    shift = shifts.set_index(["attribute", "group", "cls"]).loc[("presentation", "firefighter", "woman")]
+    assert shift["shift"] == pytest.approx(0.08 - 0.20) and shift["basis"] == "corrected"
+
+
+def test_compare_run_with_itself_gives_zero_shifts(tmp_path):
+    """A run against itself: every bias row pairs the same probe and section, every shift is 0 with a
+    zero-width interval (a copy whose items differ would not be paired this way)."""
+    import numpy as np
+
+    a = tmp_path / "run_a"
+    shutil.copytree(FIX / "run_a", a)
+    bias = pd.read_parquet(a / "audits/bias.parquet")
+    man = pd.read_parquet(a / "manifest.parquet")
+    cells = bias[["probe", "attribute", "group"]].drop_duplicates()
+    pd.concat([pd.DataFrame({"image_id": man["image_id"].astype(str), "prompt_id": man["prompt_id"].astype(str),
+                             "group": c.group, "probe": c.probe, "attribute": c.attribute, "reading": "man"})
+               for c in cells.itertuples()]).to_parquet(a / "audits/bias_items.parquet")
+    c = compare_runs(a, a, n_boot=200)
+    s = c.bias_shifts
+    assert len(s) == len(bias)  # one row per cell, not one per probe pairing
+    paired = s[s["method"].str.contains("paired")]
+    assert len(paired) == len(s), s["method"].unique()
+    assert (s["shift"] == 0).all() and (s["ci_low"] == 0).all() and (s["ci_high"] == 0).all()
+    assert np.isfinite(s["share_a"]).all()
 
 
 def test_compare_errors_and_warnings(tmp_path):
@@ -92,9 +116,9 @@ def test_compare_outputs_and_cli(tmp_path):
     names = {p.name for p in files}
     assert {"compare.md", "compare.html", "compare_metrics.csv", "compare_bias.json"} <= names
     html = (tmp_path / "cmp/compare.html").read_text()
-    assert "<script" not in html and "exact McNemar" in html
+    assert "<script" not in html and "clustered test" in html
     res = CliRunner().invoke(main, ["compare", str(FIX / "run_a"), str(FIX / "run_b"), "--out",
                                     str(tmp_path / "cli"), "--n-boot", "200"])
     assert res.exit_code == 0, res.output
-    assert "skill" in res.output and "exact McNemar" in res.output
+    assert "skill" in res.output and "bias shifts" in res.output
     assert (tmp_path / "cli/compare.md").is_file()

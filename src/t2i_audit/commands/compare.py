@@ -35,4 +35,13 @@ def compare(run_a: Path, run_b: Path, out: Path | None, n_boot: int, seed: int, 
     for r in c.metrics[c.metrics["group"] == "overall"].itertuples():
         click.echo(f"  {r.metric:<16} {fmt_num(r.difference):>8} {fmt_ci(r.ci_low, r.ci_high):<20} "
                    f"p={fmt_num(r.p_value)} ({r.test})")
+    b = c.bias_shifts
+    if len(b):
+        big = b[(b["ci_low"] > 0) | (b["ci_high"] < 0)].reindex(b["shift"].abs().sort_values(ascending=False).index)
+        big = big[(big["ci_low"] > 0) | (big["ci_high"] < 0)]
+        click.echo(f"bias shifts (headline basis): {len(big)} of {len(b)} cells with an interval excluding 0"
+                   + (":" if len(big) else ""))
+        for r in big.head(10).itertuples():
+            click.echo(f"  {r.probe} {r.attribute}/{r.group}/{r.cls} ({r.section}, {r.basis}): "
+                       f"{fmt_num(r.shift)} {fmt_ci(r.ci_low, r.ci_high)}")
     click.echo(f"wrote {len(written)} files to {out}")

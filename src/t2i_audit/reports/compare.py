@@ -110,31 +110,80 @@ def compare_runs(run_a: str | Path | RunResults, run_b: str | Path | RunResults,
                    "difference": res.estimate, "ci_low": res.ci_low, "ci_high": res.ci_high,
                    "p_value": res.p_value, "test": "paired cluster bootstrap", "mcnemar_b": np.nan,
                    "mcnemar_c": np.nan, "method": res.method}
-            if metric in pf:
-                nb, nc, p = mcnemar_exact(g["value_a"].to_numpy() >= 1, g["value_b"].to_numpy() >= 1)
-                row.update(p_value=p, test="exact McNemar", mcnemar_b=nb, mcnemar_c=nc,
-                           method=res.method + f"; p: exact McNemar (A-only passes {nb}, B-only passes {nc})")
+            if metric in pf:  # discordant counts shown; the p-value stays the clustered one (prompts vary)
+                nb, nc, _ = mcnemar_exact(g["value_a"].to_numpy() >= 1, g["value_b"].to_numpy() >= 1)
+                row.update(mcnemar_b=nb, mcnemar_c=nc,
+                           method=res.method + f"; discordant pairs: A-only passes {nb}, B-only passes {nc}")
             rows.append(row)
     metrics = pd.DataFrame(rows)
     return CompareResult(a.run_id, b.run_id, metrics, bias_shifts(a, b), len(shared),
                          len(keys_a - keys_b), len(keys_b - keys_a), notes, n_boot, seed)
 
 
+BIAS_KEYS = ["probe", "section", "attribute", "group", "cls"]
+HEADLINE = (("ppi", "ppi_ci_low", "ppi_ci_high", "label-calibrated (PPI++)"),
+            ("corrected", "corr_ci_low", "corr_ci_high", "corrected"), ("raw", "raw_ci_low", "raw_ci_high", "raw"))
+
+
+def _headline(row: pd.Series, suffix: str) -> tuple[float, float, float, str]:
+    """(share, lo, hi, basis) of one bias row on its headline basis: label-calibrated where labelled,
+    else corrected, else raw (the basis the audit's statistics and the gate use)."""
+    for col, lo, hi, basis in HEADLINE:
+        v = row.get(col + suffix)
+        if v is not None and np.isfinite(v):
+            return float(v), float(row[lo + suffix]), float(row[hi + suffix]), basis
+    return float("nan"), float("nan"), float("nan"), "none"
+
+
+def _bias_items(r: RunResults) -> pd.DataFrame | None:
+    path = r.root / "audits" / "bias_items.parquet"
+    if not path.is_file() or r.manifest is None or "seed" not in r.manifest:
+        return None
+    items = pd.read_parquet(path)
+    seeds = r.manifest[["image_id", "seed"]].astype({"image_id": str})
+    return items.astype({"image_id": str}).merge(seeds, on="image_id")
+
+
+def _same_readings(ia: pd.DataFrame | None, ib: pd.DataFrame | None) -> set[tuple[str, str]]:
+    """(probe, group) cells whose per-image readings agree on every shared (prompt, seed) pair and
+    cover the same pairs: their estimates come from the same data, so the paired shift is exactly 0."""
+    if ia is None or ib is None:
+        return set()
+    keys = ["probe", "group", "prompt_id", "seed"]
+    m = ia.merge(ib, on=keys, how="outer", suffixes=("_a", "_b"), indicator=True)
+    m["same"] = (m["_merge"] == "both") & (m["reading_a"] == m["reading_b"])
+    agg = m.groupby(["probe", "group"])["same"].all()
+    return {k for k, v in agg.items() if v}
+
+
 def bias_shifts(a: RunResults, b: RunResults) -> pd.DataFrame:
-    """Corrected class shares of both runs per (attribute, group, class) and their shift B − A."""
-    cols = ["attribute", "group", "cls", "share_a", "share_b", "shift", "ci_low", "ci_high", "p_value",
-            "n_a", "n_b"]
+    """Shift B − A of each (probe, section, attribute, group, class) share on the headline basis.
+    Cells whose readings agree on every shared (prompt, seed) pair are paired: shift 0, zero-width
+    interval. Otherwise the difference of independent estimates from their intervals (conservative
+    for paired runs), with the basis and pairing named in ``method``."""
+    cols = [*BIAS_KEYS, "basis", "share_a", "share_b", "shift", "ci_low", "ci_high", "p_value", "n_a", "n_b",
+            "estimand", "method"]
     if a.bias is None or b.bias is None:
         return pd.DataFrame(columns=cols)
-    m = a.bias.merge(b.bias, on=["attribute", "group", "cls"], suffixes=("_a", "_b"))
+    keys = [k for k in BIAS_KEYS if k in a.bias and k in b.bias]
+    m = a.bias.merge(b.bias, on=keys, suffixes=("_a", "_b"))
+    same = _same_readings(_bias_items(a), _bias_items(b))
     rows = []
-    for r in m.itertuples():
-        d = independent_difference(r.corrected_b, r.corr_ci_low_b, r.corr_ci_high_b,
-                                   r.corrected_a, r.corr_ci_low_a, r.corr_ci_high_a)
-        rows.append([r.attribute, r.group, r.cls, r.corrected_a, r.corrected_b, d.estimate, d.ci_low, d.ci_high,
-                     d.p_value, int(r.n_images_a), int(r.n_images_b)])
-    return pd.DataFrame(rows, columns=cols).sort_values(["attribute", "group", "cls"], kind="stable",
-                                                        ignore_index=True)
+    for _, r in m.iterrows():
+        va, la, ha, basis_a = _headline(r, "_a")
+        vb, lb, hb, basis_b = _headline(r, "_b")
+        est_a, est_b = r.get("estimand_a", "prompts"), r.get("estimand_b", "prompts")
+        if basis_a != basis_b or est_a != est_b:
+            d, method = None, f"not compared: bases {basis_a} vs {basis_b}, estimands {est_a} vs {est_b}"
+        elif (r.get("probe"), r["group"]) in same and va == vb:
+            d, method = (0.0, 0.0, 0.0, 1.0), f"{basis_a}; paired: same readings on every (prompt, seed) pair"
+        else:
+            x = independent_difference(vb, lb, hb, va, la, ha)
+            d, method = (x.estimate, x.ci_low, x.ci_high, x.p_value), f"{basis_a}; {x.method}"
+        d = d or (float("nan"),) * 4
+        rows.append([*(r.get(k, "") for k in BIAS_KEYS), basis_a, va, vb, *d, int(r.n_images_a),
+                     int(r.n_images_b), est_a, method])
+    return pd.DataFrame(rows, columns=cols).sort_values(BIAS_KEYS, kind="stable", ignore_index=True)
 
 
 def compare_markdown(c: CompareResult) -> str:
@@ -143,17 +192,19 @@ def compare_markdown(c: CompareResult) -> str:
     out = [f"# t2i-audit compare: {c.run_b} − {c.run_a}", "",
            f"{c.n_pairs} (prompt, seed) pairs shared; {c.n_unpaired_a} only in A, {c.n_unpaired_b} only in B. "
            "Difference = B − A; 95% interval from a cluster bootstrap over prompts "
-           f"(B={c.n_boot}, seed {c.seed}); pass/fail metrics tested with the exact McNemar test.", ""]
+           f"(B={c.n_boot}, seed {c.seed}); pass/fail metrics keep the clustered test (an exact McNemar test on "
+           "images would answer 'these prompts' only).", ""]
     out += [f"> warning: {w}" for w in c.warnings] + ([""] if c.warnings else [])
     out += ["## Metrics", "", md_table(
         ["metric", "group", "n pairs", "A", "B", "B − A", "95% CI", "p", "test"],
         [[r.metric, r.group, r.n_pairs, fmt_num(r.mean_a), fmt_num(r.mean_b), fmt_num(r.difference),
           fmt_ci(r.ci_low, r.ci_high), fmt_num(r.p_value), r.test] for r in c.metrics.itertuples()]), ""]
     if len(c.bias_shifts):
-        out += ["## Bias shifts (corrected shares)", "", md_table(
-            ["attribute", "group", "class", "A", "B", "B − A", "95% CI", "p"],
-            [[r.attribute, r.group, r.cls, fmt_num(r.share_a), fmt_num(r.share_b), fmt_num(r.shift),
-              fmt_ci(r.ci_low, r.ci_high), fmt_num(r.p_value)] for r in c.bias_shifts.itertuples()]), ""]
+        out += ["## Bias shifts (headline basis: label-calibrated where labelled, else corrected)", "", md_table(
+            ["probe", "section", "attribute", "group", "class", "basis", "A", "B", "B − A", "95% CI", "p"],
+            [[r.probe, r.section, r.attribute, r.group, r.cls, r.basis, fmt_num(r.share_a), fmt_num(r.share_b),
+              fmt_num(r.shift), fmt_ci(r.ci_low, r.ci_high), fmt_num(r.p_value)]
+             for r in c.bias_shifts.itertuples()]), ""]
     else:
         out += ["## Bias shifts", "", "_One or both runs have no bias audit._", ""]
     return no_raw_html("\n".join(out))
@@ -167,8 +218,8 @@ def compare_html(c: CompareResult) -> str:
     chart = plots.difference_chart(m, label=f"{c.run_b} − {c.run_a}")
     parts = [f"<h1>t2i-audit compare: {esc(c.run_b)} − {esc(c.run_a)}</h1>",
              f"<p>{c.n_pairs} (prompt, seed) pairs shared; {c.n_unpaired_a} only in A, {c.n_unpaired_b} only in "
-             "B. Difference = B − A with a 95% cluster-bootstrap interval over prompts; pass/fail metrics use the "
-             "exact McNemar test.</p>"]
+             "B. Difference = B − A with a 95% cluster-bootstrap interval over prompts; pass/fail metrics keep "
+             "the clustered test.</p>"]
     parts += [f"<p class='missing'>warning: {esc(w)}</p>" for w in c.warnings]
     if chart:
         parts.append(f"<p><img src='{chart}' alt='differences with 95% intervals'></p>")
@@ -176,12 +227,14 @@ def compare_html(c: CompareResult) -> str:
                         [[r.metric, r.group, r.n_pairs, fmt_num(r.mean_a), fmt_num(r.mean_b), fmt_num(r.difference),
                           fmt_ci(r.ci_low, r.ci_high), fmt_num(r.p_value), r.test] for r in m.itertuples()],
                         {2, 3, 4, 5, 7}))
-    parts.append("<h2>Bias shifts (corrected shares)</h2>")
+    parts.append("<h2>Bias shifts (headline basis)</h2>")
     if len(c.bias_shifts):
-        parts.append(_table(["attribute", "group", "class", "A", "B", "B − A", "95% CI", "p"],
-                            [[r.attribute, r.group, r.cls, fmt_num(r.share_a), fmt_num(r.share_b), fmt_num(r.shift),
-                              fmt_ci(r.ci_low, r.ci_high), fmt_num(r.p_value)] for r in c.bias_shifts.itertuples()],
-                            {3, 4, 5, 7}))
+        parts.append(_table(["probe", "section", "attribute", "group", "class", "basis", "A", "B", "B − A",
+                             "95% CI", "p"],
+                            [[r.probe, r.section, r.attribute, r.group, r.cls, r.basis, fmt_num(r.share_a),
+                              fmt_num(r.share_b), fmt_num(r.shift), fmt_ci(r.ci_low, r.ci_high), fmt_num(r.p_value)]
+                             for r in c.bias_shifts.itertuples()],
+                            {6, 7, 8, 10}))
     else:
         parts.append("<p class='missing'>One or both runs have no bias audit.</p>")
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
