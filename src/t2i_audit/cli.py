@@ -58,6 +58,8 @@ COMMAND_MODULES = [
     ("t2i_audit.commands.report", "report"),
     ("t2i_audit.commands.compare", "compare"),
     ("t2i_audit.commands.gate", "gate"),
+    ("t2i_audit.commands.track", "track"),
+    ("t2i_audit.commands.export", "export"),
     ("t2i_audit.commands.audit", "audit"),
     ("t2i_audit.commands.label", "label"),
     ("t2i_audit.commands.reproduce", "reproduce"),
