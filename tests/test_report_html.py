@@ -27,8 +27,10 @@ class _Collect(HTMLParser):
             self.srcs.append(dict(attrs)["src"])
         for k, v in attrs:
             assert not k.startswith("on"), f"event handler attribute {k}"
-            if k in ("src", "href"):
-                assert v.startswith(("data:image/", "#")), v
+            if k == "src":
+                assert v.startswith("data:image/"), v
+            if k == "href":  # an in-page anchor, or an original image linked by relative path
+                assert v.startswith("#") or (not re.match(r"^[a-z]+:|/", v) and v.endswith(".png")), v
 
     def handle_data(self, data):
         self.text.append(data)
@@ -39,11 +41,11 @@ def page(tmp_path_factory):
     d = tmp_path_factory.mktemp("rep")
     shutil.copytree(FIX / "run_a", d / "run_a")
     shutil.copytree(FIX / "train", d / "train")
-    return load_run(d / "run_a"), render_report(d / "run_a", d / "out").html.read_text()
+    return load_run(d / "run_a"), render_report(d / "run_a", d / "out").html.read_text(), d / "out"
 
 
 def test_self_contained_and_escaped(page):
-    res, html = page
+    res, html, _ = page
     p = _Collect()
     p.feed(html)
     assert "script" not in p.tags and "iframe" not in p.tags and "link" not in p.tags
@@ -58,7 +60,7 @@ def test_self_contained_and_escaped(page):
 
 
 def test_sections_and_numbers(page):
-    res, html = page
+    res, html, out = page
     for heading in ("Summary", "Accuracy and scores per category", "Bias", "Distribution metrics against sample size",
                     "Images per prompt", "Memorization", "Methodology"):
         assert f">{heading}</h2>" in html
@@ -66,11 +68,11 @@ def test_sections_and_numbers(page):
     assert "relation: square is right of triangle" in html        # a failure reason under its image
     assert "pictoworld-oracle/1" in html                          # methodology: evaluator id
     assert "No gate result" in html
-    assert html_report(res) == html                               # deterministic
+    assert html_report(res, out=out) == html                      # deterministic
 
 
 def test_gate_result_shown_when_present(page, tmp_path):
-    res, _ = page
+    res, _, _ = page
     res.gate = {"passed": False, "rules": [{"rule": "skill >= 0.9", "value": 0.69, "ci_low": 0.54,
                                             "ci_high": 0.83, "threshold_text": ">= 0.9", "verdict": "fail"}]}
     html = html_report(res)
@@ -93,6 +95,6 @@ def test_missing_or_foreign_images_do_not_break(tmp_path):
 
 
 def test_image_cap_per_prompt(page):
-    res, _ = page
+    res, _, _ = page
     html = html_report(res, max_per_prompt=1)
     assert len(re.findall(r"2 more image\(s\) not shown", html)) == 8

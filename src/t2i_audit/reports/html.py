@@ -8,6 +8,8 @@ so. A Content-Security-Policy forbids scripts and remote loads, on top of escapi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from t2i_audit.reports import plots
@@ -148,8 +150,10 @@ def section_methodology(res: RunResults) -> str:
 
 
 def html_report(res: RunResults, *, max_prompts: int = 200, max_per_prompt: int = 8,
-                reveal_unsafe: bool = False) -> str:
-    """The whole report as one HTML string (deterministic for the same result files)."""
+                reveal_unsafe: bool = False, out: Path | None = None) -> str:
+    """The whole report as one HTML string (deterministic for the same result files), to be written
+    in ``out`` (default RUN/report): images are embedded as thumbnails and link their originals
+    relative to it."""
     sections = [
         findings_html(res, esc),
         section_summary(res),
@@ -161,7 +165,7 @@ def html_report(res: RunResults, *, max_prompts: int = 200, max_per_prompt: int 
         section_fd(res),
         robustness_html(res.root),
         "<h2 id='images'>Images per prompt</h2>"
-        + image_grids(res, max_prompts, max_per_prompt, reveal_unsafe),
+        + image_grids(res, max_prompts, max_per_prompt, reveal_unsafe, out),
         "<h2 id='memorization'>Memorization</h2>" + memorization_pairs(res),
         section_methodology(res),
     ]

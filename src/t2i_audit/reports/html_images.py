@@ -1,20 +1,31 @@
-"""Images for the HTML report: inline data URIs, per-prompt grids with each image's reading, and
-memorization pairs. Every piece of user text goes through :func:`esc`."""
+"""Images for the HTML report: inline thumbnails, per-prompt grids with each image's reading, and
+memorization pairs. Every piece of user text goes through :func:`esc`.
+
+Thumbnails: an image no larger than ``THUMB_SIDE`` px (PictoWorld's 32 px renders) is embedded as
+its own file; a larger one as a JPEG whose longest side is ``THUMB_SIDE`` (192) px at quality 80,
+re-encoded at lower quality, then smaller, until it fits ``THUMB_MAX_BYTES`` (12,000 bytes). So the
+default grid (200 prompts x 8 images) embeds at most 1,600 x 16,000 base64 bytes = 25.6 MB whatever
+the generator's resolution; each grid image links its original by a path relative to the report."""
 
 from __future__ import annotations
 
 import base64
 import html
+import os
 from pathlib import Path
+from urllib.parse import quote
 
 import pandas as pd
 
-from t2i_audit.core.images import open_image
+from t2i_audit.core.images import ImageTooLargeError, open_image
 from t2i_audit.reports.results import RunResults
 
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", "image/gif"),
           (b"RIFF", "image/webp"))
 MAX_IMAGE_BYTES = 4 * 1024 * 1024
+THUMB_SIDE = 192  # px, longest side: twice the 96 px a grid shows, sharp on high-density screens
+THUMB_QUALITY = (80, 65, 50, 35)  # JPEG qualities tried in turn, then a smaller side
+THUMB_MAX_BYTES = 12_000
 
 
 def esc(text) -> str:
@@ -36,6 +47,38 @@ def image_data_uri(path: Path) -> str | None:
     return None
 
 
+def thumbnail_data_uri(path: Path) -> tuple[str | None, bool]:
+    """(data URI, whether it is the original file): the file itself when both sides are at most
+    ``THUMB_SIDE`` px, else a JPEG thumbnail under ``THUMB_MAX_BYTES`` (see the module docstring)."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    try:
+        with open_image(path) as im:
+            if max(im.size) <= THUMB_SIDE:
+                return image_data_uri(path), True
+            im.draft("RGB", (THUMB_SIDE, THUMB_SIDE))  # JPEG sources decode at a reduced scale
+            rgb = im.convert("RGB")
+    except (OSError, ValueError, SyntaxError, ImageTooLargeError):
+        return None, False
+    data = b""
+    for side in (THUMB_SIDE, THUMB_SIDE * 2 // 3, THUMB_SIDE // 2):
+        small = rgb.copy()
+        small.thumbnail((side, side), Image.LANCZOS)
+        for q in THUMB_QUALITY:
+            buf = BytesIO()
+            small.save(buf, format="JPEG", quality=q, optimize=True)
+            data = buf.getvalue()
+            if len(data) <= THUMB_MAX_BYTES:
+                break
+        else:
+            continue
+        break
+    # the last try (96 px, quality 35) is about 5 KB even for pure noise
+    return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii"), False
+
+
 def blurred_data_uri(path: Path, cells: int = 6) -> str | None:
     """A PNG data URI of the image pixelated to ``cells`` x ``cells`` and blurred: flagged images never
     enter the report's bytes unblurred (a CSS filter could be switched off)."""
@@ -53,12 +96,20 @@ def blurred_data_uri(path: Path, cells: int = 6) -> str | None:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def img_tag(path: Path, alt: str, size: int = 96, blur: bool = False) -> str:
-    uri = blurred_data_uri(path) if blur else image_data_uri(path)
+def img_tag(path: Path, alt: str, size: int = 96, blur: bool = False, href: str | None = None) -> str:
+    """An inline thumbnail of ``path`` (blurred if ``blur``), linked to ``href`` (the original) if given."""
+    uri, original = (blurred_data_uri(path), True) if blur else thumbnail_data_uri(path)
     if uri is None:
         return f'<div class="noimg" style="width:{size}px;height:{size}px">image missing</div>'
-    return (f'<img src="{uri}" alt="{esc(alt)}" width="{size}" height="{size}" '
-            f'style="image-rendering:pixelated">')
+    style = ' style="image-rendering:pixelated"' if original else ""  # small renders: crisp pixels
+    tag = f'<img src="{uri}" alt="{esc(alt)}" width="{size}" height="{size}"{style}>'
+    return f'<a href="{esc(href)}">{tag}</a>' if href and not blur else tag
+
+
+def relative_href(path: Path, report_dir: Path) -> str:
+    """``path`` as a URL relative to the report's folder (the report links, never embeds, originals)."""
+    rel = os.path.relpath(Path(path).resolve(), Path(report_dir).resolve())
+    return quote(rel.replace(os.sep, "/"))
 
 
 def _inside(root: Path, rel: str) -> Path | None:
@@ -80,9 +131,11 @@ def pass_fail_metrics(items: pd.DataFrame) -> list[str]:
 
 
 def image_grids(res: RunResults, max_prompts: int = 200, max_per_prompt: int = 8,
-                reveal: bool = False) -> str:
+                reveal: bool = False, report_dir: Path | None = None) -> str:
     """One row per prompt: its images with seed, each pass/fail verdict and the check's detail. Images
-    the safety audit flagged or that were blocked are blurred unless ``reveal``."""
+    the safety audit flagged or that were blocked are blurred unless ``reveal``; the others link their
+    original by a path relative to ``report_dir`` (default RUN/report, where the report is written)."""
+    report_dir = Path(report_dir) if report_dir is not None else res.root / "report"
     if res.manifest is None:
         return "<p class='missing'>No images: manifest.parquet is missing.</p>"
     man = res.manifest.sort_values(["prompt_id", "seed"], kind="stable")
@@ -106,7 +159,7 @@ def image_grids(res: RunResults, max_prompts: int = 200, max_per_prompt: int = 8
         for r in rows.head(max_per_prompt).itertuples():
             path = _inside(res.root, str(r.path))
             blur = str(r.image_id) in hidden
-            img = (img_tag(path, f"{r.image_id}", blur=blur) if path
+            img = (img_tag(path, f"{r.image_id}", blur=blur, href=relative_href(path, report_dir)) if path
                    else '<div class="noimg">outside run</div>')
             caps = [f"seed {esc(r.seed)}"] + (["blurred: flagged by the safety audit"] if blur else [])
             for metric, value, detail in verdicts.get(str(r.image_id), []):

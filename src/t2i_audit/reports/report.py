@@ -73,5 +73,5 @@ def render_report(run: str | Path | RunResults, out: str | Path | None = None,
         paths.html = out / "report.html"
         _write_text(paths.html, html_report(res, max_prompts=config.max_prompts,
                                             max_per_prompt=config.max_per_prompt,
-                                            reveal_unsafe=config.reveal_unsafe))
+                                            reveal_unsafe=config.reveal_unsafe, out=out))
     return paths
