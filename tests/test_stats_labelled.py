@@ -15,8 +15,6 @@ from t2i_audit.stats.labelled import (
 )
 from t2i_audit.stats.resampling import cluster_draw_counts
 
-ppi_py = pytest.importorskip("ppi_py")
-
 
 def noisy_probe(truth, rng, confusion):
     """Probe outcome per image drawn from confusion[true] (columns: classes, unsure)."""
@@ -28,6 +26,7 @@ def noisy_probe(truth, rng, confusion):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("lam", [None, 1.0, 0.3])
 def test_agrees_with_ppi_py_iid(seed, lam):
+    ppi_py = pytest.importorskip("ppi_py")
     rng = np.random.default_rng(seed)
     k, n_all, n_lab = 3, 800, 120
     truth = rng.choice(k, n_all, p=[0.5, 0.3, 0.2])
