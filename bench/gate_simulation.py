@@ -153,6 +153,8 @@ def main() -> None:
     ap.add_argument("--confidence", type=float, default=None,
                     help="level of the baseline rules' intervals (default: the gate's default)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--noise-floor", action="store_true",
+                    help="margins of 3 noise floors from 3 A/A runs (bench/_gate_noise.py; ≥ 200 repeats)")
     args = ap.parse_args()
     conf = args.confidence if args.confidence is not None else DEFAULT_CONFIDENCE
 
@@ -171,6 +173,10 @@ def main() -> None:
           f"= {n_prompts * suite_ipp} images per profession; {args.repeats} repeats per scenario\n")
     base_p = {p: spec.marginal(p, "presentation")["woman"] for p in PROFESSIONS}
     sim = Simulator(pools, cal, n_prompts, args.bootstrap, args.seed)
+    if args.noise_floor:  # issue 38: gates with noise-floor margins
+        from _gate_noise import noise_floor_mode
+
+        raise SystemExit(noise_floor_mode(sim, base_p, ipp0, max(args.repeats, 200), args.shift, rate))
     rows = []
     ipps = [ipp0] + [int(x) for x in args.extra_ipp.split(",") if x.strip() and int(x) != ipp0]
     for ipp in ipps:
