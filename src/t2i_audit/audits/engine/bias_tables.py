@@ -78,25 +78,7 @@ def group_tables(probe: Probe, ests: dict, samples: dict[tuple[str, str], GroupS
         ref = reference.get((probe.attribute, group)) or reference.get((probe.attribute, "*"))
         r = np.array([ref[c] for c in probe.classes]) if ref else np.full(k, 1.0 / k)
         train = _training_shares(training, probe.attribute, group, probe.classes) if section == "neutral" else None
-        rlo, rhi, _, _, note = est.interval(est.raw, est.raw_reps)
-        clo = chi = np.full(k, np.nan)
-        if est.corrected is not None:
-            clo, chi = est.ci(est.corr_reps, point=est.corrected)
-        basis, p, reps = est.headline()
-        _, _, deff, neff, _ = est.interval(p, reps)
-        for c, cls in enumerate(probe.classes):
-            bias_rows.append({
-                "attribute": probe.attribute, "group": group, "cls": cls,
-                "raw": float(est.raw[c]), "raw_ci_low": float(rlo[c]), "raw_ci_high": float(rhi[c]),
-                "corrected": float(est.corrected[c]) if est.corrected is not None else float("nan"),
-                "corr_ci_low": float(clo[c]), "corr_ci_high": float(chi[c]),
-                "reference": float(r[c]), "training": float(train[c]) if train is not None else float("nan"),
-                "n_images": est.n_images, "n_prompts": est.n_prompts, "abstain_rate": est.abstain,
-                "probe": probe.name, "section": section, "resampling": est.scheme,
-                "estimand": est.estimand, "design_effect": float(deff[c]), "n_eff": float(neff[c]),
-                "interval_note": note or "",
-                **_label_columns(est, c),
-            })
+        bias_rows += _share_rows(probe, est, section, group, r, train)
         basis, p, reps = est.headline()
         n = est.n_images
         stat(section, group, "abstain_rate", est.abstain, est.abstain_reps, n, "raw", share=True)
@@ -135,6 +117,32 @@ def group_tables(probe: Probe, ests: dict, samples: dict[tuple[str, str], GroupS
             stat("neutral", g, f"{cfg.test}_p", pv, None, n, "raw counts vs reference")
             stat("neutral", g, f"{cfg.test}_p_{cfg.adjust}", pa, None, n, f"{cfg.adjust} across {len(tests)} groups")
     return bias_rows, stat_rows
+
+
+def _share_rows(probe: Probe, est: GroupShareEstimate, section: str, group: str, r, train) -> list[dict]:
+    """One bias.parquet row per class: raw, corrected and label-calibrated shares with intervals."""
+    k = len(probe.classes)
+    rlo, rhi, _, _, note = est.interval(est.raw, est.raw_reps)
+    clo = chi = np.full(k, np.nan)
+    if est.corrected is not None:
+        clo, chi = est.ci(est.corr_reps, point=est.corrected)
+    _, p, reps = est.headline()
+    _, _, deff, neff, _ = est.interval(p, reps)
+    rows = []
+    for c, cls in enumerate(probe.classes):
+        rows.append({
+            "attribute": probe.attribute, "group": group, "cls": cls,
+            "raw": float(est.raw[c]), "raw_ci_low": float(rlo[c]), "raw_ci_high": float(rhi[c]),
+            "corrected": float(est.corrected[c]) if est.corrected is not None else float("nan"),
+            "corr_ci_low": float(clo[c]), "corr_ci_high": float(chi[c]),
+            "reference": float(r[c]), "training": float(train[c]) if train is not None else float("nan"),
+            "n_images": est.n_images, "n_prompts": est.n_prompts, "abstain_rate": est.abstain,
+            "probe": probe.name, "section": section, "resampling": est.scheme,
+            "estimand": est.estimand, "design_effect": float(deff[c]), "n_eff": float(neff[c]),
+            "interval_note": note or "",
+            **_label_columns(est, c),
+        })
+    return rows
 
 
 def _label_columns(est: GroupShareEstimate, c: int) -> dict:
