@@ -30,8 +30,8 @@ import time
 import numpy as np
 from scipy.special import expit, logit
 
-from t2i_audit.stats.clusters import MIN_PROMPTS
-from t2i_audit.stats.correction import GroupSample, estimate_group
+from t2i_audit.stats.clusters import MIN_PROMPTS, cluster_draw_matrix, share_interval, within_cluster_draws
+from t2i_audit.stats.correction import conditional_from_counts, correct
 
 CONFUSION = np.array([[0.90, 0.10], [0.15, 0.85]])  # rows: true man, woman; columns: read man, woman
 SHAPES = ((4, 40), (10, 16), (20, 8))
@@ -46,77 +46,111 @@ def expected_share(p0: float, sd: float) -> float:
     return float(expit(logit(p0) + sd * z).mean())
 
 
-def calibration_counts(rng) -> np.ndarray:
-    """(2, 4) outcome counts per true class: read man, read woman, unsure, no person."""
-    reads = np.stack([rng.multinomial(CAL_PER_CLASS, CONFUSION[j]) for j in range(2)])
-    return np.concatenate([reads, np.zeros((2, 2), np.int64)], 1)
+def groups(rng, R: int, P: int, m: int, p0: float, sd: float):
+    """``R`` simulated groups at once: per-prompt read counts ``(R, P, 4)`` (read man, read woman,
+    unsure, no person) and the conditional truths ``(R,)``."""
+    p_i = expit(logit(p0) + sd * rng.standard_normal((R, P)))
+    men = rng.binomial(m, p_i)
+    read_man = rng.binomial(men, CONFUSION[0, 0]) + rng.binomial(m - men, CONFUSION[1, 0])
+    counts = np.zeros((R, P, 4), np.int64)
+    counts[..., 0], counts[..., 1] = read_man, m - read_man
+    return counts, p_i.mean(1)
 
 
-def one_group(rng, P: int, m: int, p0: float, sd: float):
-    """Probe readings (0 man, 1 woman), prompt ids and the conditional truth of one group."""
-    p_i = expit(logit(p0) + sd * rng.standard_normal(P))
-    prompts = np.repeat(np.arange(P), m)
-    man = rng.random(P * m) < p_i[prompts]
-    read_man = np.where(man, rng.random(P * m) < CONFUSION[0, 0], rng.random(P * m) < CONFUSION[1, 0])
-    return np.where(read_man, 0, 1), prompts, float(p_i.mean())
+def calibrations(rng, R: int) -> np.ndarray:
+    """``(R, 2, 4)`` fresh calibration counts per repeat (rows: true man, woman)."""
+    cal = np.zeros((R, 2, 4), np.int64)
+    for j in range(2):
+        cal[:, j, 0] = rng.binomial(CAL_PER_CLASS, CONFUSION[j, 0], R)
+        cal[:, j, 1] = CAL_PER_CLASS - cal[:, j, 0]
+    return cal
 
 
-def pct(reps: np.ndarray) -> tuple[float, float]:
-    r = reps[np.isfinite(reps)]
-    return (float(np.quantile(r, 0.025)), float(np.quantile(r, 0.975))) if r.size else (np.nan, np.nan)
+def corrected_man(totals: np.ndarray, cal: np.ndarray) -> np.ndarray:
+    """Corrected man-share of read totals ``(..., 4)`` through calibration counts ``(..., 2, 4)``:
+    for two classes the EM maximum likelihood of ``stats.correction.correct`` is the inverse clipped
+    to [0, 1] (the likelihood is monotone in the share; checked against EM by :func:`check_closed_form`)."""
+    A, a = conditional_from_counts(cal)
+    return np.clip(correct(totals[..., :2], A, a, "inverse")[..., 0], 0.0, 1.0)
 
 
-def setting(P: int, m: int, sd: float, repeats: int, B: int, rng) -> dict:
+def check_closed_form(rng) -> float:
+    """Largest gap between the closed form and the library's EM on 400 random groups."""
+    counts, _ = groups(rng, 400, 10, 16, 0.9, 1.0)
+    cal = calibrations(rng, 400)
+    A, a = conditional_from_counts(cal)
+    em = correct(counts.sum(1)[:, :2], A, a, "em")[:, 0]
+    return float(np.max(np.abs(em - corrected_man(counts.sum(1), cal))))
+
+
+def replicates(counts: np.ndarray, cal: np.ndarray, B: int, rng, estimand: str) -> np.ndarray:
+    """``(B, R)`` corrected man-share replicates, calibration resampled with the audit sample
+    (draws from ``stats.clusters``: prompts with replacement, or images within each prompt)."""
+    R, P, C = counts.shape
+    if estimand == "prompts":
+        draws = cluster_draw_matrix(P, B * R, rng).reshape(B, R, P)
+        tot = np.einsum("brp,rpc->brc", draws, counts)
+    else:
+        tot = within_cluster_draws(counts.reshape(R * P, C), B, rng).reshape(B, R, P, C).sum(2)
+    cal_b = within_cluster_draws(cal.reshape(R * 2, 4), B, rng).reshape(B, R, 2, 4)
+    return corrected_man(tot, cal_b)
+
+
+def pct(reps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Old plain percentile interval per column of ``(B, R)``."""
+    return np.quantile(reps, 0.025, axis=0), np.quantile(reps, 0.975, axis=0)
+
+
+def setting(P: int, m: int, sd: float, repeats: int, B: int, B_old: int, rng) -> dict:
     """Coverage counts of one (P, sd) setting over ``repeats`` x ``SHARES`` cells."""
     c = {k: 0 for k in ("prompts", "these", "old_cluster", "old_within", "not_estimable", "nan", "cells")}
     width = {"prompts": [], "these": [], "old_cluster": []}
     for p0 in SHARES:
         truth = expected_share(p0, sd)
-        for _ in range(repeats):
-            reads, prompts, cond = one_group(rng, P, m, p0, sd)
-            cal = calibration_counts(rng)
-            s = GroupSample.from_labels(reads, prompts, 2)
-            c["cells"] += 1
-            e = estimate_group(s, ("man", "woman"), cal, B=B, rng=rng, estimand="prompts")
-            lo, hi, _, _, note = e.interval(e.corrected, e.corr_reps)
+        counts, cond = groups(rng, repeats, P, m, p0, sd)
+        cal = calibrations(rng, repeats)
+        point = corrected_man(counts.sum(1), cal)
+        c["cells"] += repeats
+        n = float(P * m)
+        for est, key, target in (("prompts", "prompts", truth), ("these-prompts", "these", cond)):
+            reps = replicates(counts, cal, B, rng, est)
+            lo, hi, _, _, note = share_interval(point, reps, n, P, est)
             if note:
-                c["not_estimable"] += 1
-            elif not (np.isfinite(lo[0]) and np.isfinite(hi[0])):
-                c["nan"] += 1
+                c["not_estimable"] += repeats
             else:
-                c["prompts"] += lo[0] <= truth <= hi[0]
-                width["prompts"].append(hi[0] - lo[0])
-            olo, ohi = pct(e.corr_reps[:, 0])
-            c["old_cluster"] += olo <= truth <= ohi
-            width["old_cluster"].append(ohi - olo)
-            t = estimate_group(s, ("man", "woman"), cal, B=B, rng=rng, estimand="these-prompts")
-            tlo, thi, _, _, tnote = t.interval(t.corrected, t.corr_reps)
-            if tnote or not np.isfinite(tlo[0]):
-                c["nan"] += 1
-            else:
-                c["these"] += tlo[0] <= cond <= thi[0]
-                width["these"].append(thi[0] - tlo[0])
-            wlo, whi = pct(t.corr_reps[:, 0])
-            c["old_within"] += wlo <= truth <= whi
+                fin = np.isfinite(lo) & np.isfinite(hi)
+                c["nan"] += int((~fin).sum())
+                c[key] += int(((lo <= target) & (target <= hi) & fin).sum())
+                width[key].extend((hi - lo)[fin])
+            olo, ohi = pct(reps[:B_old])
+            old = "old_cluster" if est == "prompts" else "old_within"
+            c[old] += int(((olo <= truth) & (truth <= ohi)).sum())
+            if est == "prompts":
+                width["old_cluster"].extend(ohi - olo)
     return {**c, **{f"w_{k}": float(np.mean(v)) if v else np.nan for k, v in width.items()}}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=200, help="repeats per (P, sd, share) cell (>= 200 to claim)")
-    ap.add_argument("--bootstrap", type=int, default=300)
+    ap.add_argument("--bootstrap", type=int, default=400, help="replicates for the new intervals")
+    ap.add_argument("--old-bootstrap", type=int, default=200,
+                    help="replicates for the old percentile intervals (the first of the same draws)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()
-    ok = True
+    gap = check_closed_form(np.random.default_rng(args.seed + 1))
+    ok = gap < 1e-4
+    print(f"closed-form correction vs library EM: max gap {gap:.1e} ({'ok' if ok else 'FAIL'})")
     print(f"corrected man-share, 160 images per group, shares {SHARES}, {args.repeats} repeats per share, "
-          f"B={args.bootstrap}; minimum prompts for prompts-as-sample: {MIN_PROMPTS}")
+          f"B={args.bootstrap} (old percentile intervals: the first {args.old_bootstrap}); "
+          f"minimum prompts for prompts-as-sample: {MIN_PROMPTS}")
     print(f"{'P':>3} {'m':>3} {'sd':>4} | {'prompts-as-sample':>22} | {'these prompts':>16} | "
           f"{'old cluster pct':>16} | {'old within pct':>14}")
     for P, m in SHAPES:
         for sd in SDS:
-            r = setting(P, m, sd, args.repeats, args.bootstrap, rng)
+            r = setting(P, m, sd, args.repeats, args.bootstrap, args.old_bootstrap, rng)
             n = r["cells"]
             if P < MIN_PROMPTS:
                 cov = "not estimable" if r["not_estimable"] == n else f"{r['not_estimable']}/{n} NE"
