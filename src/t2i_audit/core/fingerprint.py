@@ -21,6 +21,18 @@ import sys
 from pathlib import Path
 
 
+def git_hash() -> str | None:
+    """The commit of the installed source tree, or None outside a git checkout."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
 def _device() -> str | None:
     torch = sys.modules.get("torch")
     if torch is None:
@@ -36,7 +48,6 @@ def _device() -> str | None:
 def runtime() -> dict:
     """Versions and device of this process (what ran)."""
     from t2i_audit import __version__
-    from t2i_audit.evals.runs.rundir import git_hash
 
     out = {"package_version": __version__, "git_hash": git_hash(), "python": platform.python_version()}
     np = sys.modules.get("numpy")

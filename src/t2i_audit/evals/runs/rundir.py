@@ -7,10 +7,10 @@ Layout and columns: docs/results-schema.md.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 from t2i_audit import __version__
+from t2i_audit.core.fingerprint import git_hash  # noqa: F401 - re-exported
 from t2i_audit.core.io import atomic_write_parquet
 from t2i_audit.core.rundir import (  # noqa: F401 - the run format, re-exported for writers
     MANIFEST,
@@ -32,15 +32,6 @@ class RunMismatchError(InputError):
 
 def image_id(prompt_id: str, seed: int) -> str:
     return f"{prompt_id}-s{int(seed)}"
-
-
-def git_hash() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                             text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def environment() -> dict:
