@@ -145,3 +145,40 @@ def test_deterministic_for_a_seed_and_record_fields():
 def test_bad_inputs_raise_input_error(kwargs, match):
     with pytest.raises(InputError, match=match):
         detect_shift(**kwargs)
+
+
+def _clustered(rng, prompts: int, per: int, tau: float = 1.0, d: int = 3):
+    """Images of ``prompts`` prompts drawn from one prompt distribution: prompt mean ~ N(0, tau^2),
+    images ~ N(mean, 0.5^2) -- a planted within-prompt correlation, no shift between samples."""
+    mu = tau * rng.standard_normal((prompts, d))
+    ids = np.repeat(np.arange(prompts), per)
+    return mu[ids] + 0.5 * rng.standard_normal((prompts * per, d)), ids
+
+
+def test_permutation_by_prompt_cluster_keeps_false_alarms_near_alpha():
+    """Calibration and run both drawn from the same prompt distribution (12 prompts x 8 images each):
+    permuting images one by one flags most pairs; permuting prompt clusters ~alpha."""
+    rng = np.random.default_rng(5)
+    old = new = 0
+    sims = 40
+    for s in range(sims):
+        x, cx = _clustered(rng, 12, 8)
+        y, cy = _clustered(rng, 12, 8)
+        old += detect_shift(x, y, permutations=99, seed=s).detected
+        new += detect_shift(x, y, permutations=99, seed=s, calib_clusters=cx, run_clusters=cy).detected
+    assert old / sims >= 0.5, old
+    assert new / sims <= 0.1, new
+
+
+def test_cluster_permutation_still_detects_a_real_shift():
+    rng = np.random.default_rng(6)
+    x, cx = _clustered(rng, 12, 8)
+    y, cy = _clustered(rng, 12, 8)
+    res = detect_shift(x, y + 3.0, permutations=99, seed=0, calib_clusters=cx, run_clusters=cy)
+    assert res.detected and res.p_value <= 0.05
+
+
+def test_cluster_labels_need_one_per_image():
+    x = np.random.default_rng(0).standard_normal((20, 2))
+    with pytest.raises(InputError, match="one cluster per image"):
+        detect_shift(x, x + 1, calib_clusters=np.zeros(3), run_clusters=np.zeros(20))

@@ -372,4 +372,5 @@ def shift_records(cfg: BiasAuditConfig, probes: list[Probe], run_images: list, i
     cal_imgs, table, _ = cal_set
     cal_groups = list(table["profession"]) if "profession" in table.columns else None
     single = [p for p in probes if not isinstance(p, JointProbe)]
-    return calibration_shift(single, cal_imgs, cal_groups, run_images, list(images["group"]), cfg.seed)
+    return calibration_shift(single, cal_imgs, cal_groups, run_images, list(images["group"]), cfg.seed,
+                             run_prompts=images["prompt_id"].to_numpy())

@@ -19,9 +19,11 @@ def _strata(groups, readings: np.ndarray, names: dict[str, int]) -> np.ndarray:
 
 
 def calibration_shift(probes, cal_images: list, cal_groups, run_images: list, run_groups, seed: int = 0,
-                      alpha: float = 0.05) -> list[dict]:
+                      alpha: float = 0.05, run_prompts=None) -> list[dict]:
     """One record per probe: ``{probe, detected, statistic, p_value, n_calib, n_run, tests}``; probes
-    without embeddings (oracle, callables) get ``detected: None`` and a note."""
+    without embeddings (oracle, callables) get ``detected: None`` and a note. ``run_prompts``: the
+    prompt of each run image; the permutations then move a prompt's images together (its images are
+    correlated; the calibration images count as independent)."""
     out = []
     for p in probes:
         if not (hasattr(p, "embed") and hasattr(p, "classify_embeddings")):
@@ -40,7 +42,7 @@ def calibration_shift(probes, cal_images: list, cal_groups, run_images: list, ru
                         "note": f"not tested: fewer than {MIN_SAMPLES} images on one side"})
             continue
         res = detect_shift(np.asarray(ec), np.asarray(er), oc.margins, orun.margins, alpha=alpha, seed=seed,
-                           calib_strata=sc, run_strata=sr)
+                           calib_strata=sc, run_strata=sr, run_clusters=run_prompts)
         out.append(res.record(p.name))
     return out
 
