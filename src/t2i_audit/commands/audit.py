@@ -234,7 +234,7 @@ def memorization_cmd(run: Path, train_dir: Path, clip, space, target_fpr, pixel_
         ext = load_extractor(clip)
     cfg = MemorizationConfig(space=space, target_fpr=target_fpr, pixel_size=pixel_size, seed=seed, top_k=top)
     pairs, summ = audit_memorization(gen, train, cfg, ext, list(manifest["image_id"].astype(str)), train_ids,
-                                     progress=progress)
+                                     progress=progress, generated_prompts=manifest.get("prompt_id"))
     summ.update(run_id=meta.get("run_id"), train=str(train_dir), extractor=getattr(ext, "id", None))
     out = run / "audits"
     with RunLock(run, purpose="audit memorization"):  # one writer per run directory

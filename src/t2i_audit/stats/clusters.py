@@ -160,6 +160,24 @@ def share_interval(point, reps, n, n_prompts: int, estimand: str = DEFAULT_ESTIM
             np.where(bad, np.nan, n_eff), None)
 
 
+def clustered_rate_interval(flags, clusters, B: int = 2000, seed=0, level: float = LEVEL,
+                            min_prompts: int = MIN_PROMPTS):
+    """Prompts-as-sample interval of the rate of binary ``flags`` whose images are clustered by
+    ``clusters`` (the prompt of each image): cluster bootstrap over prompts -> :func:`share_interval`
+    (design effect, effective n, Wilson). Returns (rate, lo, hi, deff, n_eff, note)."""
+    f = np.asarray(flags, dtype=np.float64).reshape(-1)
+    rows = cluster_rows(clusters)
+    x = np.array([f[r].sum() for r in rows])
+    m = np.array([float(len(r)) for r in rows])
+    n = float(m.sum())
+    rate = float(x.sum() / n) if n else math.nan
+    draws = cluster_draw_matrix(len(rows), B, seed)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        reps = (draws @ x) / (draws @ m)
+    lo, hi, deff, n_eff, note = share_interval(rate, reps, n, len(rows), "prompts", level, min_prompts)
+    return rate, float(lo), float(hi), float(deff), float(n_eff), note
+
+
 def wilson_bounds(p, n, q):
     """Wilson score bounds of share ``p`` on (possibly fractional) ``n`` with quantile ``q``."""
     p, n = np.clip(np.asarray(p, dtype=np.float64), 0, 1), np.asarray(n, dtype=np.float64)

@@ -25,6 +25,7 @@ from PIL import Image
 
 from t2i_audit.core.config import ConfigBase
 from t2i_audit.errors import InputError
+from t2i_audit.stats.clusters import clustered_rate_interval, interval_method
 from t2i_audit.stats.resampling import wilson_interval
 
 
@@ -137,9 +138,11 @@ def choose_threshold(pos: np.ndarray, neg: np.ndarray, target_fpr: float, space:
 
 
 def audit_memorization(generated, train, cfg: MemorizationConfig | None = None, extractor=None,
-                       generated_ids=None, train_ids=None, progress: bool = False):
+                       generated_ids=None, train_ids=None, progress: bool = False, generated_prompts=None):
     """Find near-copies of training images among ``generated``. Returns (pairs DataFrame: one row
-    per generated image sorted by score, summary dict)."""
+    per generated image sorted by score, summary dict). ``generated_prompts``: the prompt of each
+    generated image; the rate's interval then uses the effective n by prompt cluster (a prompt that
+    copies tends to copy in all its images)."""
     import pandas as pd
 
     cfg = cfg or MemorizationConfig()
@@ -181,17 +184,31 @@ def audit_memorization(generated, train, cfg: MemorizationConfig | None = None, 
         rows["clip_train_id"] = [train_ids[i] for i in clip_i]
     pairs = pd.DataFrame(rows).sort_values(f"{cfg.space}_score", ascending=False, kind="stable")
     k, n = int(flagged.sum()), len(generated)
-    lo, hi = wilson_interval(k, n, nan_if_empty=True)
     summary = {
         "schema": "t2i-audit/memorization/1", "n_generated": n, "n_train": len(train),
-        "near_copies": k, "rate": k / n, "rate_ci_low": lo, "rate_ci_high": hi,
-        "interval": "Wilson score 95% interval over generated images",
+        "near_copies": k, "rate": k / n, **_rate_interval(flagged, generated_prompts, cfg.seed),
         "space": cfg.space, "threshold": thr.to_dict(),
         "thresholds": {s: t.to_dict() for s, t in thresholds.items()},
         "config": cfg.to_dict(),
         "methodology": __doc__.strip(),
     }
     return pairs.reset_index(drop=True), summary
+
+
+def _rate_interval(flagged: np.ndarray, prompts, seed: int) -> dict:
+    """The near-copy rate's 95% interval: effective-n Wilson by prompt cluster when the prompts are
+    known (``stats.clusters.clustered_rate_interval``), else a Wilson interval over images."""
+    k, n = int(flagged.sum()), len(flagged)
+    if prompts is None:
+        lo, hi = wilson_interval(k, n, nan_if_empty=True)
+        return {"rate_ci_low": lo, "rate_ci_high": hi, "interval": "Wilson score 95% interval over "
+                "generated images (prompts unknown: images treated as independent)"}
+    if len(prompts) != n:
+        raise InputError(f"memorization: {len(prompts)} prompts for {n} generated images")
+    _, lo, hi, deff, n_eff, note = clustered_rate_interval(flagged, np.asarray(prompts).astype(str), seed=seed)
+    return {"rate_ci_low": lo, "rate_ci_high": hi, "design_effect": deff, "n_eff": n_eff,
+            "interval": note or f"95% {interval_method('prompts', 2000, seed)}; design effect {deff:.2f}, "
+                                f"effective n {n_eff:.0f} of {n} images"}
 
 
 def _loo(query: np.ndarray, bank: np.ndarray, self_idx: np.ndarray, batch: int) -> np.ndarray:
