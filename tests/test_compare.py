@@ -34,7 +34,25 @@ def test_paired_bootstrap_matches_cluster_standard_error():
     null = paired_cluster_bootstrap(diff - diff.mean(), clusters, n_boot=2000, seed=0)
     assert null.ci_low < 0 < null.ci_high and null.p_value > 0.5
     one = paired_cluster_bootstrap(np.array([1.0, 2.0]), np.array(["p", "p"]))
-    assert np.isnan(one.ci_low) and "one prompt" in one.method
+    assert np.isnan(one.ci_low) and "not estimable" in one.method
+
+
+def test_paired_bootstrap_keeps_coverage_with_few_prompts():
+    """With 6 prompts the plain percentile interval is too narrow; the t-widened one covers >= 90%,
+    and below 5 prompts the interval is not estimable rather than narrow."""
+    rng = np.random.default_rng(7)
+    k, m, hits, plain_hits, reps = 6, 4, 0, 0, 300
+    for r in range(reps):
+        diff = (rng.normal(0.0, 1.0, size=k)[:, None] + rng.normal(0, 0.5, size=(k, m))).ravel()
+        d = paired_cluster_bootstrap(diff, np.repeat(np.arange(k), m), n_boot=400, seed=r)
+        hits += d.ci_low <= 0.0 <= d.ci_high
+        widen = np.sqrt(k / (k - 1)) * stats.t.ppf(0.975, k - 1) / stats.norm.ppf(0.975)
+        lo, hi = d.estimate - (d.estimate - d.ci_low) / widen, d.estimate + (d.ci_high - d.estimate) / widen
+        plain_hits += lo <= 0.0 <= hi
+    assert 0.90 <= hits / reps <= 0.99, hits / reps
+    assert plain_hits / reps < hits / reps and plain_hits / reps < 0.90, plain_hits / reps
+    four = paired_cluster_bootstrap(np.arange(8.0), np.repeat(np.arange(4), 2))
+    assert np.isnan(four.ci_low) and np.isnan(four.p_value) and "fewer than 5" in four.method
 
 
 def test_mcnemar_exact_matches_scipy_binomtest():

@@ -18,12 +18,12 @@ from test_report_browser import FLAGS, chromium
 
 FIX = Path(__file__).parent / "fixtures"
 COLLAPSE = re.compile(r"clothing: 2 of 4 modes missing in 2 groups \(chef, doctor\); lowest share (orange|teal) "
-                      r"0\.0% \[0\.0, 0\.0\] \((chef|doctor), n=32\) vs 25\.0% in training\.")
+                      r"0\.0% \[0\.0, 5\.7\] \((chef|doctor), n=64\) vs 25\.0% in training\.")
 
 
 @pytest.fixture(scope="module")
 def collapsed(tmp_path_factory):
-    run = make_run(tmp_path_factory.mktemp("findings") / "run", ("purple", "pink"), per_prof=32,
+    run = make_run(tmp_path_factory.mktemp("findings") / "run", ("purple", "pink"), per_prof=64,
                    profs=("chef", "doctor"))
     r = CliRunner().invoke(main, ["audit", "diversity", str(run), "--bootstrap", "100", "--features", "none"])
     assert r.exit_code == 0, r.output
@@ -84,4 +84,4 @@ def test_findings_read_numbers_not_text(collapsed, tmp_path):
     path.write_text(json.dumps(meta))
     md = render_report(run, tmp_path / "out", ReportConfig(formats=("md",))).markdown.read_text()
     top = md.split("## Findings", 1)[1].split("\n## ", 1)[0]
-    assert "n=32) vs 30.0% in training." in top, top
+    assert "n=64) vs 30.0% in training." in top, top

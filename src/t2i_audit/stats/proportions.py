@@ -12,7 +12,7 @@ import numpy as np
 from scipy import stats
 
 from t2i_audit.errors import InputError
-from t2i_audit.stats.clusters import cluster_draw_matrix
+from t2i_audit.stats.clusters import MIN_PROMPTS, cluster_draw_matrix
 
 Z95 = float(stats.norm.ppf(0.975))
 
@@ -50,17 +50,23 @@ def paired_cluster_bootstrap(diff: np.ndarray, clusters: np.ndarray, *, n_boot: 
     sums = np.bincount(inv, weights=diff, minlength=k)
     counts = np.bincount(inv, minlength=k).astype(np.float64)
     est = float(sums.sum() / counts.sum())
-    if k < 2:
+    if k < MIN_PROMPTS:
         return Difference(est, float("nan"), float("nan"), float("nan"), int(diff.size), k,
-                          "mean paired difference; one prompt only: no interval (needs ≥ 2 prompts)")
+                          f"mean paired difference; not estimable: {k} prompt(s), fewer than {MIN_PROMPTS} "
+                          "(a bootstrap over so few prompts gives a falsely narrow interval)")
     draws = cluster_draw_matrix(k, n_boot, seed)  # (B, k): times each prompt was drawn
     boot = (draws @ sums) / np.maximum(draws @ counts, 1e-12)
     alpha = 1.0 - level
     lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
-    centred = boot - boot.mean()
+    # small-sample correction of the percentile interval: the bootstrap variance of a mean over k
+    # clusters is (k-1)/k of the unbiased one, and its quantiles are normal where t(k-1) belongs
+    widen = float(np.sqrt(k / (k - 1)) * stats.t.ppf(1 - alpha / 2, k - 1) / stats.norm.ppf(1 - alpha / 2))
+    lo, hi = est - (est - lo) * widen, est + (hi - est) * widen
+    centred = (boot - boot.mean()) * widen
     p = float((1 + np.sum(np.abs(centred) >= abs(est) - 1e-12)) / (1 + n_boot))
     method = (f"mean paired difference; {int(level * 100)}% percentile interval from a cluster bootstrap "
-              f"over prompts (B={n_boot}, seed={seed}); p: share of null-centred replicates as extreme")
+              f"over prompts (B={n_boot}, seed={seed}), widened by sqrt(k/(k-1))·t(k-1)/z for k={k} prompts; "
+              f"not estimable below {MIN_PROMPTS} prompts; p: share of null-centred replicates as extreme")
     return Difference(est, float(lo), float(hi), min(p, 1.0), int(diff.size), k, method)
 
 
