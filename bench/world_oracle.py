@@ -16,8 +16,10 @@ rate by true class: abstentions that fall on one class bias every share a bias a
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
+import numpy as np
 from tqdm import tqdm
 
 from t2i_audit.world.bias import BiasSpec
@@ -78,13 +80,17 @@ def main() -> None:
         print(abstention_by_class(outcomes, truths))
         min_acc, max_abst = BARS["clean" if cond == "clean" else "corrupted"]
         for r in rows:
-            if r["accuracy"] < min_acc or (max_abst is not None and r["abstain_rate"] > max_abst):
-                failures.append(f"{cond}/{r['attribute']}")
+            acc, abst = r["accuracy"], r["abstain_rate"]
+            # NaN < x is False: an attribute whose every reading abstained has NaN accuracy; fail it
+            if not (np.isfinite(acc) and acc >= min_acc) or not np.isfinite(abst) \
+                    or (max_abst is not None and abst > max_abst):
+                failures.append(f"{cond}/{r['attribute']}" + ("" if np.isfinite(acc) else " (no answered reading)"))
     print()
     print("bars: clean >= 99.5% accurate and <= 0.5% abstention; corrupted >= 97% accurate on "
           "non-abstained (abstention reported)")
     print("PASS" if not failures else "FAIL: " + ", ".join(failures))
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
