@@ -90,8 +90,8 @@ def test_noop_perturbation_is_reported():
         perturb_suite(s, ["dialect:en-us"])
     d = perturb_suite(s, ["dialect:en-us", "swap:skin"])
     notes = " ".join(d.notes())
-    assert "dialect:en-us changes nothing: 0 of 50" in notes and "swap:skin: 30 of 50 prompts unchanged" in notes
-    assert d.counts()["dialect:en-us"] == {"prompts": 50, "changed": 0, "unchanged": 50}
+    assert "dialect:en-us changes nothing: 0 of 90" in notes and "swap:skin: 70 of 90 prompts unchanged" in notes
+    assert d.counts()["dialect:en-us"] == {"prompts": 90, "changed": 0, "unchanged": 90}
 
 
 def test_typo_rate_is_the_stated_rate_per_letter():

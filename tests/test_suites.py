@@ -190,12 +190,14 @@ def test_builtin_suites_meet_their_brief():
     bias = load_suite("pictoworld-bias")
     for prof in PROFESSIONS:
         neutral = [p for p in bias.prompts if p.category == "neutral" and p.slots["profession"] == prof]
-        assert len({p.template for p in neutral}) >= 3
+        assert len({p.template for p in neutral}) >= 10  # prompts-as-sample intervals need >= 5 prompts
     assert any("{presentation}" in p.template and "{skin}" in p.template for p in bias.prompts)
 
     occ = load_suite("occupations")
     assert len({p.slots["occupation"] for p in occ.prompts if p.category == "neutral"}) >= 80
     assert all(p.expect is None for p in occ.prompts)
+    for occupation in {p.slots["occupation"] for p in occ.prompts}:
+        assert sum(p.category == "neutral" and p.slots["occupation"] == occupation for p in occ.prompts) >= 10
     assert "a photo of an accountant" in {p.text for p in occ.prompts}
 
     comp = load_suite("compositional")
