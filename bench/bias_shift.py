@@ -1,4 +1,17 @@
-"""Issue 22, acceptance 1-2: bias estimates under calibration shift, and the shift detector.
+"""Label-calibrated (PPI++) bias intervals near shares of 0 and 1 and with few prompts (issue 35,
+acceptance 4; the default), and -- with ``--shift`` -- issue 22, acceptance 1-2: bias estimates under
+calibration shift, and the shift detector.
+
+Default section (item-level, no renders, a minute or two): groups of P prompts whose true man-share
+varies with the wording (prompt i: expit(logit p0 + sd z_i), z_i ~ N(0, 1), sd 0.3 and 0.6), planted
+p0 = 1%, 2%, 98%, a probe with planted errors reading every image, 37.5% of the images labelled with
+the truth; PPI++ through the audit's own path (``stats.labelled.label_tables`` / ``resample_tables`` /
+``ppi_shares``, ``stats.clusters.share_interval``). Checked: prompts-as-sample coverage 0.90-0.98 of
+the expected share with P = 5, 10, 20; with 1, 2, 3 prompts "not estimable" (prompts) or covering
+>= 90% of the conditional share (these prompts), never zero width. The naive figures beside: the
+plain percentile of the same replicates and ppi_py's i.i.d. CLT interval. Exits 1 on FAIL or NaN.
+
+``--shift`` section (renders + bundled CLIP; slow, tens of minutes):
 
 No generator: PictoWorld renders with planted (profession, presentation, skin) stand in for
 generated images, degraded like generated images at three levels (``world.corrupt``):
@@ -24,23 +37,37 @@ presentation, read skin) + KS on the probe's margins, Bonferroni, alpha 0.05.
 
 Pools are rendered and read once; repeats resample them.
 
-    python bench/bias_shift.py --repeats 100 --out bias_shift.json
+    python bench/bias_shift.py                     # PPI++ cells (issue 35)
+    python bench/bias_shift.py --shift --repeats 100 --out bias_shift.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from scipy.special import expit, logit
 
-from bias_planted import ATTRS, planted, pool  # bench/ is on sys.path when run as a script
+from _bias_sim import ATTRS, planted, pool  # bench/ is on sys.path when run as a script
+from t2i_audit.audits.engine.share_estimates import NOT_LABELLED
 from t2i_audit.audits.probes.attribute_probes import ProbeOutput
 from t2i_audit.audits.probes.probe_calibration import confusion_counts
+from t2i_audit.stats.clusters import share_interval
 from t2i_audit.stats.correction import GroupSample, estimate_group
-from t2i_audit.stats.labelled import confusion_shares, label_tables, ppi_shares, replicate_tables
+from t2i_audit.stats.labelled import (
+    check_labels,
+    confusion_shares,
+    label_tables,
+    ppi_ci_iid,
+    ppi_shares,
+    replicate_tables,
+    resample_tables,
+)
 from t2i_audit.stats.resampling import cluster_draw_counts
 from t2i_audit.stats.shift import detect_shift
 from t2i_audit.world.corrupt import corrupt
@@ -109,11 +136,12 @@ def draw_audit(rng, cells, level: float, n_per: int):
 
 
 def labelled_estimate(fn, pred, truth, prompts, k: int, B: int, seed: int):
-    """(point, lo, hi) per class of a stats.labelled estimator, percentile cluster bootstrap."""
+    """(point, lo, hi) per class of a stats.labelled estimator: cluster bootstrap over prompts and the
+    audit's interval (``stats.clusters.share_interval``, prompts as a sample)."""
     t = label_tables(pred, truth, prompts, k)
     reps = replicate_tables(t, np.concatenate(list(cluster_draw_counts(t.U.shape[0], B, seed))))
     point = fn(t.L.sum(0), t.U.sum(0))
-    lo, hi = np.nanquantile(fn(reps.L, reps.U), [0.025, 0.975], axis=0)
+    lo, hi, *_ = share_interval(point, fn(reps.L, reps.U), t.n_images, t.U.shape[0], "prompts")
     return point, lo, hi
 
 
@@ -271,6 +299,135 @@ def report(summary, acc, args) -> bool:
     return ok
 
 
+
+# --- Issue 35, acceptance 4: PPI++ at shares near 0 and 1, prompt-level variation, few prompts ---
+
+PPI_CONF = np.array([[0.90, 0.10], [0.15, 0.85]])  # probe: rows true man, woman; columns read man, woman
+PPI_SHARES = (0.01, 0.02, 0.98)
+PPI_SDS = (0.3, 0.6)
+PPI_SHAPES = ((5, 80), (10, 40), (20, 20))  # prompts x images per prompt: 400 images per group
+FEW_PROMPTS = (1, 2, 3)
+FEW_PER_PROMPT = 100
+LABEL_FRACTION = 0.375  # 150 of 400 labelled, a simple random sample within the group
+
+
+def ppi_groups(rng, R: int, P: int, m: int, p0: float, sd: float):
+    """``R`` labelled groups at once: per-image probe readings, labels (-9 outside the labelled
+    subset), prompt ids; and per repeat the conditional (these-prompts) truth."""
+    p_i = expit(logit(p0) + sd * rng.standard_normal((R, P)))
+    N = P * m
+    prompts = np.repeat(np.arange(P), m)
+    man = rng.random((R, N)) < p_i[:, prompts]
+    read_man = np.where(man, rng.random((R, N)) < PPI_CONF[0, 0], rng.random((R, N)) < PPI_CONF[1, 0])
+    pred = np.where(read_man, 0, 1)
+    n_lab = int(round(LABEL_FRACTION * N))
+    labelled = np.argsort(rng.random((R, N)), axis=1) < n_lab
+    truth = np.where(labelled, np.where(man, 0, 1), NOT_LABELLED)
+    return pred, truth, prompts, p_i.mean(1)
+
+
+def ppi_interval(pred, truth, prompts, estimand: str, B: int, rng):
+    """The audit's PPI++ path for one group (``audits.engine.share_estimates.attach_labelled``):
+    point, share_interval (lo, hi, note), and beside it the naive figures: the plain percentile of the
+    same replicates and ppi_py's i.i.d. CLT interval. Man share only."""
+    t = label_tables(pred, truth, prompts, 2)
+    if check_labels(t, "g"):
+        return None
+    L, U = t.L.sum(0), t.U.sum(0)
+    reps = resample_tables(t, B, rng, estimand)
+    point, rp = ppi_shares(L, U), ppi_shares(reps.L, reps.U)
+    lo, hi, _, _, note = share_interval(point, rp, t.n_images, t.U.shape[0], estimand)
+    plo, phi = np.nanquantile(rp[:, 0], [0.025, 0.975])
+    _, ilo, ihi = ppi_ci_iid(L, U)  # every label readable here: P(label = man) is the share
+    return point[0], lo[0], hi[0], note, plo, phi, ilo[0], ihi[0]
+
+
+def ppi_cell(rng, R: int, P: int, m: int, p0: float, sd: float, estimand: str, B: int) -> dict:
+    """Coverage (of the expected share for prompts, the conditional share for these-prompts), width,
+    NaN and not-estimable counts over ``R`` groups, for PPI++ and the two naive intervals."""
+    pred, truth, prompts, cond = ppi_groups(rng, R, P, m, p0, sd)
+    target = expected_share(p0, sd) if estimand == "prompts" else None
+    rows = {"cov": [], "width": [], "nan": 0, "not_est": 0, "no_labels": 0, "pct_cov": [], "pct_width": [],
+            "iid_cov": [], "zero_width": 0, "below": 0}
+    for r in range(R):
+        res = ppi_interval(pred[r], truth[r], prompts, estimand, B, rng)
+        if res is None:
+            rows["no_labels"] += 1
+            continue
+        pt, lo, hi, note, plo, phi, ilo, ihi = res
+        tr = target if target is not None else cond[r]
+        rows["pct_cov"].append(plo <= tr <= phi)
+        rows["pct_width"].append(phi - plo)
+        rows["iid_cov"].append(ilo <= tr <= ihi)
+        if note:
+            rows["not_est"] += 1
+            continue
+        if not (np.isfinite(lo) and np.isfinite(hi) and np.isfinite(pt)):
+            rows["nan"] += 1
+            continue
+        rows["cov"].append(lo <= tr <= hi)
+        rows["below"] += int(hi < tr)  # the interval lies below the truth
+        rows["width"].append(hi - lo)
+        rows["zero_width"] += int(hi - lo <= 1e-3)
+    return rows
+
+
+def expected_share(p0: float, sd: float) -> float:
+    """E[expit(logit p0 + sd z)], the prompts-as-sample truth (Monte Carlo, 400k draws)."""
+    z = np.random.default_rng(12345).standard_normal(400_000)
+    return float(expit(logit(p0) + sd * z).mean())
+
+
+def _mean(x) -> float:
+    return float(np.mean(x)) if len(x) else math.nan
+
+
+def run_ppi(args) -> bool:
+    """Print the PPI++ cells; return PASS."""
+    rng = np.random.default_rng(args.seed)
+    ok = True
+    print(f"PPI++ (labels), man share, probe P(read man|man) {PPI_CONF[0, 0]}, P(read woman|woman) "
+          f"{PPI_CONF[1, 1]}; {LABEL_FRACTION:.3f} of each group's images labelled (simple random sample); "
+          f"prompt i's share expit(logit p0 + sd z_i); B = {args.bootstrap}, {args.ppi_repeats} groups per cell.")
+    print("Prompts as a sample (default estimand), >= 5 prompts, 400 images per group; coverage of the expected "
+          "share E[expit(logit p0 + sd z)]. Naive beside: the plain percentile of the same cluster replicates "
+          "and ppi_py's i.i.d. CLT interval; 'below': share of PPI++ intervals wholly below the truth. PASS: PPI++ coverage 0.90-0.98, no NaN, no zero width.")
+    print(f"{'p0':>5}{'sd':>5}{'P x m':>8}{'truth':>8}{'PPI++ cov':>10}{'width':>7}{'min w':>7}{'NaN':>5}"
+          f"{'below':>6}{'| pct cov':>10}{'width':>7}{'| iid cov':>10}{'':>6}")
+    for p0 in PPI_SHARES:
+        for sd in PPI_SDS:
+            for P, m in PPI_SHAPES:
+                c = ppi_cell(rng, args.ppi_repeats, P, m, p0, sd, "prompts", args.bootstrap)
+                cov = _mean(c["cov"])
+                good = (0.90 <= cov <= 0.98 and c["nan"] == 0 and c["zero_width"] == 0 and c["not_est"] == 0
+                        and c["no_labels"] == 0)
+                ok &= good
+                print(f"{p0:>5.2f}{sd:>5.1f}{f'{P}x{m}':>8}{expected_share(p0, sd):>8.4f}{cov:>10.3f}"
+                      f"{_mean(c['width']):>7.3f}{min(c['width'], default=math.nan):>7.3f}{c['nan']:>5}"
+                      f"{c['below'] / max(len(c['cov']), 1):>6.3f}{_mean(c['pct_cov']):>10.3f}{_mean(c['pct_width']):>7.3f}{_mean(c['iid_cov']):>10.3f}"
+                      f"{'  ok' if good else '  FAIL'}")
+    print(f"\nFew prompts: 1, 2, 3 prompts x {FEW_PER_PROMPT} images, sd 0.6. prompts: every interval must be "
+          "'not estimable' (NaN with the note); these-prompts: coverage of the mean of the drawn prompts' shares "
+          ">= 0.90, no NaN, no interval narrower than 0.001.")
+    print(f"{'p0':>5}{'P':>3}{'prompts: not est.':>18}{'these: cov':>11}{'width':>7}{'min w':>7}{'NaN':>5}"
+          f"{'| pct cov':>10}{'min w':>7}{'| iid cov':>10}{'':>6}")
+    for p0 in PPI_SHARES:
+        for P in FEW_PROMPTS:
+            a = ppi_cell(rng, args.few_repeats, P, FEW_PER_PROMPT, p0, 0.6, "prompts", args.bootstrap)
+            b = ppi_cell(rng, args.few_repeats, P, FEW_PER_PROMPT, p0, 0.6, "these-prompts", args.bootstrap)
+            given = args.few_repeats - a["no_labels"]
+            cov = _mean(b["cov"])
+            good = (a["not_est"] == given and given > 0 and b["nan"] == 0 and b["zero_width"] == 0
+                    and cov >= 0.90 and b["not_est"] == 0)
+            ok &= good
+            ne = f"{a['not_est']}/{given}"
+            print(f"{p0:>5.2f}{P:>3}{ne:>18}{cov:>11.3f}{_mean(b['width']):>7.3f}"
+                  f"{min(b['width'], default=math.nan):>7.3f}{b['nan']:>5}{_mean(b['pct_cov']):>10.3f}"
+                  f"{min(b['pct_width'], default=math.nan):>7.3f}{_mean(b['iid_cov']):>10.3f}"
+                  f"{'  ok' if good else '  FAIL'}")
+    return ok
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--clip", default=None, help="PictoWorld CLIP directory (default: the bundled one)")
@@ -286,18 +443,30 @@ def main() -> None:
                     help="calibration-pool renders per (profession, presentation, skin); a pool much larger "
                          "than one calibration set keeps the audits' calibration draws nearly independent")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--shift", action="store_true", help="run the slow calibration-shift section (issue 22)")
+    ap.add_argument("--ppi-repeats", type=int, default=400, help="groups per PPI++ cell (>= 5 prompts)")
+    ap.add_argument("--few-repeats", type=int, default=300, help="groups per few-prompt cell and estimand")
     ap.add_argument("--out", default=None, help="write the figures as JSON to this file")
     args = ap.parse_args()
     from t2i_audit.core.threads import set_threads
 
     set_threads(1)
     t0 = time.time()
+    if not args.shift:
+        ok = run_ppi(args)
+        print(f"\nacceptance 4 of issue 35 (PPI++ prompts-as-sample coverage 0.90-0.98 at 1%, 2%, 98% with >= 5 "
+              f"prompts; 1-3 prompts not estimable or >= 90% these-prompts coverage, never zero width): "
+              f"{'PASS' if ok else 'FAIL'}")
+        print(f"wall {time.time() - t0:.0f} s, 1 thread")
+        sys.exit(0 if ok else 1)
     P = read_pools(args.per_cell, args.cal_per_cell or max(20, 2 * args.calibration // 30), args.clip)
     t_read = time.time() - t0
     acc = pool_accuracy(P)
     raw, flags = simulate(P, args)
     summary = summarise(raw, flags)
     ok = report(summary, acc, args)
+    ok &= all(np.isfinite(f[k]) for s in summary.values() for f in s["estimators"].values()
+              for k in ("mae_spec_pp", "coverage_spec", "mean_width_pp"))
     wall = time.time() - t0
     print(f"\nacceptance 1-2 (label-calibrated = PPI++, the headline; MAE <= 2 pp, max cell <= 5 pp, coverage 0.90-0.98 vs spec; "
           f"flags none <= 5%, mild/strong >= 95%): {'PASS' if ok else 'FAIL'}")
@@ -305,6 +474,7 @@ def main() -> None:
     if args.out:
         Path(args.out).write_text(json.dumps({"args": vars(args), "pool_accuracy": acc, "levels": summary,
                                               "pass": ok, "wall_s": wall}, indent=1))
+    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":
