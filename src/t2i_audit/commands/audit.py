@@ -271,14 +271,19 @@ def memorization_cmd(run: Path, train_dir: Path, clip, space, target_fpr, pixel_
 @click.option("--design-effect", type=float, default=None, help="Variance inflation from clustering (>= 1).")
 @click.option("--icc", type=float, default=0.0, show_default=True,
               help="Intra-prompt correlation; with --images-per-prompt gives the design effect.")
+@click.option("--icc-from", type=click.Path(exists=True, path_type=Path), default=None,
+              help="RUN (or its audits/bias.json): take --icc from a pilot's `audit bias` (the largest over probes).")
 @click.option("--images-per-prompt", type=int, default=None)
 @click.option("--prompts-per-group", type=int, default=None)
+@click.option("--max-prompts", type=click.IntRange(min=1), default=12, show_default=True,
+              help="With an ICC and neither size given: the most paraphrases per group you can write; "
+                   "recommends prompts x images per prompt.")
 @click.option("--accuracy", type=float, default=1.0, show_default=True, help="Probe accuracy (symmetric).")
 @click.option("--abstain", type=float, default=0.0, show_default=True, help="Expected abstention rate.")
 @click.option("--groups", type=int, default=1, show_default=True, help="Groups tested (Bonferroni split).")
 @click.option("--simulate", type=click.IntRange(min=0), default=0, show_default=True,
               help="Also confirm the power by this many Monte Carlo repeats.")
-def plan_cmd(simulate, labels_mode, agreement, width, images, **kw) -> None:
+def plan_cmd(simulate, labels_mode, agreement, width, images, icc_from, max_prompts, **kw) -> None:
     """How many images per group (and per prompt) an audit needs to detect a gap; with --labels,
     how many labels per group a label-calibrated share needs."""
     from t2i_audit.errors import InputError
@@ -295,7 +300,13 @@ def plan_cmd(simulate, labels_mode, agreement, width, images, **kw) -> None:
         return
     if kw["gap"] is None:
         raise InputError("audit plan needs --gap (images to detect a difference) or --labels (labels per group)")
-    pl = plan(PlanConfig(**kw))
+    if icc_from is not None:
+        kw["icc"] = _pilot_icc(icc_from)
+    if kw["icc"] > 0 and kw["images_per_prompt"] is None and kw["prompts_per_group"] is None \
+            and kw["design_effect"] is None:
+        pl = _recommend(PlanConfig(**kw), max_prompts)
+    else:
+        pl = plan(PlanConfig(**kw))
     c = pl.config
     click.echo(f"{c.design} test, alpha {c.alpha:g}{f' / {c.groups} groups' if c.groups > 1 else ''}, "
                f"power {c.power:g}: detect {c.base:g} -> {c.base + c.gap if c.base + c.gap <= 1 else c.base - c.gap:g}")
@@ -306,6 +317,37 @@ def plan_cmd(simulate, labels_mode, agreement, width, images, **kw) -> None:
                   if pl.images_per_prompt else ""))
     if simulate:
         click.echo(f"simulated power over {simulate} repeats: {simulate_power(pl, simulate):.3f}")
+
+
+def _pilot_icc(path: Path) -> float:
+    import json
+
+    from t2i_audit.errors import InputError
+
+    f = path / "audits" / "bias.json" if path.is_dir() else path
+    if not f.is_file():
+        raise InputError(f"--icc-from {path}: no audits/bias.json; run `t2i-audit audit bias` on the pilot first")
+    icc = {k: v for k, v in (json.loads(f.read_text()).get("icc") or {}).items() if v == v}
+    if not icc:
+        raise InputError(f"--icc-from {f}: no prompt-level ICC (audit bias of this version, >= 2 images per prompt)")
+    name = max(icc, key=icc.get)
+    click.echo(f"ICC from {f}: {icc[name]:.3f} (probe {name}, the largest of {len(icc)})")
+    return min(float(icc[name]), 0.99)
+
+
+def _recommend(cfg, max_prompts: int):
+    from t2i_audit.errors import InputError
+    from t2i_audit.stats.power import recommend
+
+    best, table = recommend(cfg, max_prompts)
+    click.echo(f"designs for icc {cfg.icc:g} (prompts as a sample; t on P - 1 df):")
+    for p in table:
+        mark = "  <- recommended" if p is best else ""
+        click.echo(f"  {p.prompts_per_group:>3} prompts x {p.images_per_prompt:>5} images = {p.images_per_group:>6}{mark}")
+    if best is None:
+        raise InputError(f"audit plan: no design with <= {max_prompts} prompts per group reaches the power at icc "
+                         f"{cfg.icc:g}; write more paraphrases (--max-prompts) or aim at a larger --gap")
+    return best
 
 
 @audit.command("safety")

@@ -14,6 +14,10 @@ Then the realities of an audit: a probe with symmetric accuracy ``acc`` shrinks 
 images of one prompt are correlated, inflating n by the design effect ``deff = 1 + (m - 1) icc``
 for ``m`` images per prompt (Kish), or a ``design_effect`` given directly; ``groups`` > 1 applies a
 Bonferroni split of alpha (conservative for the audit's Holm correction).
+With prompts in a group (``prompts_per_group`` P, prompts as a sample), the quantiles are those of t
+on P - 1 degrees of freedom, as the audit's interval uses, and P must be at least
+``stats.clusters.MIN_PROMPTS``. :func:`designs` lists prompts x images per prompt for an ICC (e.g.
+the one ``audit bias`` measures) and :func:`recommend` picks the cheapest within a prompt budget.
 ``simulate_power`` checks an answer by Monte Carlo with the same tests.
 """
 
@@ -28,6 +32,7 @@ from scipy import stats as sps
 
 from t2i_audit.core.config import ConfigBase
 from t2i_audit.errors import InputError
+from t2i_audit.stats.clusters import MIN_PROMPTS
 
 
 @dataclass
@@ -100,8 +105,10 @@ def _observed(p: float, acc: float) -> float:
     return acc * p + (1 - acc) * (1 - p)
 
 
-def n_independent(p0: float, p1: float, alpha: float, power: float, design: str) -> float:
-    za, zb = sps.norm.ppf(1 - alpha / 2), sps.norm.ppf(power)
+def n_independent(p0: float, p1: float, alpha: float, power: float, design: str, df: int | None = None) -> float:
+    """Images per group for independent images; ``df``: t quantiles on ``df`` degrees of freedom."""
+    q = sps.norm.ppf if df is None else (lambda x: sps.t.ppf(x, df))
+    za, zb = q(1 - alpha / 2), q(power)
     gap = abs(p1 - p0)
     if design == "one-sample":
         return ((za * math.sqrt(p0 * (1 - p0)) + zb * math.sqrt(p1 * (1 - p1))) / gap) ** 2
@@ -112,12 +119,16 @@ def n_independent(p0: float, p1: float, alpha: float, power: float, design: str)
 
 def plan(cfg: PlanConfig) -> Plan:
     cfg.validate()
+    rho = cfg.icc
     p1_true = cfg.base + cfg.gap if cfg.base + cfg.gap <= 1 else cfg.base - cfg.gap
     p0, p1 = _observed(cfg.base, cfg.accuracy), _observed(p1_true, cfg.accuracy)
     alpha = cfg.alpha / cfg.groups
-    n0 = n_independent(p0, p1, alpha, cfg.power, cfg.design) / (1 - cfg.abstain)
     m, P = cfg.images_per_prompt, cfg.prompts_per_group
-    rho = cfg.icc
+    if P is not None and P < MIN_PROMPTS:
+        raise InputError(f"audit plan: {P} prompts per group; prompts-as-sample intervals need >= {MIN_PROMPTS} "
+                         "(write more paraphrases)")
+    df = P - 1 if P is not None and (rho > 0 or cfg.design_effect is not None) else None
+    n0 = n_independent(p0, p1, alpha, cfg.power, cfg.design, df) / (1 - cfg.abstain)
     if cfg.design_effect is not None:
         deff = cfg.design_effect
         n = math.ceil(n0 * deff)
@@ -137,12 +148,37 @@ def plan(cfg: PlanConfig) -> Plan:
         m = max(1, math.ceil(n0 * (1 - rho) / (P - n0 * rho)))
         deff = 1 + (m - 1) * rho
         n = max(math.ceil(n0 * deff), m * P)
-        note = f"Kish design effect 1 + ({m} - 1) * icc {rho:g}, {P} prompts per group"
+        note = f"Kish design effect 1 + ({m} - 1) * icc {rho:g}, {P} prompts per group, t on {P - 1} df"
     if P is None and m is not None:
         P = math.ceil(n / m)
     if m is not None and P is not None:
         n = max(n, m * P) if cfg.design_effect is None else n
     return Plan(cfg, p0, p1, math.ceil(n0 * (1 - cfg.abstain)), deff, int(n), m, P, note)
+
+
+PROMPT_OPTIONS = (5, 8, 10, 12, 16, 20, 30, 40)
+
+
+def designs(cfg: PlanConfig, prompts=PROMPT_OPTIONS) -> list[Plan]:
+    """Plans for each number of prompts per group in ``prompts`` (images per prompt solved for
+    ``cfg.icc``); prompt counts that cannot reach the power at any images per prompt are left out."""
+    out = []
+    for P in prompts:
+        try:
+            out.append(plan(dataclasses.replace(cfg, prompts_per_group=int(P), images_per_prompt=None)))
+        except InputError:
+            continue
+    return out
+
+
+def recommend(cfg: PlanConfig, max_prompts: int = 12) -> tuple[Plan | None, list[Plan]]:
+    """The design with the fewest images among those with at most ``max_prompts`` prompts per group
+    (more paraphrases always need fewer images once icc > 0), and every design of :func:`designs`
+    up to ``max_prompts`` and beyond for comparison."""
+    opts = sorted(set(PROMPT_OPTIONS) | {max_prompts})
+    table = designs(cfg, [P for P in opts if P >= MIN_PROMPTS])
+    ok = [p for p in table if p.prompts_per_group <= max_prompts]
+    return (min(ok, key=lambda p: (p.images_per_group, p.prompts_per_group)) if ok else None), table
 
 
 def simulate_power(pl: Plan, reps: int = 2000, seed: int = 0, test: str = "chi2") -> float:
@@ -193,7 +229,8 @@ def simulate_power(pl: Plan, reps: int = 2000, seed: int = 0, test: str = "chi2"
         pp = (xa + xb) / (na + nb)
         stat = (xa / na - xb / nb) ** 2 / (pp * (1 - pp) * (1 / na + 1 / nb))
         stat = stat / np.maximum(deff_hat(ca), deff_hat(cb))
-    pv = sps.chi2.sf(stat, 1)
+    clustered = m > 1 and (cfg.icc > 0 or cfg.design_effect is not None)
+    pv = sps.f.sf(stat, 1, P - 1) if clustered and P > 1 else sps.chi2.sf(stat, 1)  # t^2 on P - 1 df
     return float(np.mean(pv < alpha))
 
 

@@ -244,7 +244,7 @@ def _run_bias_audit(run_dir: str | Path, cfg: BiasAuditConfig | None, extractor,
         "reference": cfg.reference or "uniform",
         "estimand": {"name": cfg.estimand, "meaning": ESTIMAND_TEXT[cfg.estimand],
                      "min_prompts": cfg.min_clusters},
-        "icc": icc_by_probe(items),
+        "icc": icc_by_probe(items, {p.name: bias_groups(p, images)[("neutral", "all")] for p in probes}),
         "config": cfg.to_dict(),
         "limits": sorted({p.limits for p in probes if p.limits}),
         "methodology": methodology_text(cfg, bool(calibrations), truths is not None),
@@ -256,13 +256,17 @@ def _run_bias_audit(run_dir: str | Path, cfg: BiasAuditConfig | None, extractor,
     return {**tables, "items": items, "summary": summary, "out": out}
 
 
-def icc_by_probe(items: pd.DataFrame) -> dict[str, float]:
+def icc_by_probe(items: pd.DataFrame, neutral: dict[str, np.ndarray] | None = None) -> dict[str, float]:
     """Per probe: the prompt-level intraclass correlation of its readings (one-way ANOVA estimator,
     per group and class, weighted by images; abstentions left out) -- the spread between paraphrases
-    that ``audit plan --icc`` takes."""
+    that ``audit plan --icc`` takes. ``neutral``: per probe, a mask over its rows (in image order) of
+    the prompts that leave its attributes unsaid; explicit prompts would count the asked-for class
+    as paraphrase spread."""
     out = {}
-    for probe, d in items[items["group"] != "all"].groupby("probe"):
-        d = d[~d["reading"].isin(["unsure", "no person"])]
+    for probe, d in items.groupby("probe", sort=False):
+        if neutral is not None:
+            d = d[np.asarray(neutral[probe], dtype=bool)]
+        d = d[(d["group"] != "all") & ~d["reading"].isin(["unsure", "no person"])]
         vals, weights = [], []
         for _, g in d.groupby("group"):
             tab = pd.crosstab(g["prompt_id"], g["reading"]).to_numpy()
