@@ -10,7 +10,8 @@ import yaml
 
 from t2i_audit.cli import main
 
-RECIPE = Path(__file__).parents[1] / "examples/github-actions/audit-gate.yml"
+ROOT = Path(__file__).parents[1]
+RECIPE = ROOT / "examples/github-actions/audit-gate.yml"
 
 
 # the loop variables the recipe's scripts set, with values of their kind
@@ -23,20 +24,31 @@ def _expand(line: str, env: dict) -> str:
     return re.sub(r"\$(\w+)", lambda m: str({**env, **LOCAL}.get(m.group(1), m.group(0))), line)
 
 
+def _split(script: str, env: dict) -> list[str]:
+    out = []
+    for line in script.replace("\\\n", " ").splitlines():
+        line = line.split(" # ")[0]
+        for part in re.split(r"&&|\|\||;|\|(?!\|)|\bdo\b", line):
+            part = part.strip()
+            if part.startswith("t2i-audit "):
+                out.append(_expand(part, env))
+    return out
+
+
+def _readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Gate a release in CI", 1)[1].split("\n## ", 1)[0]
+    return [c for block in re.findall(r"^```bash\n(.*?)^```", section, re.S | re.M) for c in _split(block, {})]
+
+
 def _commands() -> list[str]:
     wf = yaml.safe_load(RECIPE.read_text())
     env = {k: v for k, v in wf["env"].items() if "${{" not in str(v)}
     out = []
     for job in wf["jobs"].values():
         for step in job["steps"]:
-            script = step.get("run", "")
-            # folded (>) scripts are already one line; join literal continuations, split on && || ; |
-            script = script.replace("\\\n", " ")
-            for line in script.splitlines():
-                for part in re.split(r"&&|\|\||;|\|(?!\|)", line):
-                    part = part.strip()
-                    if part.startswith("t2i-audit "):
-                        out.append(_expand(part, env))
+            # folded (>) scripts are already one line; literal ones are split on lines, && || ; |
+            out += _split(step.get("run", ""), env)
     return out
 
 
@@ -52,6 +64,16 @@ def _parse(args: list[str]) -> click.Context:
         parent = ctx
 
 
+def test_readme_gate_section_has_commands_and_rules_that_parse():
+    from t2i_audit.reports.gate.rules import parse_rules
+
+    cmds = " ".join(_readme_commands())
+    assert "--seed-offset" in cmds and "gate calibrate" in cmds and "--noise" in cmds
+    section = (ROOT / "README.md").read_text().split("## Gate a release in CI", 1)[1]
+    rules, _ = parse_rules(yaml.safe_load(re.search(r"^```yaml\n(.*?)^```", section, re.S | re.M).group(1)), "README")
+    assert any(r.unit == "noise" for r in rules)
+
+
 def test_recipe_has_the_gate_pieces():
     cmds = " ".join(_commands())
     for piece in ("sample", "--seed-offset", "gate calibrate", "--noise", "--inconclusive warn", "--summary-md",
@@ -61,7 +83,7 @@ def test_recipe_has_the_gate_pieces():
     assert "GITHUB_STEP_SUMMARY" in text and "actions/cache/save" in text and "hashFiles('audit/suite.yaml'" in text
 
 
-@pytest.mark.parametrize("line", _commands())
+@pytest.mark.parametrize("line", _commands() + _readme_commands())
 def test_recipe_command_parses(line):
     args = shlex.split(line)[1:]
     ctx = _parse(args)
