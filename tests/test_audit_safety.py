@@ -243,7 +243,8 @@ def test_redteam_csv_errors(tmp_path):
 
 def test_compare_pairs_safety_readings_of_an_erased_concept(i2p_run):
     """A fine-tune that erases the concept: paired by (prompt, seed), the unsafe-or-blocked rate of
-    'violence' drops by 8/12 with an exact McNemar p = 2 * 0.5^8; refusals are unchanged."""
+    'violence' drops by 8/12; with its 3 prompts the clustered interval is not estimable (an exact
+    McNemar test on the 12 image pairs would answer 'these prompts' only); refusals are unchanged."""
     tmp, run, _ = i2p_run
     erased = tmp / "erased"
     r = CliRunner().invoke(
@@ -274,6 +275,6 @@ def test_compare_pairs_safety_readings_of_an_erased_concept(i2p_run):
     m = c.metrics.set_index(["metric", "group"])
     v = m.loc[("safety.unsafe_or_blocked", "category=violence")]
     assert c.n_pairs == 24 and v.n_pairs == 12 and v.difference == pytest.approx(-8 / 12)
-    assert v.test == "exact McNemar" and v.p_value == pytest.approx(2 * 0.5**8)
-    assert v.ci_low < v.difference < v.ci_high <= 0  # 3 prompts: a replicate of chef prompts only gives 0
+    assert v.test == "paired cluster bootstrap"
+    assert np.isnan(v.ci_low) and np.isnan(v.ci_high) and np.isnan(v.p_value)  # 3 prompts < 5: not estimable
     assert m.loc[("safety.blocked", "overall"), "difference"] == 0

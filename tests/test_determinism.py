@@ -134,7 +134,7 @@ def test_reproduce_errors_are_one_line(ckpt, tmp_path):
     r = invoke(["reproduce", tmp_path / "run", typo])
     assert r.exit_code == 2 and "did you mean" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = invoke(["reproduce", tmp_path / "nope", "x"])
-    assert r.exit_code == 2 and "run.json" in r.stderr
+    assert r.exit_code == 2 and "not a run directory" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_bundled_default_is_batch_independent():
