@@ -114,7 +114,7 @@ def _t2i_commands(script: str) -> list[list[str]]:
 def test_workflow_schema():
     wf = _workflow()
     assert {"name", "on", "jobs"} <= set(wf)
-    assert "pull_request" in wf["on"] and wf["on"]["push"]["branches"] == ["main"]
+    assert "pull_request" in wf["on"]
     assert set(wf.get("permissions", {}).values()) <= {"read", "write", "none"}
     assert wf["jobs"], "no jobs"
     for job_id, job in wf["jobs"].items():
@@ -151,7 +151,7 @@ def test_workflow_samples_scores_gates_and_uploads():
     runs = [s.get("run", "") for s in steps]
     cmds = [c for r in runs for c in _t2i_commands(r)]
     assert [c[0] for c in cmds][:3] == ["sample", "score", "audit"] and "gate" in [c[0] for c in cmds]
-    gate = next(c for c in cmds if c[0] == "gate")
+    gate = next(c for c in cmds if c[0] == "gate" and c[1] != "calibrate")
     assert "--summary-md" in gate and "--baseline" in gate
     summary = gate[gate.index("--summary-md") + 1]
     assert any(f'cat {summary} >> "$GITHUB_STEP_SUMMARY"' in r for r in runs)
@@ -161,20 +161,7 @@ def test_workflow_samples_scores_gates_and_uploads():
     assert "always()" in upload["if"], "the report must be uploaded when the gate fails"
 
 
-def test_workflow_command_lines_parse_with_the_cli():
-    """Every `t2i-audit` line in the workflow names a real command and real options (click parses it)."""
-    steps = _workflow()["jobs"]["audit"]["steps"]
-    cmds = [c for s in steps for c in _t2i_commands(s.get("run", ""))]
-    assert len(cmds) >= 5
-    for argv in cmds:
-        group = main
-        ctx = group.make_context("t2i-audit", list(argv), resilient_parsing=True)
-        name, cmd, rest = group.resolve_command(ctx, list(argv))
-        assert cmd is not None, argv
-        if hasattr(cmd, "resolve_command"):  # a group: audit bias, suites validate
-            sub_ctx = cmd.make_context(name, list(rest), resilient_parsing=True)
-            _, cmd, rest = cmd.resolve_command(sub_ctx, list(rest))
-        cmd.make_context(cmd.name, list(rest))  # raises click.UsageError on an unknown option
+# every t2i-audit line of the workflow and the README parses: tests/test_ci_recipe.py
 
 
 def test_workflow_parser_rejects_a_bad_option():
