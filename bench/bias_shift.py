@@ -64,6 +64,7 @@ from t2i_audit.stats.labelled import (
     confusion_shares,
     label_tables,
     ppi_ci_iid,
+    ppi_interval_n,
     ppi_shares,
     replicate_tables,
     resample_tables,
@@ -141,7 +142,8 @@ def labelled_estimate(fn, pred, truth, prompts, k: int, B: int, seed: int):
     t = label_tables(pred, truth, prompts, k)
     reps = replicate_tables(t, np.concatenate(list(cluster_draw_counts(t.U.shape[0], B, seed))))
     point = fn(t.L.sum(0), t.U.sum(0))
-    lo, hi, *_ = share_interval(point, fn(reps.L, reps.U), t.n_images, t.U.shape[0], "prompts")
+    n = min(ppi_interval_n(t.L.sum(0), t.U.sum(0)), t.n_images) if fn is ppi_shares else t.n_images
+    lo, hi, *_ = share_interval(point, fn(reps.L, reps.U), n, t.U.shape[0], "prompts")
     return point, lo, hi
 
 
@@ -336,7 +338,8 @@ def ppi_interval(pred, truth, prompts, estimand: str, B: int, rng):
     L, U = t.L.sum(0), t.U.sum(0)
     reps = resample_tables(t, B, rng, estimand)
     point, rp = ppi_shares(L, U), ppi_shares(reps.L, reps.U)
-    lo, hi, _, _, note = share_interval(point, rp, t.n_images, t.U.shape[0], estimand)
+    n = min(ppi_interval_n(L, U), t.n_images)  # the binomial floor on the PPI++ effective size
+    lo, hi, _, _, note = share_interval(point, rp, n, t.U.shape[0], estimand)
     plo, phi = np.nanquantile(rp[:, 0], [0.025, 0.975])
     _, ilo, ihi = ppi_ci_iid(L, U)  # every label readable here: P(label = man) is the share
     return point[0], lo[0], hi[0], note, plo, phi, ilo[0], ihi[0]

@@ -124,3 +124,37 @@ def test_labels_needed_gives_the_target_width():
     assert abs(np.mean(widths) / target - 1) <= 0.15, (n, np.mean(widths))
     with pytest.raises(InputError, match="out of reach"):
         labels_needed(0.6, 0.01, n_images=500)
+
+
+def test_ppi_interval_floor_counts_labels_when_no_labelled_positive():
+    """A true share of 1%, 150 of 400 images labelled and no labelled positive: PPI++ tunes lambda to
+    0 and every replicate is 0, so the interval is its binomial floor. On the PPI++ effective size
+    (here the labels) its upper bound exceeds the truth; on all the images it does not."""
+    from types import SimpleNamespace
+
+    from t2i_audit.audits.engine.share_estimates import NOT_LABELLED, attach_labelled
+    from t2i_audit.stats.clusters import share_interval
+    from t2i_audit.stats.correction import GroupSample, estimate_group
+
+    rng = np.random.default_rng(35)
+    cfg = SimpleNamespace(bootstrap=50, estimand="prompts", method="em")
+    prompts = np.repeat(np.arange(10), 40)
+    new_ok = old_ok = groups = 0
+    while groups < 200:
+        man = rng.random(400) < 0.01
+        pred = np.where(rng.random(400) < np.where(man, 0.9, 0.03), 0, 1)
+        lab = rng.permutation(400) < 150
+        if man[lab].any():
+            continue  # only groups with no labelled positive
+        truth = np.where(lab, np.where(man, 0, 1), NOT_LABELLED)
+        est = estimate_group(GroupSample.from_labels(pred, prompts, 2), ("man", "woman"), B=50, rng=rng)
+        attach_labelled(est, pred, truth, prompts, 2, "g", cfg, rng)
+        assert est.ppi[0] == 0 and np.all(est.ppi_reps[:, 0] == 0)
+        assert est.ppi_n == pytest.approx(150)
+        _, hi = est.ci(est.ppi_reps)
+        _, old_hi, *_ = share_interval(est.ppi, est.ppi_reps, est.n_answered, est.n_prompts, "prompts")
+        new_ok += hi[0] > 0.01
+        old_ok += old_hi[0] > 0.01
+        groups += 1
+    assert new_ok >= 0.90 * groups
+    assert old_ok < 0.85 * groups

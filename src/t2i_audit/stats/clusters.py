@@ -22,7 +22,8 @@ Agresti-Coull adjusted share, deff = max(1, var / (p~(1-p~)/n)), an effective nu
 n_eff = n / deff, and a Wilson score interval on n_eff with the t quantile on P - 1 degrees of
 freedom (prompts) or the normal quantile (these prompts): the effective-sample-size Wilson interval
 for clustered proportions (Korn & Graubard 1998; Dean & Pagano 2015). Coverage measured by
-``bench/bias_planted.py`` and ``bench/bias_shift.py``: docs/estimators.md.
+``bench/bias_planted.py`` and ``bench/bias_shift.py``: docs/estimators.md. For a PPI++ share the
+binomial floor is on the estimate's own size (:func:`ppi_binomial_n`), not on all the images.
 """
 
 from __future__ import annotations
@@ -158,6 +159,22 @@ def share_interval(point, reps, n, n_prompts: int, estimand: str = DEFAULT_ESTIM
     bad = ~np.isfinite(point)
     return (np.where(bad, np.nan, lo), np.where(bad, np.nan, hi), np.where(bad, np.nan, deff),
             np.where(bad, np.nan, n_eff), None)
+
+
+def ppi_binomial_n(lam, n_unlabelled: float, n_labelled: float) -> float:
+    """Images a PPI++ share stands on, for the binomial floor of :func:`share_interval`:
+    ``lam * mean_unl(f) + mean_lab(Y - lam f)`` weighs the N unlabelled readings by lam and the n labels
+    by 1 - lam, so n_eff = 1 / (lam^2 / N + (1 - lam)^2 / n), the smallest over classes ``lam``. With
+    lam = 0 (e.g. no labelled positive: every replicate 0) the floor counts the labels, not all images,
+    and the interval's upper bound stays above a small true share (``bench/bias_shift.py``)."""
+    lam = np.clip(np.asarray(lam, dtype=np.float64).reshape(-1), 0.0, 1.0)
+    N, n = float(n_unlabelled), float(n_labelled)
+    if n <= 0 or lam.size == 0:
+        return math.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        unl = np.where(lam > 0, lam * lam / N if N > 0 else np.inf, 0.0)
+        inv = unl + (1 - lam) ** 2 / n
+    return float(np.min(1.0 / inv))
 
 
 def clustered_rate_interval(flags, clusters, B: int = 2000, seed=0, level: float = LEVEL,

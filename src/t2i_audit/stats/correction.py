@@ -174,6 +174,7 @@ class GroupShareEstimate:
     lab_conf_reps: np.ndarray | None = None
     n_labelled: int = 0
     label_note: str | None = None
+    ppi_n: float | None = None  # images the PPI++ interval's binomial floor counts (stats.labelled.ppi_interval_n)
 
     def headline(self) -> tuple[str, np.ndarray, np.ndarray]:
         """(basis, shares, replicates) the statistics use: label-calibrated (PPI++) when labels were
@@ -188,10 +189,18 @@ class GroupShareEstimate:
     def n_answered(self) -> float:
         return self.n_images * (1 - self.abstain)
 
+    def n_for(self, reps) -> float:
+        """Images the binomial floor of an interval from ``reps`` counts: the PPI++ effective size for
+        the PPI++ replicates or a view of them (e.g. one class's column), else the answered images."""
+        if self.ppi_n is not None and self.ppi_reps is not None and np.shares_memory(reps, self.ppi_reps):
+            return min(self.ppi_n, self.n_answered)
+        return self.n_answered
+
     def interval(self, point: np.ndarray, reps: np.ndarray, level: float = 0.95):
         """(lo, hi, deff, n_eff, note) of shares ``point`` from ``reps`` for this group's estimand
-        (``stats.clusters.share_interval``; note = why not estimable, else None)."""
-        return share_interval(point, reps, self.n_answered, self.n_prompts, self.estimand, level, self.min_prompts)
+        (``stats.clusters.share_interval`` on :meth:`n_for` images; note = why not estimable, else None)."""
+        return share_interval(point, reps, self.n_for(reps), self.n_prompts, self.estimand, level,
+                              self.min_prompts)
 
     def ci(self, reps: np.ndarray, level: float = 0.95, point: np.ndarray | None = None
            ) -> tuple[np.ndarray, np.ndarray]:

@@ -28,7 +28,8 @@ Estimators (each vectorised over leading axes, so bootstrap replicates cost one 
 
 Intervals: :func:`resample_tables` resamples for the estimand (``stats.clusters``): prompts with
 their labelled and unlabelled images together (prompts as a sample), or images within each prompt
-(these prompts); the interval is ``stats.clusters.share_interval`` on the replicates. ``ppi_ci_iid`` is the CLT interval of ``ppi_py.ppi_mean_ci`` (i.i.d. images).
+(these prompts); the interval is ``stats.clusters.share_interval`` on the replicates, its binomial
+floor on :func:`ppi_interval_n` images (``stats.clusters.ppi_binomial_n``). ``ppi_ci_iid`` is the CLT interval of ``ppi_py.ppi_mean_ci`` (i.i.d. images).
 """
 
 from __future__ import annotations
@@ -39,7 +40,12 @@ import numpy as np
 from scipy.stats import norm
 
 from t2i_audit.errors import InputError
-from t2i_audit.stats.clusters import check_estimand, cluster_draw_matrix, within_cluster_totals
+from t2i_audit.stats.clusters import (
+    check_estimand,
+    cluster_draw_matrix,
+    ppi_binomial_n,
+    within_cluster_totals,
+)
 from t2i_audit.stats.correction import conditional_from_counts, correct, outcome_index
 
 MIN_LABELS = 10  # fewer valid labels in a group: no label-calibrated estimate (said in the output)
@@ -148,6 +154,13 @@ def ppi_shares(L: np.ndarray, U: np.ndarray, lam: np.ndarray | None = None, norm
             theta = np.clip(theta, 0, None)
             theta = theta / theta.sum(-1, keepdims=True)
     return theta
+
+
+def ppi_interval_n(L: np.ndarray, U: np.ndarray) -> float:
+    """Effective images of the PPI++ shares of summed tables ``L``, ``U`` for the binomial floor of
+    their interval (``stats.clusters.ppi_binomial_n``: power-tuned lambda, the N unlabelled images,
+    the labels with a class)."""
+    return ppi_binomial_n(ppi_lambda(L, U), U.sum(), L[..., :-1, :].sum())
 
 
 def ppi_ci_iid(L: np.ndarray, U: np.ndarray, lam: np.ndarray | None = None, level: float = 0.95

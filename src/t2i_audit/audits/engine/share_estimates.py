@@ -13,6 +13,7 @@ from t2i_audit.stats.labelled import (
     check_labels,
     confusion_shares,
     label_tables,
+    ppi_interval_n,
     ppi_shares,
     resample_tables,
 )
@@ -49,6 +50,7 @@ def attach_labelled(est: GroupShareEstimate, readings, truth, prompts, k: int, g
     L, U = t.L.sum(0), t.U.sum(0)
     reps = resample_tables(t, cfg.bootstrap, np.random.default_rng(int(rng.integers(2**31))), cfg.estimand)
     est.ppi, est.ppi_reps = ppi_shares(L, U), ppi_shares(reps.L, reps.U)  # on the simplex already
+    est.ppi_n = ppi_interval_n(L, U)  # the interval's binomial floor: labels and lambda-weighted readings
     est.lab_conf, est.lab_conf_reps = confusion_shares(L, U, cfg.method), confusion_shares(reps.L, reps.U, cfg.method)
 
 

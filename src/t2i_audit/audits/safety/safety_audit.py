@@ -164,8 +164,9 @@ def _three_way(readings, truth, prompts, blocked, use_labels: bool, B: int, rng,
 def _group_rows(g: str, est, three: dict, n_all: int, n_prompts: int, basis_note: str, cfg) -> list[dict]:
     rows = []
 
-    def add(stat, v, reps, n, basis):
-        lo, hi, deff, neff, note = share_interval(v, np.asarray(reps, dtype=float).reshape(-1), n, n_prompts,
+    def add(stat, v, reps, n, basis, floor_n=None):  # floor_n: images of the binomial floor (PPI++: ppi_n)
+        lo, hi, deff, neff, note = share_interval(v, np.asarray(reps, dtype=float).reshape(-1),
+                                                  n if floor_n is None else min(floor_n, n), n_prompts,
                                                   cfg.estimand, min_prompts=cfg.min_clusters)
         rows.append(
             {
@@ -187,12 +188,12 @@ def _group_rows(g: str, est, three: dict, n_all: int, n_prompts: int, basis_note
 
     if est is not None:
         basis, p, reps = est.headline()
-        add("rate", p[0], reps[:, 0], est.n_images, basis)
+        add("rate", p[0], reps[:, 0], est.n_images, basis, est.ppi_n if est.ppi is not None else None)
         add("raw_rate", est.raw[0], est.raw_reps[:, 0], est.n_images, "raw detector")
         if est.ppi is not None or est.label_note:
-            for stat, pt, rp in (
-                ("ppi_rate", est.ppi, est.ppi_reps),
-                ("label_confusion_rate", est.lab_conf, est.lab_conf_reps),
+            for stat, pt, rp, floor_n in (
+                ("ppi_rate", est.ppi, est.ppi_reps, est.ppi_n),
+                ("label_confusion_rate", est.lab_conf, est.lab_conf_reps, None),
             ):
                 add(
                     stat,
@@ -200,6 +201,7 @@ def _group_rows(g: str, est, three: dict, n_all: int, n_prompts: int, basis_note
                     rp[:, 0] if rp is not None else [],
                     est.n_images,
                     est.label_note or "label-calibrated",
+                    floor_n,
                 )
     for stat, (v, reps) in three.items():
         add(
