@@ -1,6 +1,7 @@
 """Gate false alarms and power for baseline bias rules, by simulation on PictoWorld renders (no generator).
 
-    python bench/gate_simulation.py [--repeats 100] [--images-per-prompt N] [--extra-ipp 40,64] [--seed 0]
+    python bench/gate_simulation.py [--repeats 100] [--logit-sd 0,0.3,0.6,1.0] [--images-per-prompt N]
+                                    [--extra-ipp 40,64] [--seed 0]
 
 A simulated run is the neutral part of a pictoworld-bias audit: per profession, (neutral paraphrases)
 × (images per prompt, the suite's default unless given) images whose presentation is drawn from the
@@ -23,6 +24,18 @@ generic difference of the two reported intervals ("intervals": what the gate fal
 runs' calibrations differ). Scenarios: both runs from the spec (false alarm: pass ≥ 95% of
 repeats), and the candidate's share of women in one profession moved by +10 pp (and −10 pp) (power:
 fail ≥ 80%). Rates carry Clopper–Pearson 95% intervals over the repeats.
+
+Paraphrase effects (issue 35): real generators answer paraphrases differently. In each repeat a new
+world gives each neutral prompt its own share of women, logit(p_i) = logit(p) + sd·z_i, z_i ~ N(0, 1)
+(``--logit-sd``, 0, 0.3, 0.6 and 1.0 by default); baseline and candidate share the world (the same
+generator answers the same paraphrases), and the planted shift moves every prompt on the logit scale
+so that the prompts' mean share moves by exactly ``--shift``. Images are drawn at the item level
+(a Bernoulli truth per image, its reading from the oracle pool; no torch), and each run's intervals
+are the audit's (``stats.clusters`` effective-n Wilson, prompts-as-sample estimand). Prints PASS or
+FAIL per target and exits 1 on a miss or on any NaN interval: power ≥ 80% at +10 pp for the gate's
+count-based firefighter rule (the rule the suite is sized for) at each logit SD, and A/A false
+alarms ≤ 5% for the firefighter and wildcard rules, pooled over the logit SDs (the rules are 95%
+tests, so ≈ 5% by design: a FAIL means significantly above, Clopper–Pearson lower bound > 5%).
 """
 
 from __future__ import annotations
@@ -37,6 +50,7 @@ import numpy as np
 import pandas as pd
 import yaml
 from scipy import stats
+from scipy.special import expit, logit
 
 from t2i_audit.audits.probes.attribute_probes import UNSURE, OracleProbe
 from t2i_audit.audits.probes.probe_calibration import calibrate_on_pictoworld
@@ -44,6 +58,7 @@ from t2i_audit.core.rundir import RUN_SCHEMA
 from t2i_audit.reports.gate.rules import DEFAULT_CONFIDENCE, parse_rule
 from t2i_audit.reports.gate.run import evaluate
 from t2i_audit.reports.results import RunResults
+from t2i_audit.stats.clusters import DEFAULT_ESTIMAND
 from t2i_audit.stats.correction import GroupSample, calibration_replicates, estimate_group
 from t2i_audit.world.bias import BiasSpec
 from t2i_audit.world.oracle import read_image
@@ -88,22 +103,32 @@ class Simulator:
         self.meta = {"calibration": {calibration.probe: {"counts": calibration.counts.tolist()}},
                      "config": {"method": "em"}}
 
-    def run(self, p_woman: dict[str, float], ipp: int, name: str) -> RunResults:
+        self.nan = 0  # interval bounds that came out NaN (a failure of the bench)
+
+    def world(self, base_p: dict[str, float], sd: float) -> dict[str, np.ndarray]:
+        """Per profession, each neutral prompt's share of women: logit(p) + sd·z, z ~ N(0, 1)."""
+        return {p: expit(logit(v) + sd * self.rng.standard_normal(self.n_prompts)) for p, v in base_p.items()}
+
+    def run(self, p_woman: dict[str, float | np.ndarray], ipp: int, name: str) -> RunResults:
+        """One simulated run; ``p_woman[prof]``: a share, or one per prompt (paraphrase effects)."""
         rng, k = self.rng, len(PRESENTATIONS)
         cal_reps = calibration_replicates(self.cal.counts, self.boot, rng)
         rows = []
         for prof in PROFESSIONS:
             n = self.n_prompts * ipp
-            truth = rng.random(n) < p_woman[prof]
+            share = np.broadcast_to(np.asarray(p_woman[prof], dtype=np.float64), (self.n_prompts,))
+            truth = rng.random(n) < np.repeat(share, ipp)
             labels = np.empty(n, dtype=np.int64)
             for t, pres in ((False, "man"), (True, "woman")):
                 idx = np.flatnonzero(truth == t)
                 pool = self.pools[(prof, pres)]
                 labels[idx] = pool[rng.integers(0, len(pool), size=len(idx))]
             sample = GroupSample.from_labels(labels, np.repeat(np.arange(self.n_prompts), ipp), k)
-            est = estimate_group(sample, PRESENTATIONS, self.cal.counts, cal_reps, self.boot, rng)
-            rlo, rhi = est.ci(est.raw_reps)
-            clo, chi = est.ci(est.corr_reps)
+            est = estimate_group(sample, PRESENTATIONS, self.cal.counts, cal_reps, self.boot, rng,
+                                 estimand=DEFAULT_ESTIMAND)
+            rlo, rhi, *_ = est.interval(est.raw, est.raw_reps)
+            clo, chi, *_ = est.interval(est.corrected, est.corr_reps)
+            self.nan += int(np.sum(~np.isfinite(np.concatenate([rlo, rhi, clo, chi]))))
             for c, cls in enumerate(PRESENTATIONS):
                 rows.append({"attribute": "presentation", "group": prof, "cls": cls, "raw": est.raw[c],
                              "raw_ci_low": rlo[c], "raw_ci_high": rhi[c], "corrected": est.corrected[c],
@@ -112,6 +137,17 @@ class Simulator:
                              "probe": self.cal.probe, "section": "neutral", "resampling": est.scheme})
         return RunResults(root=Path(name), run={"schema": RUN_SCHEMA, "run_id": name, "suite": {"hash": "sim"}},
                           bias=pd.DataFrame(rows), bias_meta=self.meta)
+
+
+def shifted(world: dict[str, np.ndarray], prof: str, shift: float) -> dict[str, np.ndarray]:
+    """``world`` with profession ``prof``'s prompts moved by one logit step so that their mean share
+    moves by exactly ``shift`` (bisection)."""
+    p = world[prof]
+    lo, hi = (0.0, 10.0) if shift > 0 else (-10.0, 0.0)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if (expit(logit(p) + mid).mean() - p.mean() < shift) else (lo, mid)
+    return dict(world, **{prof: expit(logit(p) + (lo + hi) / 2)})
 
 
 def clopper_pearson(k: int, n: int) -> tuple[float, float]:
@@ -125,14 +161,16 @@ def rate(k: int, n: int) -> str:
     return f"{k / n:5.0%} [{lo:.0%}, {hi:.0%}]"
 
 
-def scenario(sim: Simulator, base_p, cand_p, ipp: int, rules: list[str], repeats: int,
-             confidence: float = 0.95) -> dict:
-    """Gate fails per (rule, method) over `repeats` independent (baseline, candidate) pairs."""
+def scenario(sim: Simulator, base_p, move, ipp: int, rules: list[str], repeats: int,
+             confidence: float = 0.95, sd: float = 0.0) -> dict:
+    """Gate fails per (rule, method) over `repeats` independent (baseline, candidate) pairs; each pair
+    in a new world of paraphrase effects (logit SD ``sd``); the candidate's shares are ``move(world)``."""
     parsed = {r: parse_rule(r) for r in rules}
     fails = {(r, m): 0 for r in rules for m in ("counts", "intervals")}
     for i in range(repeats):
-        base = sim.run(base_p, ipp, f"base{i}")
-        cand = sim.run(cand_p, ipp, f"cand{i}")
+        world = sim.world(base_p, sd)
+        base = sim.run(world, ipp, f"base{i}")
+        cand = sim.run(move(world), ipp, f"cand{i}")
         generic = RunResults(root=base.root, run=base.run, bias=base.bias, bias_meta=None)  # forces the fallback
         for r in rules:
             fails[(r, "counts")] += not evaluate(cand, [parsed[r]], base, confidence=confidence).passed
@@ -147,12 +185,14 @@ def main() -> None:
     ap.add_argument("--extra-ipp", default="", help="also simulate these images per prompt, e.g. 40,64")
     ap.add_argument("--pool", type=int, default=200, help="oracle-read renders per (profession, presentation)")
     ap.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates of each run's intervals")
-    ap.add_argument("--scenarios", default="firefighter+,firefighter-,chef+",
+    ap.add_argument("--scenarios", default="firefighter+,chef+",
                     help="planted shifts to simulate (comma-separated): " + ", ".join(SCENARIOS))
     ap.add_argument("--shift", type=float, default=0.10)
     ap.add_argument("--confidence", type=float, default=None,
                     help="level of the baseline rules' intervals (default: the gate's default)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--logit-sd", default="0,0.3,0.6,1.0",
+                    help="paraphrase effects: SD of each prompt's logit shift (comma-separated)")
     ap.add_argument("--noise-floor", action="store_true",
                     help="margins of 3 noise floors from 3 A/A runs (bench/_gate_noise.py; ≥ 200 repeats)")
     args = ap.parse_args()
@@ -177,26 +217,44 @@ def main() -> None:
         from _gate_noise import noise_floor_mode
 
         raise SystemExit(noise_floor_mode(sim, base_p, ipp0, max(args.repeats, 200), args.shift, rate))
-    rows = []
     ipps = [ipp0] + [int(x) for x in args.extra_ipp.split(",") if x.strip() and int(x) != ipp0]
-    for ipp in ipps:
-        fire, chef = ONE.format(p="firefighter"), ONE.format(p="chef")
-        same = scenario(sim, base_p, base_p, ipp, [fire, FAMILY] + ([chef] if "chef+" in args.scenarios.split(",") else []),
-                        args.repeats, conf)
-        shifted = {}
-        for prof, sign in [SCENARIOS[x] for x in args.scenarios.split(",")]:
-            cand = dict(base_p, **{prof: base_p[prof] + sign * args.shift})
-            shifted[(prof, sign)] = scenario(sim, base_p, cand, ipp, [ONE.format(p=prof), FAMILY], args.repeats,
-                                          conf)
-        for (prof, sign), fails in shifted.items():
-            for (rule, method), k in fails.items():
-                fa = same[(rule, method)]
-                rows.append((rule.replace("bias.presentation.", "").replace(" same as baseline", ""), method,
-                             f"{prof} {base_p[prof]:.2f}→{base_p[prof] + sign * args.shift:.2f}",
-                             n_prompts * ipp, ipp, rate(args.repeats - fa, args.repeats), rate(k, args.repeats),
-                             args.repeats))
-        print(f"… {ipp} images per prompt done ({time.perf_counter() - t0:.0f} s)")
-    head = ("rule (… same as baseline)", "difference", "planted shift", "img/prof", "ipp",
+    sds = [float(x) for x in args.logit_sd.split(",") if x.strip()]
+    rows, verdicts = [], []
+    for sd in sds:
+        for ipp in ipps:
+            r, v = simulate_cells(sim, base_p, ipp, sd, n_prompts, args, conf, ipp == ipp0)
+            rows += r
+            verdicts += v
+            print(f"… logit SD {sd:g}, {ipp} images per prompt done ({time.perf_counter() - t0:.0f} s)")
+    raise SystemExit(report(rows, verdicts, sim.nan, base_p, args, t0))
+
+
+def simulate_cells(sim, base_p, ipp: int, sd: float, n_prompts: int, args, conf, judged: bool):
+    """Table rows and (target, ok, figure) verdicts of one (logit SD, images per prompt) cell."""
+    fire, chef = ONE.format(p="firefighter"), ONE.format(p="chef")
+    same = scenario(sim, base_p, lambda w: w, ipp,
+                    [fire, FAMILY] + ([chef] if "chef+" in args.scenarios.split(",") else []), args.repeats, conf, sd)
+    rows, verdicts, n = [], [], args.repeats
+    for prof, sign in [SCENARIOS[x] for x in args.scenarios.split(",")]:
+        fails = scenario(sim, base_p, lambda w, p=prof, d=sign * args.shift: shifted(w, p, d), ipp,
+                         [ONE.format(p=prof), FAMILY], n, conf, sd)
+        for (rule, method), k in fails.items():
+            fa = same[(rule, method)]
+            rows.append((f"{sd:g}", rule.replace("bias.presentation.", "").replace(" same as baseline", ""), method,
+                         f"{prof} {base_p[prof]:.2f}→{base_p[prof] + sign * args.shift:.2f}", n_prompts * ipp, ipp,
+                         rate(n - fa, n), rate(k, n), n))
+            if judged and method == "counts" and rule == ONE.format(p=prof) and prof == "firefighter":
+                # the rule the suite is sized for (docs/audits.md); chef (share near 0.5) needs ≈ 373
+                # images per profession for 80%, at the edge at 396: printed, not judged
+                verdicts.append((f"SD {sd:g} {prof}{'+' if sign > 0 else '-'}: power ≥ 80%", k / n >= 0.8, rate(k, n)))
+    for rule in (fire, FAMILY):
+        if judged:  # (rule, false alarms, repeats): judged pooled over the logit SDs in report()
+            verdicts.append(("A/A", rule.split("[")[1].split("]")[0], same[(rule, "counts")], n))
+    return rows, verdicts
+
+
+def report(rows, verdicts, nan: int, base_p, args, t0) -> int:
+    head = ("logit SD", "rule (… same as baseline)", "difference", "planted shift", "img/prof", "ipp",
             "same distr.: pass [95% CI]", "shift: fail (power) [95% CI]", "repeats")
     widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
     print("\n" + "  ".join(h.ljust(w) for h, w in zip(head, widths)))
@@ -214,8 +272,22 @@ def main() -> None:
         n5 = (z(1 - 0.05 / 10) + z(0.8)) ** 2 * var / args.shift ** 2
         print(f"normal approximation, {prof} {p0:.2f} + {args.shift:.2f}: 80% power needs ≈ {n1:.0f} images per "
               f"profession per run (one-profession rule), ≈ {n5:.0f} (5-profession Bonferroni family)")
-    print(f"total {time.perf_counter() - t0:.0f} s")
-
+    print("\nverdicts (the gate's count-based rules at the suite's default size). A/A: the rules are 95% tests, so "
+          "their false-alarm rate is ≈ 5% by design; pooled over the logit SDs it passes unless significantly "
+          "above 5% (Clopper-Pearson lower bound > 5%)")
+    aa = {}
+    for v in verdicts:
+        if v[0] == "A/A":
+            k, n = aa.get(v[1], (0, 0))
+            aa[v[1]] = (k + v[2], n + v[3])
+    verdicts = [v for v in verdicts if v[0] != "A/A"] + [
+        (f"A/A {r}: false alarms ≤ 5% (all SDs)", clopper_pearson(k, n)[0] <= 0.05, rate(k, n)) for r, (k, n) in aa.items()]
+    for what, ok, fig in verdicts:
+        print(f"  {what:52s} {fig}  {'PASS' if ok else 'FAIL'}")
+    print(f"  NaN interval bounds: {nan}  {'PASS' if nan == 0 else 'FAIL'}")
+    ok = all(v[1] for v in verdicts) and nan == 0
+    print(f"gate simulation: {'PASS' if ok else 'FAIL'} (total {time.perf_counter() - t0:.0f} s)")
+    return 0 if ok else 1
 
 if __name__ == "__main__":
     main()
