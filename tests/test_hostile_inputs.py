@@ -24,7 +24,17 @@ from click.testing import CliRunner
 from PIL import Image
 
 from t2i_audit.cli import main
-from test_bad_inputs import SUITE, Case, _random_clip, _sample, _suite, make_run, snapshot, write_generator
+from test_bad_inputs import (  # noqa: F401 - run_factory is a fixture shared with the first round
+    SUITE,
+    Case,
+    _random_clip,
+    _sample,
+    _suite,
+    make_run,
+    run_factory,
+    snapshot,
+    write_generator,
+)
 
 PROMPTS = [f"a drawing of a {c} {s}" for c in ("red", "blue") for s in ("circle", "square")]
 
@@ -255,15 +265,6 @@ def build_cases() -> dict:
 CASES = build_cases()
 
 
-@pytest.fixture()
-def run_factory(tmp_path):
-    made = {}
-
-    def run():
-        if "run" not in made:
-            made["run"] = make_run(tmp_path / "run")
-        return made["run"]
-    return run
 
 
 @pytest.fixture(autouse=True)
@@ -282,7 +283,7 @@ def invoke(args: list[str]):
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_hostile_input_exits_2_with_one_line_and_leaves_nothing(name, tmp_path, run_factory):
+def test_hostile_input_exits_2_with_one_line_and_leaves_nothing(name, tmp_path, run_factory):  # noqa: F811 - the fixture imported from test_bad_inputs
     case = CASES[name](tmp_path, run_factory)
     before = snapshot(case.watch)
     r, lines = invoke(case.args)

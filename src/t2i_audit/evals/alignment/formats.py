@@ -32,6 +32,7 @@ from t2i_audit.evals.alignment.questions import (
     NUMBER_WORDS,
     Question,
     check_questions,
+    read_jsonl,
     read_question_file,
     whole_prompt_question,
 )
@@ -99,23 +100,9 @@ def load_dsg(path: Path) -> list[Question]:
     return out
 
 
-def _jsonl(path: Path):
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"{path}:{i}: not valid JSON ({e.msg})") from None
-            if not isinstance(d, dict):
-                raise InputError(f"{path}:{i}: expected a JSON object per line")
-            yield i, d
-
-
 def load_geneval2(path: Path) -> list[Question]:
     out = []
-    for i, d in _jsonl(path):
+    for i, d in read_jsonl(path):
         vqa, skills = d.get("vqa_list"), d.get("skills")
         if not isinstance(d.get("prompt"), str) or not isinstance(vqa, list):
             raise InputError(f"{path}:{i}: need 'prompt' (text) and 'vqa_list' ([[question, answer], ...])")
@@ -169,7 +156,7 @@ def _geneval_questions(pid: str, prompt: str, include: list[dict], exclude: list
 
 def load_geneval(path: Path) -> list[Question]:
     out = []
-    for i, d in _jsonl(path):
+    for i, d in read_jsonl(path):
         if not isinstance(d.get("prompt"), str) or not isinstance(d.get("include"), list):
             raise InputError(f"{path}:{i}: need 'prompt' (text) and 'include' (list of objects)")
         pid = f"{path.stem}-{i:05d}"

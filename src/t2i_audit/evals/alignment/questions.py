@@ -187,9 +187,8 @@ def write_questions(path: str | Path, questions: list[Question]) -> None:
             f.write(json.dumps(q.to_dict(), sort_keys=True) + "\n")
 
 
-def read_question_file(path: str | Path) -> list[Question]:
-    """Read a question file written by :func:`write_questions`."""
-    out = []
+def read_jsonl(path: Path):
+    """(line number, object) of each non-blank line of a JSONL file; one-line errors name file:line."""
     with open(path, encoding="utf-8") as f:
         for i, line in enumerate(f, 1):
             if not line.strip():
@@ -200,9 +199,12 @@ def read_question_file(path: str | Path) -> list[Question]:
                 raise InputError(f"{path}:{i}: not valid JSON ({e.msg})") from None
             if not isinstance(d, dict):
                 raise InputError(f"{path}:{i}: expected a JSON object per line")
-            out.append(Question.from_dict(d, f"{path}:{i}"))
-    check_questions(out, str(path))
-    return out
+            yield i, d
+
+
+def read_question_file(path: str | Path) -> list[Question]:
+    """Read a question file written by :func:`write_questions`."""
+    return [Question.from_dict(d, f"{path}:{i}") for i, d in read_jsonl(Path(path))]
 
 
 def check_questions(questions: list[Question], source: str) -> None:
