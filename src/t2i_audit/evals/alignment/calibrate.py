@@ -7,7 +7,8 @@ question's expected answer). Per question type (skill), with the judge's predict
 the expected one]) and the label Y = 1[right] on the labelled ones, the share of right pairs is
 estimated by PPI++ (``ppi_soft``: the bias engine's estimator ``stats.labelled.ppi_shares``, two
 classes right / wrong, extended to a soft f; 'unsure' labels count in neither class, so the estimand
-is the share among pairs a labeller can read). Interval: 95% percentile cluster bootstrap over
+is the share among pairs a labeller can read). Interval: a Wilson interval on the labelled pairs' effective n (``stats.clusters.share_interval``;
+not estimable below 5 prompts), from the cluster bootstrap over
 prompts, labelled and unlabelled pairs of a prompt moving together.
 
 The judge's measured accuracy per skill (agreement with the labels, Wilson interval) is reported, and
@@ -24,16 +25,18 @@ import numpy as np
 import pandas as pd
 
 from t2i_audit.errors import InputError
-from t2i_audit.evals.alignment.ppi_soft import prompt_sums, right_share
+from t2i_audit.evals.alignment.ppi_soft import ppi_sizes, prompt_sums, right_share
+from t2i_audit.stats.clusters import ppi_binomial_n, share_interval
 from t2i_audit.stats.labelled import MIN_LABELS
 from t2i_audit.stats.proportions import independent_difference
-from t2i_audit.stats.resampling import cluster_draw_counts, finite_percentile_interval, wilson_interval
+from t2i_audit.stats.resampling import cluster_draw_counts, wilson_interval
 
 LABELS = ("yes", "no", "unsure")
 NOT_LABELLED = -9
 METHOD = ("PPI++ (power-tuned lambda, per skill; prediction: the judge's soft P(right) where it gives one, else "
-          "its hard answer) of the share of right (image, question) pairs among readable ones; 95% percentile "
-          "cluster bootstrap over prompts ({reps} reps)")
+          "its hard answer) of the share of right (image, question) pairs among readable ones; 95% Wilson "
+          "interval on PPI++'s effective n (design effect from a cluster bootstrap over prompts, "
+          "{reps} reps; t quantile on prompts - 1 df; not estimable below 5 prompts)")
 
 
 def read_labels(path: str | Path) -> pd.DataFrame:
@@ -95,8 +98,14 @@ def ppi_right_share(pred_wrong: np.ndarray, truth: np.ndarray, prompts: np.ndarr
                 "note": f"too few labels: n={n_lab}; need >= {MIN_LABELS}"}
     sums = prompt_sums(f, truth, prompts)
     counts = np.concatenate(list(cluster_draw_counts(sums.shape[0], reps, seed)))
-    lo, hi = finite_percentile_interval(right_share(counts @ sums))
-    return {"value": float(right_share(sums.sum(0))), "ci_low": lo, "ci_high": hi, "n_labelled": n_lab}
+    value = float(right_share(sums.sum(0)))
+    # the one interval rule of stats.clusters: a Wilson interval on PPI++'s effective n (the labelled
+    # and unlabelled pairs weighed by lambda), so a share near 0 or 1 never gets zero width
+    lam, n_unl, n_read = ppi_sizes(sums)
+    n_floor = ppi_binomial_n(lam, n_unl, n_read)
+    lo, hi, _, _, note = share_interval(value, right_share(counts @ sums), n_floor, sums.shape[0])
+    out = {"value": value, "ci_low": float(lo), "ci_high": float(hi), "n_labelled": n_lab}
+    return {**out, "note": note} if note else out
 
 
 def calibrated_table(answers: pd.DataFrame, reps: int = 2000, seed: int = 0,

@@ -41,23 +41,41 @@ def prompt_sums(f: np.ndarray, truth: np.ndarray, prompts: np.ndarray) -> np.nda
     return out
 
 
-def _class(n, N, sy, sf, syf, sff, uf, uff):
+def _lam(n, N, sy, sf, syf, sff, uf, uff):
+    """The power-tuned lambda of one class, clipped to [0, 1]."""
     with np.errstate(invalid="ignore", divide="ignore"):
         cov = syf / n - (sy / n) * (sf / n)
         m, s, s2 = n + N, sf + uf, sff + uff
         var = (s2 - s * s / m) / (m - 1)
         lam = cov / ((1 + n / N) * var)
-        lam = np.clip(np.where(np.isfinite(lam), lam, 0.0), 0.0, 1.0)
+        return np.clip(np.where(np.isfinite(lam), lam, 0.0), 0.0, 1.0)
+
+
+def _class(n, N, sy, sf, syf, sff, uf, uff):
+    lam = _lam(n, N, sy, sf, syf, sff, uf, uff)
+    with np.errstate(invalid="ignore", divide="ignore"):
         unl = np.divide(uf, N, out=np.zeros_like(uf), where=N > 0)
         return lam * unl + sy / n - lam * sf / n
 
 
+def _class_sums(sums: np.ndarray):
+    """(right, wrong) argument tuples of :func:`_class`; f_wrong = 1 - f, its sums from f's."""
+    n, N, yr, yw, sf, yrf, ywf, sff, uf, uff = np.moveaxis(np.asarray(sums, dtype=np.float64), -1, 0)
+    return ((n, N, yr, sf, yrf, sff, uf, uff),
+            (n, N, yw, n - sf, yw - ywf, n - 2 * sf + sff, N - uf, N - 2 * uf + uff))
+
+
+def ppi_sizes(sums: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """(lambda per class, unlabelled pairs, labelled pairs) of the total sums: what the interval's
+    binomial floor stands on (``stats.clusters.ppi_binomial_n``)."""
+    r, w = _class_sums(np.asarray(sums, dtype=np.float64).sum(0))
+    return np.array([_lam(*r), _lam(*w)], dtype=np.float64), float(r[1]), float(r[0])
+
+
 def right_share(sums: np.ndarray) -> np.ndarray:
     """PPI++ share of right pairs among readable ones from summed columns ``(..., 10)``."""
-    n, N, yr, yw, sf, yrf, ywf, sff, uf, uff = np.moveaxis(np.asarray(sums, dtype=np.float64), -1, 0)
-    right = _class(n, N, yr, sf, yrf, sff, uf, uff)
-    # f_wrong = 1 - f: its sums from f's
-    wrong = _class(n, N, yw, n - sf, yw - ywf, n - 2 * sf + sff, N - uf, N - 2 * uf + uff)
+    r, w = _class_sums(sums)
+    right, wrong = _class(*r), _class(*w)
     right, wrong = np.clip(right, 0, None), np.clip(wrong, 0, None)
     with np.errstate(invalid="ignore", divide="ignore"):
         return right / (right + wrong)
