@@ -153,7 +153,11 @@ def _same_readings(ia: pd.DataFrame | None, ib: pd.DataFrame | None) -> set[tupl
     m = ia.merge(ib, on=keys, how="outer", suffixes=("_a", "_b"), indicator=True)
     m["same"] = (m["_merge"] == "both") & (m["reading_a"] == m["reading_b"])
     agg = m.groupby(["probe", "group"])["same"].all()
-    return {k for k, v in agg.items() if v}
+    cells = {k for k, v in agg.items() if v}
+    # a probe whose readings agree on every pair of every group: its pooled ('all') and explicit
+    # ('asked=...') cells come from the same data too
+    whole = m.groupby("probe")["same"].all()
+    return cells | {(p, "*") for p, v in whole.items() if v}
 
 
 def bias_shifts(a: RunResults, b: RunResults) -> pd.DataFrame:
@@ -175,7 +179,7 @@ def bias_shifts(a: RunResults, b: RunResults) -> pd.DataFrame:
         est_a, est_b = r.get("estimand_a", "prompts"), r.get("estimand_b", "prompts")
         if basis_a != basis_b or est_a != est_b:
             d, method = None, f"not compared: bases {basis_a} vs {basis_b}, estimands {est_a} vs {est_b}"
-        elif (r.get("probe"), r["group"]) in same and va == vb:
+        elif ((r.get("probe"), r["group"]) in same or (r.get("probe"), "*") in same) and va == vb:
             d, method = (0.0, 0.0, 0.0, 1.0), f"{basis_a}; paired: same readings on every (prompt, seed) pair"
         else:
             x = independent_difference(vb, lb, hb, va, la, ha)
