@@ -247,12 +247,20 @@ def _same_run(one: Path, two: Path) -> None:
     meta = json.loads((two / "run.json").read_text())
     assert (meta["device"], meta["dtype"]) == ("cpu", "float32")
 
+    # CLIPScore comes from float32 embeddings, whose last bits depend on how many images share a
+    # forward pass (batch size 5 vs 10 on one process already moves a score by ~3e-6 relative); two
+    # ranks split the batches, so CLIPScore (0-100 scale) agrees to 1e-4 and every other metric to 1e-9
     i1, i2 = (pd.read_parquet(d / "scores" / "items.parquet") for d in (one, two))
-    pd.testing.assert_frame_equal(i1, i2, check_exact=False, rtol=1e-9, atol=1e-12)
+    pd.testing.assert_frame_equal(i1.drop(columns="value"), i2.drop(columns="value"))
+    clip = (i1["metric"] == "clip_score").to_numpy()
+    for mask, rtol, atol in ((clip, 1e-6, 1e-4), (~clip, 1e-9, 1e-12)):
+        np.testing.assert_allclose(i2["value"].to_numpy()[mask], i1["value"].to_numpy()[mask], rtol=rtol, atol=atol)
     a1, a2 = (pd.read_parquet(d / "scores" / "aggregates.parquet") for d in (one, two))
     assert a1[["metric", "group", "n_prompts", "n_images"]].equals(a2[["metric", "group", "n_prompts", "n_images"]])
+    aclip = (a1["metric"] == "clip_score").to_numpy()
     for col in ("value", "ci_low", "ci_high"):
-        np.testing.assert_allclose(a2[col].to_numpy(), a1[col].to_numpy(), rtol=1e-9, atol=1e-12)
+        for mask, rtol, atol in ((aclip, 1e-6, 1e-4), (~aclip, 1e-6, 1e-9)):  # FD, KID: the same embeddings
+            np.testing.assert_allclose(a2[col].to_numpy()[mask], a1[col].to_numpy()[mask], rtol=rtol, atol=atol)
     assert {"fd", "kid", "clip_score", "skills"} <= set(a1.metric)
     res = json.loads((two / "scores" / "results.json").read_text())
     assert res["processes"] == 2

@@ -27,7 +27,8 @@ def test_run_samples_scores_audits_reports_and_resumes(tiny, tmp_path):
             "--no-progress", "--param", "steps=2", "--param", "prior_steps=2"]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
-    assert "[1/5] sample" in res.output and "[4/5] diversity audit" in res.output and "[5/5] report" in res.output
+    assert "[1/6] sample" in res.output and "[4/6] diversity audit" in res.output and "[5/6] alignment" in res.output \
+        and "[6/6] report" in res.output
     assert "diversity (attributes the prompts leave open, vs training):" in res.output
     assert (out / "audits" / "diversity.json").is_file() and (out / "labels" / "labels.csv").is_file()
     assert "skills" in res.output and "wall time:" in res.output

@@ -61,5 +61,5 @@ def test_report_gate_compare_on_real_score_outputs(tmp_path):
     assert [c.verdict for c in r.checks] == ["fail", "fail"]
     c = compare_runs(good, bad, n_boot=500)
     row = c.metrics.set_index(["metric", "group"]).loc[(metric, "overall")]
-    assert row.difference == pytest.approx((9 - 16) / 18) and row.test == "exact McNemar"
+    assert row.difference == pytest.approx((9 - 16) / 18) and row.test == "paired cluster bootstrap"
     assert row.ci_high < 0
