@@ -34,8 +34,8 @@ so that the prompts' mean share moves by exactly ``--shift``. Images are drawn a
 are the audit's (``stats.clusters`` effective-n Wilson, prompts-as-sample estimand). Prints PASS or
 FAIL per target and exits 1 on a miss or on any NaN interval: power ≥ 80% at +10 pp for the gate's
 count-based firefighter rule (the rule the suite is sized for) at each logit SD, and A/A false
-alarms ≤ 5% for the firefighter and wildcard rules, pooled over the logit SDs (the rules are 95%
-tests, so ≈ 5% by design: a FAIL means significantly above, Clopper–Pearson lower bound > 5%).
+alarms ≤ 5% for the firefighter and wildcard rules, pooled over the logit SDs: the pooled rate itself
+must be ≤ 5% (issue 35's bar), its Clopper–Pearson interval printed beside.
 """
 
 from __future__ import annotations
@@ -272,16 +272,15 @@ def report(rows, verdicts, nan: int, base_p, args, t0) -> int:
         n5 = (z(1 - 0.05 / 10) + z(0.8)) ** 2 * var / args.shift ** 2
         print(f"normal approximation, {prof} {p0:.2f} + {args.shift:.2f}: 80% power needs ≈ {n1:.0f} images per "
               f"profession per run (one-profession rule), ≈ {n5:.0f} (5-profession Bonferroni family)")
-    print("\nverdicts (the gate's count-based rules at the suite's default size). A/A: the rules are 95% tests, so "
-          "their false-alarm rate is ≈ 5% by design; pooled over the logit SDs it passes unless significantly "
-          "above 5% (Clopper-Pearson lower bound > 5%)")
+    print("\nverdicts (the gate's count-based rules at the suite's default size). A/A: the pooled false-alarm "
+          "rate over the logit SDs must be <= 5% (Clopper-Pearson 95% interval beside)")
     aa = {}
     for v in verdicts:
         if v[0] == "A/A":
             k, n = aa.get(v[1], (0, 0))
             aa[v[1]] = (k + v[2], n + v[3])
     verdicts = [v for v in verdicts if v[0] != "A/A"] + [
-        (f"A/A {r}: false alarms ≤ 5% (all SDs)", clopper_pearson(k, n)[0] <= 0.05, rate(k, n)) for r, (k, n) in aa.items()]
+        (f"A/A {r}: false alarms ≤ 5% (all SDs)", k <= 0.05 * n, rate(k, n)) for r, (k, n) in aa.items()]
     for what, ok, fig in verdicts:
         print(f"  {what:52s} {fig}  {'PASS' if ok else 'FAIL'}")
     print(f"  NaN interval bounds: {nan}  {'PASS' if nan == 0 else 'FAIL'}")
