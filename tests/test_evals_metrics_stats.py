@@ -51,6 +51,9 @@ def test_seeded_and_errors():
         cluster_bootstrap_mean(v, c[:3])
     p = cluster_bootstrap_proportion([True, False, True, True], ["a", "a", "b", "b"], reps=200)
     assert p.value == 0.75 and p.method.startswith("proportion")
+    assert np.isnan(p.ci_low) and "not estimable" in p.method  # 2 prompts
+    one = cluster_bootstrap_proportion(np.ones(40, bool), np.repeat(np.arange(8), 5), reps=200)
+    assert one.value == 1.0 and one.ci_low < 0.95 and one.ci_high == pytest.approx(1.0)  # never [1, 1]
     idx = cluster_resample(c, reps=3, seed=0)
     assert all(len(ix) == 10 and all((ix[::2] // 2) == (ix[1::2] // 2)) for ix in idx)
 

@@ -18,7 +18,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from t2i_audit.errors import InputError
-from t2i_audit.stats.clusters import cluster_draw_matrix, cluster_draws, cluster_rows, wilson_bounds
+from t2i_audit.stats.clusters import (
+    cluster_draw_matrix,
+    cluster_draws,
+    cluster_rows,
+    share_interval,
+    wilson_bounds,
+)
 
 DEFAULT_REPS = 2000
 LEVEL = 0.95
@@ -132,12 +138,18 @@ def cluster_bootstrap_mean(values, clusters=None, *, reps: int = DEFAULT_REPS, s
 
 def cluster_bootstrap_proportion(passed, clusters=None, *, reps: int = DEFAULT_REPS, seed: int = 0,
                                  level: float = LEVEL) -> IntervalEstimate:
-    """Share of True in ``passed`` with a cluster-bootstrap interval (see cluster_bootstrap_mean)."""
+    """Share of True in ``passed`` with the shares' one interval rule (``stats.clusters.share_interval``,
+    prompts as a sample): a Wilson interval on the effective n from the cluster bootstrap's design
+    effect, so a share of 0 or 1 keeps a width; not estimable below ``MIN_PROMPTS`` prompts."""
     p = np.asarray(passed)
     if p.dtype != bool and p.size and not np.isin(p, (0, 1)).all():
         raise InputError("passed: expected booleans or 0/1 values")
-    e = cluster_bootstrap_mean(p.astype(np.float64), clusters, reps=reps, seed=seed, level=level)
-    return IntervalEstimate(e.value, e.ci_low, e.ci_high, e.n_clusters, e.n, e.method.replace("mean;", "proportion;", 1))
+    value, boot, k, n = cluster_bootstrap_draws(p.astype(np.float64), clusters, reps=reps, seed=seed)
+    lo, hi, _, _, note = share_interval(value, boot if boot.size else np.full(2, value), n, k, level=level)
+    method = (f"proportion; {note}" if note else
+              f"proportion; {int(level * 100)}% Wilson interval on the effective n (cluster bootstrap over "
+              f"prompts, {reps} reps, seed {seed}; t quantile on prompts - 1 df)")
+    return IntervalEstimate(value, float(lo), float(hi), k, n, method)
 
 
 def wilson_interval(k: int, n: int, level: float = LEVEL, *, nan_if_empty: bool = False) -> tuple[float, float]:

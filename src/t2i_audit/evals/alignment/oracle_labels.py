@@ -21,7 +21,7 @@ import pandas as pd
 from t2i_audit.stats.resampling import cluster_bootstrap_proportion
 
 TRUTH_METHOD = ("PictoWorld oracle on every (image, question) pair: share right among pairs it can read; 95% "
-                "percentile cluster bootstrap over prompts ({reps} reps)")
+                "Wilson interval on the effective n (design effect from a cluster bootstrap over prompts, {reps} reps)")
 
 
 def sample_pairs(answers: pd.DataFrame, n_per_skill: int, seed: int = 0) -> np.ndarray:

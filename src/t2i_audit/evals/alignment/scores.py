@@ -16,8 +16,9 @@ Per image (``whole-prompt`` questions only in VQAScore, every other question in 
 
 Per prompt: the mean over the prompt's images. Overall: the image-weighted mean with a 95%
 percentile cluster bootstrap over prompts (``stats.resampling``); the estimand treats the suite's
-prompts as a sample of the ways to ask. Per skill: the share of correct answers (and mean
-``p_right``) among the skill's (image, question) pairs, with the same cluster interval.
+prompts as a sample of the ways to ask. Per skill: the share of correct answers among the skill's
+(image, question) pairs with the shares' interval rule (a Wilson interval on the effective n, not
+estimable below 5 prompts: ``stats.clusters.share_interval``), and the mean ``p_right``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from t2i_audit.stats.resampling import DEFAULT_REPS, cluster_bootstrap_mean, clu
 SCORES = ("vqascore", "tifa", "dsg", "dsg_gated", "soft_tifa_am", "soft_tifa_gm")
 WHOLE = "whole-prompt"
 ESTIMAND = ("prompts treated as a sample of the ways to ask (between-prompt variation in the interval): "
-            "95% percentile cluster bootstrap over prompts")
+            "95% percentile cluster bootstrap over prompts for scores; shares: a Wilson interval on the "
+            "effective n (design effect from that bootstrap, t quantile on prompts - 1 df)")
 
 
 def prepare(answers: pd.DataFrame) -> pd.DataFrame:
