@@ -48,6 +48,19 @@ def abstention_by_class(outcomes: list[dict], truths: list[dict]) -> str:
     return "abstention by true class: " + " | ".join(parts)
 
 
+def row_failures(rows: list[dict], cond: str) -> list[str]:
+    """The attributes of one condition that miss its bars. NaN < x is False, so an attribute whose every
+    reading abstained (NaN accuracy) or whose abstention is NaN fails explicitly."""
+    min_acc, max_abst = BARS["clean" if cond == "clean" else "corrupted"]
+    out = []
+    for r in rows:
+        acc, abst = r["accuracy"], r["abstain_rate"]
+        if not (np.isfinite(acc) and acc >= min_acc) or not np.isfinite(abst) \
+                or (max_abst is not None and abst > max_abst):
+            out.append(f"{cond}/{r['attribute']}" + ("" if np.isfinite(acc) else " (no answered reading)"))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=5000)
@@ -78,13 +91,7 @@ def main() -> None:
         print()
         print(format_table(rows, f"{cond}  (oracle {args.n / t_read:.0f} img/s per CPU-second, one thread)"))
         print(abstention_by_class(outcomes, truths))
-        min_acc, max_abst = BARS["clean" if cond == "clean" else "corrupted"]
-        for r in rows:
-            acc, abst = r["accuracy"], r["abstain_rate"]
-            # NaN < x is False: an attribute whose every reading abstained has NaN accuracy; fail it
-            if not (np.isfinite(acc) and acc >= min_acc) or not np.isfinite(abst) \
-                    or (max_abst is not None and abst > max_abst):
-                failures.append(f"{cond}/{r['attribute']}" + ("" if np.isfinite(acc) else " (no answered reading)"))
+        failures += row_failures(rows, cond)
     print()
     print("bars: clean >= 99.5% accurate and <= 0.5% abstention; corrupted >= 97% accurate on "
           "non-abstained (abstention reported)")
