@@ -8,11 +8,12 @@ caption in the world's grammar ("a red circle left of a blue square"): the *stat
 "Is there a person?" a few shape captions; for a count of several distinct objects, each object
 alone). With cosine similarities s_j of the image to each caption,
 
-    P(yes) = exp(s_0 / T) / sum_j exp(s_j / T)          (T = temperature, default 1/18.87)
+    P(yes) = exp(s_0 / T) / sum_j exp(s_j / T)          (T = temperature, default 1 / the CLIP's logit scale)
 
 i.e. the statement's probability renormalised over itself and its alternatives ("yes_vs_no"
 normalisation: the probability mass is shared between the yes reading and its no readings, never
-taken over a vocabulary). The default T is the CLIP's own learned logit scale (18.87).
+taken over a vocabulary). The default T is read from the CLIP's own learned logit scale (18.87 for
+the bundled one), so another CLIP directory brings its own.
 The whole-prompt question takes the minimum of P(yes) over every field of the context (every part
 holds). Questions without a spec (benchmark files) are refused: this judge reads PictoWorld only.
 """
@@ -26,7 +27,6 @@ from t2i_audit.errors import InputError
 from t2i_audit.world.captions import join_list, person_phrase
 from t2i_audit.world.vocab import COLORS, NUMBER_WORDS, POSITIONS, PRESENTATIONS, PROFESSIONS, SHAPES, SKINS
 
-DEFAULT_T = 1 / 18.868616
 RELATIONS = ("left of", "right of", "above", "below")
 POSITION_PHRASE = {"left": "on the left", "right": "on the right", "top": "at the top",
                    "bottom": "at the bottom", "centre": "in the centre"}
@@ -105,7 +105,7 @@ def focuses(ctx: dict) -> list[list]:
 class BundledJudge:
     normalisation = "yes_vs_no"
 
-    def __init__(self, spec: str, extractor, temperature: float = DEFAULT_T):
+    def __init__(self, spec: str, extractor, temperature: float):
         if not temperature > 0:
             raise InputError(f"judge {spec!r}: temperature must be > 0, got {temperature}")
         self.spec, self.ex, self.t = spec, extractor, float(temperature)
@@ -180,9 +180,11 @@ def make_bundled_judge(spec: str, options: dict) -> BundledJudge:
 
     _, _, path = spec.partition(":")
     opts = dict(options)
-    t = float(opts.pop("temperature", DEFAULT_T))
+    t = opts.pop("temperature", None)
     if opts:
         raise InputError(f"judge {spec!r}: unknown option(s) {', '.join(sorted(opts))}; the bundled judge takes "
                          "temperature")
     ex = load_extractor(f"bundled-clip:{path}" if path else "bundled-clip")
-    return BundledJudge(spec, ex, t)
+    if t is None:  # the CLIP's own learned temperature
+        t = 1.0 / float(ex.model.logit_scale.detach().exp())
+    return BundledJudge(spec, ex, float(t))
